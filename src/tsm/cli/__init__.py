@@ -1,0 +1,1 @@
+"""The ``tsm`` command line."""

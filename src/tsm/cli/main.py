@@ -1,0 +1,42 @@
+"""``tsm``: one command with subcommands; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tsm.version import __version__
+
+# Each module defines ``register(subparsers)``, which adds its parser and sets ``handler``.
+COMMAND_MODULES = ("tsm.cli.demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsm",
+        description="Temporal Shift Module: train, evaluate, stream and export TSM video models.",
+    )
+    parser.add_argument("--version", action="version", version=f"tsm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, FileNotFoundError, TypeError, RuntimeError) as error:
+        print(f"tsm {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

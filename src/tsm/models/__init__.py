@@ -1,0 +1,19 @@
+"""TSM networks: backbone surgery, the recognizer, the model registry."""
+
+from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
+from tsm.models.recognizer import Recognizer
+from tsm.models.registry import create_model, list_models, model_config
+from tsm.models.surgery import add_temporal_pool, is_temporal, make_temporal_shift, shifted_modules
+
+__all__ = [
+    "SUPPORTED_BACKBONES",
+    "Recognizer",
+    "add_temporal_pool",
+    "build_backbone",
+    "create_model",
+    "is_temporal",
+    "list_models",
+    "make_temporal_shift",
+    "model_config",
+    "shifted_modules",
+]

@@ -1,0 +1,155 @@
+"""The TSN-style recognizer: a (TSM) 2D backbone over all frames, a new fc, mean over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
+from tsm.models.surgery import PLACEMENTS, Placement, add_temporal_pool, make_temporal_shift
+from tsm.ops import SHIFT_MODES, ShiftMode
+
+
+class Recognizer(nn.Module):
+    """Action recognizer: clips (N, T, 3, H, W) -> class logits (N, num_classes).
+
+    All N*T frames go through the 2D backbone as one batch; the head is Dropout + ``new_fc``
+    (normal init, std 0.001, bias 0) and the clip score is the mean of the per-frame logits
+    (T/2 of them with temporal pooling). ``shift=False`` gives the TSN baseline. Attribute names
+    (``base_model``, ``new_fc``) follow the reference so checkpoints map one to one.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_segments: int = 8,
+        backbone: str = "resnet50",
+        shift: bool = True,
+        fold_div: int = 8,
+        place: Placement = "blockres",
+        temporal_pool: bool = False,
+        mode: ShiftMode = "bidirectional",
+        dropout: float = 0.5,
+        partial_bn: bool = False,
+        pretrained: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if not isinstance(num_segments, int) or num_segments < 1:
+            raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
+        if backbone not in SUPPORTED_BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}: supported are {', '.join(SUPPORTED_BACKBONES)}")
+        if mode not in SHIFT_MODES:
+            raise ValueError(f"unknown shift mode {mode!r}: use one of {', '.join(SHIFT_MODES)}")
+        if place not in PLACEMENTS:
+            raise ValueError(f"unknown shift placement {place!r}: use one of {', '.join(PLACEMENTS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.config: dict[str, Any] = {
+            "num_classes": num_classes,
+            "num_segments": num_segments,
+            "backbone": backbone,
+            "shift": shift,
+            "fold_div": fold_div,
+            "place": place,
+            "temporal_pool": temporal_pool,
+            "mode": mode,
+            "dropout": dropout,
+            "partial_bn": partial_bn,
+        }
+        self.num_classes = num_classes
+        self.num_segments = num_segments
+        self.partial_bn = partial_bn
+        self.base_model, feature_dim = build_backbone(backbone, pretrained)
+        if shift:
+            make_temporal_shift(self.base_model, num_segments, fold_div, place, temporal_pool, mode)
+        elif temporal_pool:  # the reference's "TSN + temporal pooling" ablation
+            add_temporal_pool(self.base_model, num_segments)
+        self.output_segments = (num_segments + 1) // 2 if temporal_pool else num_segments
+        self.dropout = nn.Dropout(p=dropout)
+        self.new_fc = nn.Linear(feature_dim, num_classes)
+        nn.init.normal_(self.new_fc.weight, 0.0, 0.001)
+        nn.init.zeros_(self.new_fc.bias)
+
+    @property
+    def is_online(self) -> bool:
+        """True for uni-directional (online) TSM, which can run on a stream frame by frame."""
+        return self.config["shift"] and self.config["mode"] == "unidirectional"
+
+    def _check_clips(self, clips: Tensor) -> None:
+        if clips.dim() != 5:
+            raise ValueError(
+                f"Recognizer expects clips shaped (N, T, C, H, W), got shape {tuple(clips.shape)}"
+            )
+        if clips.shape[1] != self.num_segments:
+            raise ValueError(
+                f"the clips have T={clips.shape[1]} frames but the model was built with "
+                f"num_segments={self.num_segments}; sample {self.num_segments} frames per clip, or build "
+                f"the model with num_segments={clips.shape[1]}"
+            )
+
+    def forward_frames(self, clips: Tensor) -> Tensor:
+        """Per-frame logits (N, T', num_classes) before the temporal mean (T' = T/2 with tpool)."""
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            self._check_clips(clips)
+        frames = clips.flatten(0, 1)
+        features = self.base_model(frames)
+        logits = self.new_fc(self.dropout(features))
+        return logits.reshape(-1, self.output_segments, self.num_classes)
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return self.forward_frames(clips).mean(dim=1)
+
+    def train(self, mode: bool = True) -> Recognizer:
+        """Switch train/eval mode; with partial BN, every BatchNorm but the first stays frozen."""
+        super().train(mode)
+        if mode and self.partial_bn:
+            batch_norms = [
+                m for m in self.base_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            ]
+            for bn in batch_norms[1:]:
+                bn.eval()
+                bn.weight.requires_grad_(False)
+                bn.bias.requires_grad_(False)
+        return self
+
+    def param_groups(self, lr: float, weight_decay: float, fc_lr5: bool = False) -> list[dict[str, Any]]:
+        """Optimizer parameter groups of the reference recipe; every parameter exactly once.
+
+        Conv/linear weights: lr, weight decay. Biases: 2x lr, no decay. BatchNorm: lr, no decay.
+        With ``fc_lr5`` the new fc's weight gets 5x lr and its bias 10x lr (fine-tuning recipe).
+        """
+        groups: dict[str, tuple[float, float, list[nn.Parameter]]] = {
+            "weight": (1.0, 1.0, []),
+            "bias": (2.0, 0.0, []),
+            "norm": (1.0, 0.0, []),
+        }
+        if fc_lr5:
+            groups["fc_weight"] = (5.0, 1.0, [self.new_fc.weight])
+            groups["fc_bias"] = (10.0, 0.0, [self.new_fc.bias])
+        fc_params = {id(self.new_fc.weight), id(self.new_fc.bias)} if fc_lr5 else set()
+        for module in self.modules():
+            is_norm = isinstance(module, nn.modules.batchnorm._BatchNorm | nn.GroupNorm | nn.LayerNorm)
+            for name, param in module.named_parameters(recurse=False):
+                if id(param) in fc_params:
+                    continue
+                if is_norm:
+                    groups["norm"][2].append(param)
+                else:
+                    groups["bias" if name == "bias" else "weight"][2].append(param)
+        return [
+            {
+                "name": name,
+                "params": params,
+                "lr": lr * lr_mult,
+                "weight_decay": weight_decay * decay_mult,
+                "lr_mult": lr_mult,
+                "decay_mult": decay_mult,
+            }
+            for name, (lr_mult, decay_mult, params) in groups.items()
+            if params
+        ]
