@@ -2,7 +2,9 @@
 
 from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
 from tsm.models import (
+    LabelSmoother,
     Recognizer,
+    StreamingRecognizer,
     create_model,
     list_models,
     make_temporal_shift,
@@ -12,7 +14,9 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "LabelSmoother",
     "Recognizer",
+    "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
     "__version__",
