@@ -12,7 +12,9 @@ from tsm.data import (
 )
 from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
 from tsm.models import (
+    LabelSmoother,
     Recognizer,
+    StreamingRecognizer,
     create_model,
     list_models,
     make_temporal_shift,
@@ -22,7 +24,9 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "LabelSmoother",
     "Recognizer",
+    "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
     "VideoDataset",
