@@ -1,8 +1,20 @@
 """tsm: the Temporal Shift Module (Lin, Gan & Han, ICCV 2019) for efficient video understanding."""
 
+from tsm.data import (
+    VideoDataset,
+    build_pipeline,
+    default_data_config,
+    generate_synthetic_dataset,
+    load_clip,
+    probe,
+    read_frames,
+    segment_indices,
+)
 from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
 from tsm.models import (
+    LabelSmoother,
     Recognizer,
+    StreamingRecognizer,
     create_model,
     list_models,
     make_temporal_shift,
@@ -12,15 +24,25 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "LabelSmoother",
     "Recognizer",
+    "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "VideoDataset",
     "__version__",
+    "build_pipeline",
     "create_model",
+    "default_data_config",
+    "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
+    "load_clip",
     "make_temporal_shift",
+    "probe",
+    "read_frames",
     "save_checkpoint",
+    "segment_indices",
     "temporal_pool",
     "temporal_shift",
 ]
