@@ -22,15 +22,36 @@ from tsm.models import (
 from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
+# The training engine needs Lightning, which takes seconds to import: load it on first use.
+_ENGINE_NAMES = (
+    "RecognizerModule",
+    "VideoDataModule",
+    "average_views",
+    "multi_view_scores",
+    "write_evaluation_report",
+)
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_NAMES:
+        import tsm.engine
+
+        return getattr(tsm.engine, name)
+    raise AttributeError(f"module 'tsm' has no attribute {name!r}")
+
+
 __all__ = [
     "CheckpointInfo",
     "LabelSmoother",
     "Recognizer",
+    "RecognizerModule",
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "VideoDataModule",
     "VideoDataset",
     "__version__",
+    "average_views",
     "build_pipeline",
     "create_model",
     "default_data_config",
@@ -39,10 +60,12 @@ __all__ = [
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
+    "multi_view_scores",
     "probe",
     "read_frames",
     "save_checkpoint",
     "segment_indices",
     "temporal_pool",
     "temporal_shift",
+    "write_evaluation_report",
 ]

@@ -8,6 +8,7 @@ FILE.yaml`` (repeatable), dotted overrides such as ``--model.lr 0.02 --data.batc
 from __future__ import annotations
 
 import argparse
+
 SUBCOMMANDS = {
     "fit": "train a model (YAML config + overrides; resume with --ckpt_path last)",
     "validate": "evaluate a model on the validation split",

@@ -1,6 +1,7 @@
 """Training and evaluation on PyTorch Lightning: the LightningModule, data module, optimizer and
 schedules, multi-view evaluation and its report."""
 
+from tsm.engine.datamodule import VideoDataModule
 from tsm.engine.evaluation import (
     EvaluationMetrics,
     average_views,
@@ -15,6 +16,7 @@ __all__ = [
     "EvaluationMetrics",
     "RecognizerModule",
     "TrainingDiverged",
+    "VideoDataModule",
     "average_views",
     "build_optimizer",
     "build_scheduler",

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 
@@ -54,19 +53,25 @@ class EvaluationMetrics:
 
 
 def compute_metrics(scores: Tensor, labels: Tensor, num_classes: int) -> EvaluationMetrics:
-    """Top-1, top-5 (top-K when there are fewer than 5 classes) and mean per-class accuracy."""
+    """Top-1, top-5 (top-K when there are fewer than 5 classes) and mean per-class accuracy.
+
+    The mean per-class accuracy averages the recall of the classes present in ``labels`` (as
+    MMAction2 does); a class with no test clip does not count as 0.
+    """
     if len(scores) == 0:
         raise ValueError("no test clips were evaluated: the test set is empty or every sample failed")
-    k = min(5, num_classes)
 
-    def accuracy(top_k: int, average: str) -> float:
-        value = multiclass_accuracy(scores, labels, num_classes, average=average, top_k=top_k)
-        return 100.0 * float(value)
+    def top_k_accuracy(top_k: int) -> float:
+        return 100.0 * float(multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=top_k))
 
+    matrix = confusion_matrix(scores, labels, num_classes)
+    clips_per_class = matrix.sum(dim=1)
+    present = clips_per_class > 0
+    recall = matrix.diagonal()[present].double() / clips_per_class[present]
     return EvaluationMetrics(
-        top1=accuracy(1, "micro"),
-        top5=accuracy(k, "micro"),
-        mean_class_accuracy=accuracy(1, "macro"),
+        top1=top_k_accuracy(1),
+        top5=top_k_accuracy(min(5, num_classes)),
+        mean_class_accuracy=100.0 * float(recall.mean()),
         num_clips=len(labels),
     )
 
@@ -76,7 +81,9 @@ def confusion_matrix(scores: Tensor, labels: Tensor, num_classes: int) -> Tensor
     return multiclass_confusion_matrix(scores, labels, num_classes)
 
 
-def plot_confusion_matrix(matrix: Tensor, class_names: Sequence[str], path: str | Path, title: str = "") -> None:
+def plot_confusion_matrix(
+    matrix: Tensor, class_names: Sequence[str], path: str | Path, title: str = ""
+) -> None:
     """Save the confusion matrix (rows: true class, columns: predicted) as a PNG."""
     import matplotlib
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from tsm.data import VideoBatch
 from tsm.engine.evaluation import ViewAverage, multi_view_scores, write_evaluation_report
 from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
 from tsm.models import Recognizer, create_model
@@ -86,21 +88,46 @@ class RecognizerModule(pl.LightningModule):
         self.train_top1 = MulticlassAccuracy(num_classes, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
+        self.failures: list[Any] = []  # samples the data pipeline could not load this epoch
         self._test_scores: list[Tensor] = []
         self._test_labels: list[Tensor] = []
-        self._test_names: list[str] = []
         self._step_started: float | None = None
         self.test_metrics: dict[str, float] = {}
 
     def forward(self, clips: Tensor) -> Tensor:
         return multi_view_scores(self.model, clips, self.hparams.view_average)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move clips and labels; a :class:`VideoBatch`'s failure records stay on the CPU as they are."""
+        if isinstance(batch, VideoBatch):
+            return batch._replace(clips=batch.clips.to(device), labels=batch.labels.to(device))
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """(clips, labels) of a batch; a :class:`tsm.data.VideoBatch` also brings its failed samples."""
+        clips, labels = batch[0], batch[1]
+        if len(batch) > 2:
+            self.failures.extend(batch[2])
+        return clips, labels
+
+    def _report_failures(self, stage: str) -> None:
+        """Report the samples that failed to load, once per epoch (training replaced them,
+        evaluation left them out of the metrics)."""
+        if self.failures:
+            action = "replaced by other samples" if stage == "train" else "excluded from the metrics"
+            listed = "\n  ".join(str(failure) for failure in self.failures[:20])
+            more = f"\n  ... {len(self.failures) - 20} more" if len(self.failures) > 20 else ""
+            rank_zero_warn(
+                f"{stage}: {len(self.failures)} samples failed to load ({action}):\n  {listed}{more}"
+            )
+        self.failures = []
+
     # -- training -------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._step_started = time.perf_counter()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        clips, labels = batch[0], batch[1]
+        clips, labels = self._unpack(batch)
         logits = self.model(clips)
         loss = self.criterion(logits, labels)
         diverged = not bool(torch.isfinite(loss.detach()))
@@ -121,14 +148,22 @@ class RecognizerModule(pl.LightningModule):
             self.log("clips_per_s", len(labels) / seconds, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        self._report_failures("train")
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        clips, labels = batch[0], batch[1]
+        clips, labels = self._unpack(batch)
+        if len(labels) == 0:
+            return
         scores = self(clips)
         self.val_top1(scores, labels)
         self.val_top5(scores, labels)
         self.log("val/loss", self.criterion(scores, labels), batch_size=len(labels), sync_dist=True)
         self.log("val/top1", self.val_top1, prog_bar=True, batch_size=len(labels))
         self.log("val/top5", self.val_top5, batch_size=len(labels))
+
+    def on_validation_epoch_end(self) -> None:
+        self._report_failures("validation")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -150,19 +185,30 @@ class RecognizerModule(pl.LightningModule):
 
     # -- testing --------------------------------------------------------------------------------
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        clips, labels = batch[0], batch[1]
-        names = batch[2] if len(batch) > 2 else None
-        scores = self(clips).float()
-        self._test_scores.append(scores.cpu())
+        clips, labels = self._unpack(batch)
+        if len(labels) == 0:
+            return
+        self._test_scores.append(self(clips).float().cpu())
         self._test_labels.append(labels.cpu())
-        if names is not None:
-            self._test_names.extend(str(name) for name in names)
 
     def on_test_epoch_start(self) -> None:
-        self._test_scores, self._test_labels, self._test_names = [], [], []
+        self._test_scores, self._test_labels, self.failures = [], [], []
+
+    def _test_sample_names(self, count: int) -> list[str]:
+        """Paths of the evaluated samples in the order they came (the loader's sampler order,
+        without the failed ones); empty when the dataset has no ``records``."""
+        loader = self.trainer.test_dataloaders
+        loader = loader[0] if isinstance(loader, list | tuple) else loader
+        records = getattr(loader.dataset, "records", None)
+        if records is None or loader.batch_sampler is None:
+            return []
+        failed = {failure.index for failure in self.failures}
+        order = [index for batch in loader.batch_sampler for index in batch if index not in failed]
+        return [records[index].path for index in order[:count]]
 
     def on_test_epoch_end(self) -> None:
         scores, labels, names = self._gather_test_outputs()
+        self._report_failures("test")
         if self.trainer.is_global_zero:
             metrics = write_evaluation_report(
                 self.report_dir, scores, labels, self.class_names, names or None, self.hparams.model
@@ -182,7 +228,7 @@ class RecognizerModule(pl.LightningModule):
         num_classes = self.hparams.num_classes
         scores = torch.cat(self._test_scores) if self._test_scores else torch.empty(0, num_classes)
         labels = torch.cat(self._test_labels) if self._test_labels else torch.empty(0, dtype=torch.long)
-        names = list(self._test_names)
+        names = self._test_sample_names(len(labels))
         if self.trainer.world_size > 1:
             parts = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(parts, (scores, labels, names))

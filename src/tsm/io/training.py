@@ -30,7 +30,9 @@ class ExportNativeCheckpoints(pl.Callback):
         if not trainer.is_global_zero or not isinstance(pl_module, RecognizerModule):
             return
         checkpointing = trainer.checkpoint_callback
-        folder = self.dirpath or (checkpointing.dirpath if checkpointing else None) or trainer.default_root_dir
+        folder = (
+            self.dirpath or (checkpointing.dirpath if checkpointing else None) or trainer.default_root_dir
+        )
         folder = Path(folder)
         meta = {"class_names": pl_module.class_names, "data_config": pl_module.data_config}
         self.written["last"] = save_checkpoint(folder / "last.safetensors", pl_module.model, **meta)
@@ -38,6 +40,8 @@ class ExportNativeCheckpoints(pl.Callback):
         if best_path:
             state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
             best = copy.deepcopy(pl_module.model).cpu()
-            weights = {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+            weights = {
+                k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)
+            }
             load_weights(best, weights)
             self.written["best"] = save_checkpoint(folder / "best.safetensors", best, **meta)
