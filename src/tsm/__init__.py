@@ -1,6 +1,7 @@
 """tsm: the Temporal Shift Module (Lin, Gan & Han, ICCV 2019) for efficient video understanding."""
 
-from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
+from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from tsm.io.convert import convert_checkpoint
 from tsm.models import (
     Recognizer,
     create_model,
@@ -15,7 +16,9 @@ __all__ = [
     "Recognizer",
     "TemporalPool",
     "TemporalShift",
+    "UnsafeCheckpointError",
     "__version__",
+    "convert_checkpoint",
     "create_model",
     "list_models",
     "load_checkpoint",
