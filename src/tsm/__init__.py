@@ -3,7 +3,9 @@
 from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from tsm.io.convert import convert_checkpoint
 from tsm.models import (
+    LabelSmoother,
     Recognizer,
+    StreamingRecognizer,
     create_model,
     list_models,
     make_temporal_shift,
@@ -13,7 +15,9 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "LabelSmoother",
     "Recognizer",
+    "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
     "UnsafeCheckpointError",

@@ -1,0 +1,245 @@
+"""Online TSM: run a uni-directional Recognizer on live streams, one frame at a time.
+
+A uni-directional shift gives frame t the first ``C // fold_div`` channels of frame t-1 (zeros at
+t = 0). On a stream, each shifted layer therefore only has to remember those channels of the
+previous frame: a cache of 1/fold_div of one frame's activations. Frame t then costs one pass of
+the 2D network, and its logits equal the offline model's per-frame logits of frame t on frames
+0..t (the offline model's zero padding at t = 0 is an all-zero cache).
+
+:class:`StreamingStep` is the pure function ``(frames, *caches) -> (logits, *new_caches)``
+(what ONNX/TorchScript exports); :class:`StreamingRecognizer` keeps the caches between calls,
+one row per stream, with full or partial resets, and optionally smooths labels over time.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from tsm.models.recognizer import Recognizer
+from tsm.ops import TemporalShift
+
+
+class _CacheSlots:
+    """Caches handed to the shifted layers during one step: ``inputs`` read, ``outputs`` written."""
+
+    def __init__(self, count: int) -> None:
+        self.inputs: list[Tensor] = []
+        self.outputs: list[Tensor | None] = [None] * count
+
+
+class CachedShift(nn.Module):
+    """One frame of a uni-directional shift: channels ``[0, fold)`` come from the cached frame.
+
+    Replaces a :class:`~tsm.ops.TemporalShift` in a streaming copy of the network; the wrapped
+    module ``net`` (and so its weights) is shared with the original model.
+    """
+
+    def __init__(self, net: nn.Module, fold_div: int, slots: _CacheSlots, index: int) -> None:
+        super().__init__()
+        self.net = net
+        self.fold_div = fold_div
+        self.index = index
+        self._slots = slots
+
+    def forward(self, x: Tensor) -> Tensor:
+        fold = x.shape[1] // self.fold_div
+        current = x[:, :fold]
+        # A copy, so that no later in-place op on ``x`` can change what the next frame sees.
+        self._slots.outputs[self.index] = current.clone()
+        # No caches given: the first frame of new streams, which sees zeros (offline zero padding).
+        previous = self._slots.inputs[self.index] if self._slots.inputs else torch.zeros_like(current)
+        return self.net(torch.cat([previous, x[:, fold:]], dim=1))
+
+    def extra_repr(self) -> str:
+        return f"fold_div={self.fold_div}, cache={self.index}"
+
+
+def check_streamable(model: nn.Module) -> None:
+    """Raise ``ValueError`` explaining why ``model`` cannot run frame by frame, if it cannot."""
+    if not isinstance(model, Recognizer):
+        raise TypeError(f"streaming needs a tsm.Recognizer, got {type(model).__name__}")
+    config = model.config
+    if config.get("temporal_pool"):
+        raise ValueError(
+            "a model with temporal pooling cannot stream: it max-pools over neighbouring frames "
+            "(including the next one) and halves the frame rate; use a model built with temporal_pool=False"
+        )
+    if config.get("shift") and config.get("mode") != "unidirectional":
+        raise ValueError(
+            f"a {config.get('mode')} TSM model cannot stream: its shift gives every frame channels of "
+            "the NEXT frame, which a live stream does not have yet. Use an online (uni-directional) "
+            "model, e.g. tsm.create_model('tsm_online_mobilenet_v2', ...) or mode='unidirectional'"
+        )
+
+
+class StreamingStep(nn.Module):
+    """The streaming network as a pure function: ``(frames, *caches) -> (logits, *new_caches)``.
+
+    ``frames``: (B, 3, H, W), one new frame per stream. ``caches``: one (B, C_i // fold_div, H_i,
+    W_i) tensor per shifted layer, in forward order (zeros at the start of a stream). Shares its
+    weights with ``model``; the model itself is left unchanged.
+    """
+
+    def __init__(self, model: Recognizer) -> None:
+        super().__init__()
+        check_streamable(model)
+        # Copy the module tree but not the tensors: parameters and buffers stay shared.
+        shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+        network = copy.deepcopy(model, memo=shared)
+        shifts = [(name, m) for name, m in network.named_modules() if isinstance(m, TemporalShift)]
+        self._slots = _CacheSlots(len(shifts))
+        for index, (name, shift) in enumerate(shifts):
+            network.set_submodule(name, CachedShift(shift.net, shift.fold_div, self._slots, index))
+        self.base_model = network.base_model
+        self.new_fc = network.new_fc
+        self.num_caches = len(shifts)
+        self.eval()
+
+    def forward(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]:
+        """One frame per stream; no ``caches`` means new streams (all caches zero)."""
+        if caches and len(caches) != self.num_caches:
+            raise ValueError(f"expected {self.num_caches} caches (one per shifted layer), got {len(caches)}")
+        self._slots.inputs = list(caches)
+        try:
+            logits = self.new_fc(self.base_model(frames))
+            new_caches = list(self._slots.outputs)
+        finally:
+            self._slots.inputs = []
+            self._slots.outputs = [None] * self.num_caches
+        return (logits, *new_caches)
+
+    @torch.no_grad()
+    def cache_shapes(self, frame_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Shapes of the caches for frames of ``frame_shape`` (B, 3, H, W), found by one step."""
+        device = next(self.parameters()).device
+        _, *caches = self(torch.zeros(*frame_shape, device=device))
+        return [tuple(cache.shape) for cache in caches]
+
+
+class LabelSmoother:
+    """The reference demo's label smoothing, per stream, off by default.
+
+    The candidate label is the argmax of the sum of the last ``window`` logits; the shown label
+    changes only when the last ``agree`` candidates are the same (the first frame after a reset
+    shows its candidate). ``window=12, agree=2`` is the reference demo's setting.
+    """
+
+    def __init__(self, window: int = 1, agree: int = 1) -> None:
+        for name, value in (("window", window), ("agree", agree)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"smoothing {name} must be a positive int, got {value!r}")
+        self.window = window
+        self.agree = agree
+        self._logits: Tensor | None = None  # (window, B, K) ring buffer, zero rows when unused
+        self._candidates: Tensor | None = None  # (agree, B) ring buffer, -1 when unused
+        self._labels: Tensor | None = None  # (B,), -1 before the first frame
+        self._position = 0
+
+    def update(self, logits: Tensor) -> Tensor:
+        """Add one frame's logits (B, K); return the smoothed label of every stream (B,)."""
+        if self._logits is None or self._logits.shape[1:] != logits.shape:
+            self._logits = logits.new_zeros(self.window, *logits.shape)
+            self._candidates = torch.full((self.agree, logits.shape[0]), -1, device=logits.device)
+            self._labels = torch.full((logits.shape[0],), -1, device=logits.device)
+        self._logits[self._position % self.window] = logits
+        candidate = self._logits.sum(dim=0).argmax(dim=1)
+        self._candidates[self._position % self.agree] = candidate
+        agreed = (self._candidates == candidate).all(dim=0) | (self._labels < 0)
+        self._labels = torch.where(agreed, candidate, self._labels)
+        self._position += 1
+        return self._labels
+
+    @property
+    def labels(self) -> Tensor | None:
+        """The label shown for each stream (B,); None before the first update."""
+        return self._labels
+
+    def reset(self, stream_ids: Sequence[int] | Tensor | None = None) -> None:
+        """Forget the history of the given streams (all when ``None``)."""
+        if stream_ids is None or self._logits is None:
+            self._logits = self._candidates = self._labels = None
+            return
+        stream_ids = torch.as_tensor(stream_ids, dtype=torch.long, device=self._logits.device)
+        self._logits[:, stream_ids] = 0
+        self._candidates[:, stream_ids] = -1
+        self._labels = self._labels.index_fill(0, stream_ids, -1)  # the caller may hold the old one
+
+
+class StreamingRecognizer(nn.Module):
+    """Run a uni-directional :class:`~tsm.Recognizer` on B live streams, one frame at a time.
+
+    ``step(frames)`` takes one new frame per stream (B, 3, H, W) and returns that frame's logits
+    (B, num_classes), equal to the offline model's per-frame logits on all frames since the
+    stream's last reset. Each shifted layer caches 1/fold_div of the frame's channels for the next
+    frame; caches are allocated on the first step for its batch size, frame size, dtype and device.
+    ``labels`` holds the (optionally smoothed, see :class:`LabelSmoother`) label of each stream.
+    Bi-directional and temporal-pooling models are refused (they need future frames).
+    """
+
+    def __init__(self, model: Recognizer, smooth_window: int = 1, agree: int = 1) -> None:
+        super().__init__()
+        self.core = StreamingStep(model)
+        self.num_classes = model.num_classes
+        self.smoother = LabelSmoother(smooth_window, agree)
+        self.caches: list[Tensor] | None = None
+        self._frame_format: tuple | None = None  # (shape, dtype, device) the caches were made for
+        self.eval()
+
+    def train(self, mode: bool = True) -> StreamingRecognizer:
+        """Streaming is inference only: train mode (batch statistics, dropout) is refused."""
+        if mode:
+            raise ValueError("StreamingRecognizer runs inference only; train the wrapped Recognizer instead")
+        return super().train(False)
+
+    @property
+    def num_caches(self) -> int:
+        """Number of shifted layers, each with one cache."""
+        return self.core.num_caches
+
+    @property
+    def labels(self) -> Tensor | None:
+        """The current label of each stream (B,), smoothed if asked; None before the first step."""
+        return self.smoother.labels
+
+    def _check_frames(self, frames: Tensor) -> None:
+        if frames.dim() != 4:
+            raise ValueError(
+                f"step expects one frame per stream shaped (B, 3, H, W), got shape {tuple(frames.shape)}"
+            )
+        frame_format = (tuple(frames.shape), frames.dtype, frames.device)
+        if self._frame_format is not None and frame_format != self._frame_format:
+            shape, dtype, device = self._frame_format
+            raise ValueError(
+                f"the streams were started with frames {shape} {dtype} on {device}, got "
+                f"{frame_format[0]} {frames.dtype} on {frames.device}; call reset() to start new streams"
+            )
+
+    @torch.inference_mode()
+    def step(self, frames: Tensor) -> Tensor:
+        """Feed one new frame per stream (B, 3, H, W); return its logits (B, num_classes)."""
+        self._check_frames(frames)
+        logits, *self.caches = self.core(frames, *(self.caches or ()))
+        self._frame_format = (tuple(frames.shape), frames.dtype, frames.device)
+        self.smoother.update(logits)
+        return logits
+
+    @torch.inference_mode()
+    def reset(self, stream_ids: Sequence[int] | Tensor | None = None) -> None:
+        """Start the given streams (all when ``None``) afresh: zero their caches and history."""
+        if stream_ids is None or self._frame_format is None:
+            self.caches = None
+            self._frame_format = None
+            self.smoother.reset()
+            return
+        ids = torch.as_tensor(stream_ids, dtype=torch.long).reshape(-1)
+        streams = self._frame_format[0][0]
+        if ids.numel() and (ids.min() < 0 or ids.max() >= streams):
+            raise ValueError(f"stream ids {ids.tolist()} out of range: there are {streams} streams")
+        for cache in self.caches or ():
+            cache[ids.to(cache.device)] = 0
+        self.smoother.reset(ids)

@@ -1,0 +1,216 @@
+"""Streaming (online) TSM: frame-by-frame logits equal the offline uni-directional model's."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tsm
+from tsm.models import create_model, shifted_modules
+from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep
+
+SIZE = 40
+
+
+def write_video(path: Path, frames: int = 12, size: int = 64) -> Path:
+    """A small H.264 mp4 of a moving gradient and a bouncing square, encoded with PyAV."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        ys, xs = np.mgrid[0:size, 0:size]
+        for t in range(frames):
+            image = np.stack([(xs * 4 + t * 20) % 256, (ys * 4) % 256, np.full_like(xs, 128)], axis=-1)
+            corner = (t * 5) % (size - 16)
+            image[corner : corner + 16, corner : corner + 16] = [255, 32, 0]
+            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def video_frames(tmp_path_factory) -> torch.Tensor:
+    """Decoded frames (T, 3, SIZE, SIZE) of a real H.264 video, ImageNet-normalised."""
+    path = write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+    with av.open(str(path)) as container:
+        images = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    frames = torch.nn.functional.interpolate(frames, size=(SIZE, SIZE), mode="bilinear", antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (frames - mean) / std
+
+
+def online_model(name: str, num_segments: int = 8, **overrides) -> tsm.Recognizer:
+    """An eval-mode model with non-trivial BatchNorm statistics and a large enough head."""
+    model = create_model(name, num_classes=6, num_segments=num_segments, **overrides)
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1, generator=generator)
+            module.running_var.uniform_(0.5, 1.5, generator=generator)
+    torch.nn.init.normal_(model.new_fc.weight, 0, 0.1, generator=generator)
+    return model.eval()
+
+
+def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame logits (T, K) of the offline model run on all of ``frames`` (T, 3, H, W)."""
+    reference = tsm.Recognizer(**{**model.config, "num_segments": frames.shape[0]}).eval()
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        return reference.forward_frames(frames.unsqueeze(0))[0]
+
+
+MODELS = [
+    ("tsm_online_resnet18", {}),
+    ("tsm_online_resnet18", {"place": "block", "fold_div": 4}),
+    ("tsm_online_mobilenet_v2", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides"), MODELS)
+def test_stream_equals_offline_with_resets(video_frames, name, overrides):
+    """Three streams of real video, offset in time; stream 1 is reset at t=3, streams 0 and 2 at t=5."""
+    model = online_model(name, **overrides)
+    streamer = StreamingRecognizer(model)
+    assert streamer.num_caches == len(shifted_modules(model)) > 0
+    steps, offsets = 8, (0, 2, 4)
+    resets = {3: [1], 5: [0, 2]}
+    starts = [0, 0, 0]  # the time step at which each stream last started
+    streamed = []
+    for t in range(steps):
+        if t in resets:
+            streamer.reset(resets[t])
+            for stream in resets[t]:
+                starts[stream] = t
+        batch = torch.stack([video_frames[offset + t] for offset in offsets])
+        streamed.append(streamer.step(batch))
+    streamed = torch.stack(streamed, dim=1)  # (3, steps, K)
+    for stream, offset in enumerate(offsets):
+        for start, end in _segments(stream, resets, steps):
+            expected = offline_frame_logits(model, video_frames[offset + start : offset + end])
+            torch.testing.assert_close(streamed[stream, start:end], expected, rtol=1e-4, atol=1e-5)
+    # Without the caches the result differs: the test sees the temporal path.
+    plain = offline_frame_logits(model, video_frames[:1])[0]
+    assert not torch.allclose(streamed[0, 1], plain, atol=1e-4)
+    assert not torch.allclose(streamed[0, 1], offline_frame_logits(model, video_frames[1:2])[0], atol=1e-4)
+
+
+def _segments(stream: int, resets: dict[int, list[int]], steps: int) -> list[tuple[int, int]]:
+    cuts = [0, *sorted(t for t, ids in resets.items() if stream in ids), steps]
+    return list(itertools.pairwise(cuts))
+
+
+def test_stream_differs_from_bidirectional_and_refuses_it():
+    with pytest.raises(ValueError, match="NEXT frame"):
+        StreamingRecognizer(create_model("tsm_resnet18", num_classes=3))
+    with pytest.raises(ValueError, match="temporal pooling"):
+        StreamingRecognizer(create_model("tsm_resnet50_tpool", num_classes=3, mode="unidirectional"))
+    with pytest.raises(TypeError, match="Recognizer"):
+        StreamingRecognizer(torch.nn.Linear(2, 2))
+
+
+def test_tsn_streams_without_caches(video_frames):
+    model = online_model("tsn_resnet18")
+    streamer = StreamingRecognizer(model)
+    assert streamer.num_caches == 0
+    logits = torch.stack([streamer.step(video_frames[t : t + 1])[0] for t in range(3)])
+    torch.testing.assert_close(logits, offline_frame_logits(model, video_frames[:3]), rtol=1e-4, atol=1e-5)
+
+
+def test_mobilenet_cache_shapes_match_reference_demo():
+    """TSM-FACTS: the online MobileNetV2 caches at 224 px (about 106 KB fp32)."""
+    step = StreamingStep(create_model("tsm_online_mobilenet_v2", num_classes=27))
+    shapes = step.cache_shapes((1, 3, 224, 224))
+    expected = [(1, 3, 56, 56), *[(1, 4, 28, 28)] * 2, *[(1, 8, 14, 14)] * 3]
+    expected += [*[(1, 12, 14, 14)] * 2, *[(1, 20, 7, 7)] * 2]
+    assert shapes == expected
+    assert sum(np.prod(s) for s in shapes) * 4 == pytest.approx(106e3, rel=0.05)
+
+
+def test_caches_are_lazy_and_frame_changes_need_reset():
+    model = online_model("tsm_online_resnet18")
+    streamer = StreamingRecognizer(model)
+    assert streamer.caches is None and streamer.labels is None
+    streamer.step(torch.randn(2, 3, 32, 32))
+    assert [tuple(c.shape) for c in streamer.caches][:2] == [(2, 8, 8, 8), (2, 8, 8, 8)]
+    with pytest.raises(ValueError, match="reset"):
+        streamer.step(torch.randn(2, 3, 48, 48))
+    with pytest.raises(ValueError, match="reset"):
+        streamer.step(torch.randn(3, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        streamer.step(torch.randn(1, 2, 3, 32, 32))
+    with pytest.raises(ValueError, match="out of range"):
+        streamer.reset([2])
+    streamer.reset()
+    assert streamer.step(torch.randn(3, 3, 48, 48)).shape == (3, 6)
+    with pytest.raises(ValueError, match="inference only"):
+        streamer.train()
+
+
+def test_streaming_shares_weights_and_leaves_model_unchanged(video_frames):
+    model = online_model("tsm_online_resnet18", num_segments=4)
+    before = model(video_frames[:4].unsqueeze(0))
+    streamer = StreamingRecognizer(model)
+    torch.testing.assert_close(model(video_frames[:4].unsqueeze(0)), before)
+    assert len(shifted_modules(model)) == 8
+    with torch.no_grad():
+        model.new_fc.bias.add_(1.0)
+    expected = offline_frame_logits(model, video_frames[:1])
+    torch.testing.assert_close(streamer.step(video_frames[:1]), expected, rtol=1e-4, atol=1e-5)
+
+
+def naive_smooth(logits: list[torch.Tensor], window: int, agree: int) -> list[int]:
+    """The reference demo's rule on one stream, written as loops over a Python history."""
+    shown, candidates, labels = None, [], []
+    for t in range(len(logits)):
+        total = sum(logits[max(0, t - window + 1) : t + 1])
+        candidates.append(int(total.argmax()))
+        last = candidates[-agree:]
+        if shown is None or (len(last) == agree and all(c == last[-1] for c in last)):
+            shown = candidates[-1]
+        labels.append(shown)
+    return labels
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    window=st.integers(1, 5),
+    agree=st.integers(1, 3),
+    steps=st.integers(1, 12),
+    reset_at=st.integers(0, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_label_smoother_matches_naive_rule(window, agree, steps, reset_at, seed):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(steps, 2, 3, generator=generator)
+    smoother = LabelSmoother(window, agree)
+    labels = []
+    for t in range(steps):
+        if t == reset_at:
+            smoother.reset([1])
+        labels.append(smoother.update(logits[t]).tolist())
+    labels = torch.tensor(labels)
+    assert labels[:, 0].tolist() == naive_smooth(list(logits[:, 0]), window, agree)
+    cut = reset_at if 0 < reset_at < steps else 0
+    expected = naive_smooth(list(logits[:cut, 1]), window, agree) + naive_smooth(
+        list(logits[cut:, 1]), window, agree
+    )
+    assert labels[:, 1].tolist() == expected
+
+
+def test_smoothing_is_off_by_default_and_validated():
+    smoother = LabelSmoother()
+    logits = torch.randn(5, 4, 7)
+    for t in range(5):
+        assert smoother.update(logits[t]).tolist() == logits[t].argmax(1).tolist()
+    with pytest.raises(ValueError, match="window"):
+        LabelSmoother(window=0)
