@@ -21,7 +21,7 @@ def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
-                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5 + 0.2)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)

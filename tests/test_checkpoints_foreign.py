@@ -52,7 +52,8 @@ def _assert_same_logits(model: tsm.Recognizer, foreign: nn.Module, clips: torch.
         expected = foreign(clips)
         actual = model.eval()(clips)
     assert expected.abs().max() > 0.1  # the comparison is not between two near-zero tensors
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    scale = expected.abs().max().item()  # float32 summation order differs: compare at this scale
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5 * scale)
 
 
 REFERENCE_CASES = [
@@ -143,7 +144,8 @@ def test_online_demo_checkpoint_streams_like_the_demo(tmp_path):
     with torch.no_grad():
         expected = online_demo_stream(demo, frames)
         actual = model.eval().forward_frames(frames.unsqueeze(0))[0]
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    scale = expected.abs().max().item()  # float32 summation order differs: compare at this scale
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5 * scale)
     assert info.format == "reference-online" and model.is_online
     assert info.model_config["backbone"] == "mobilenet_v2" and info.model_config["fold_div"] == 8
     assert len(info.class_names) == 27 and info.class_names[0] == "Doing other things"
