@@ -110,8 +110,9 @@ def test_reference_checkpoint_gives_the_reference_logits(tmp_path, arch, kwargs,
     assert info.sources["backbone"].startswith("weights")
     if arch == "resnet101":  # n_round: every other block of the deep net is shifted
         assert len(tsm.models.shifted_modules(model)) == 18
-    if "_dense" in file_name:
-        assert info.data_config["sampling"] == "dense"
+    assert info.data_config["num_segments"] == T
+    assert info.data_config["sampling"] == ("dense" if "_dense" in file_name else "uniform")
+    assert info.data_config["flip"] == ("_something" not in file_name)  # direction-sensitive classes
 
 
 def test_reference_training_checkpoint_reads_its_folder_name(tmp_path):

@@ -1,5 +1,15 @@
 """tsm: the Temporal Shift Module (Lin, Gan & Han, ICCV 2019) for efficient video understanding."""
 
+from tsm.data import (
+    VideoDataset,
+    build_pipeline,
+    default_data_config,
+    generate_synthetic_dataset,
+    load_clip,
+    probe,
+    read_frames,
+    segment_indices,
+)
 from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from tsm.io.convert import convert_checkpoint
 from tsm.models import (
@@ -21,13 +31,21 @@ __all__ = [
     "TemporalPool",
     "TemporalShift",
     "UnsafeCheckpointError",
+    "VideoDataset",
     "__version__",
+    "build_pipeline",
     "convert_checkpoint",
     "create_model",
+    "default_data_config",
+    "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
+    "load_clip",
     "make_temporal_shift",
+    "probe",
+    "read_frames",
     "save_checkpoint",
+    "segment_indices",
     "temporal_pool",
     "temporal_shift",
 ]

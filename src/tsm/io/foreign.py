@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tsm.data import default_data_config
 from tsm.io.checkpoint import CheckpointInfo, load_weights
 from tsm.io.formats import (
     MAPPERS,
@@ -56,8 +57,8 @@ JESTER_CLASSES = [
     "Zooming Out With Full Hand",
     "Zooming Out With Two Fingers",
 ]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# Datasets whose classes depend on direction: the reference trains them without flips.
+_NO_FLIP_DATASETS = ("something", "sthv", "jester")
 # Settings that only the weights may decide; file names merely cross-check them.
 _ARCHITECTURE = ("backbone", "num_classes", "shift", "place", "temporal_pool")
 _HOW_TO_PASS = {
@@ -154,14 +155,12 @@ def load_foreign_checkpoint(
     load_weights(model, state)
     if "dataset" in hints:
         notes.append(f"trained on {hints['dataset'].value!r} ({hints['dataset'].source})")
-    dense = "dense" in hints and hints["dense"].value
-    data_config = {
-        "sampling": "dense" if dense else "uniform",
-        "scale_size": 256,
-        "input_size": 224,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-    }
+    dataset = str(hints["dataset"].value) if "dataset" in hints else ""
+    data_config = default_data_config(
+        num_segments=model.num_segments,
+        sampling="dense" if "dense" in hints and hints["dense"].value else "uniform",
+        flip=not dataset.startswith(_NO_FLIP_DATASETS) and fmt != REFERENCE_ONLINE,
+    )
     info = CheckpointInfo(
         format=fmt,
         model_config=model.config,

@@ -192,6 +192,8 @@ def mmaction2_settings(path: str | Path, extras: dict[str, Any]) -> dict[str, Se
             _MMACTION2_BACKBONES[backbone.group(1)], f"file name ('{backbone[1]}')"
         )
     settings["dense"] = Setting("dense" in name, "file name")
+    if dataset := re.search(r"_([a-z0-9]+)-(?:rgb|flow)", name):
+        settings["dataset"] = Setting(dataset.group(1), f"file name ('{dataset.group(0).strip('_')}')")
     meta = extras.get("meta")
     config_text = meta.get("cfg") if isinstance(meta, dict) else None
     if isinstance(config_text, str):
