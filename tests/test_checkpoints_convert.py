@@ -35,6 +35,8 @@ def test_convert_round_trip_keeps_the_reference_logits(tmp_path, capsys):
     clips = torch.randn(2, T, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(clips), ref(clips), rtol=1e-5, atol=1e-5)
+    model.train()(clips).logsumexp(dim=1).sum().backward()  # a loaded model fine-tunes
+    assert all(p.requires_grad and p.grad is not None for p in model.parameters())
 
 
 def test_convert_takes_settings_from_options(tmp_path, capsys):

@@ -86,6 +86,7 @@ def test_recognizer_starts_from_imagenet_before_the_shift(hub_cache):
     assert isinstance(shifted, tsm.TemporalShift)
     assert torch.equal(shifted.net.weight, state["features.3.conv.0.0.weight"])
     assert model.new_fc.weight.std() < 0.01  # the new head, not ImageNet's classifier
+    assert all(p.requires_grad and not p.is_meta for p in model.parameters())
 
 
 def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch):

@@ -98,8 +98,7 @@ def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recogniz
         notes.append(f"overridden by arguments: {overrides}")
     config.update(overrides)
     sources.update(dict.fromkeys(overrides, "argument"))
-    model = Recognizer(**config)
-    load_weights(model, load_file(str(path)))
+    model = recognizer_with_weights(config, load_file(str(path)))
     info = CheckpointInfo(
         format=FORMAT_NAME,
         model_config=config,
@@ -117,8 +116,26 @@ def _summarise(keys: list[str], limit: int = 5) -> str:
     return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state`` strictly, with short errors naming missing/unexpected keys and bad shapes."""
+def recognizer_with_weights(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Recognizer:
+    """Build ``Recognizer(**config)`` with ``state`` as its weights, skipping the random init.
+
+    The model is built on the meta device (no memory, no init: a ResNet-101 builds in a fraction
+    of the time) and then takes the checkpoint's tensors as its own.
+    """
+    with torch.device("meta"):
+        model = Recognizer(**config)
+    load_weights(model, state, assign=True)
+    left_on_meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if left_on_meta:  # a tensor outside the state dict (e.g. a non-persistent buffer) would be empty
+        raise RuntimeError(f"tensors not set by the checkpoint: {_summarise(left_on_meta)}")
+    return model
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], assign: bool = False) -> None:
+    """Load ``state`` strictly, with short errors naming missing/unexpected keys and bad shapes.
+
+    ``assign=True`` makes the tensors of ``state`` the model's own (for models built on "meta").
+    """
     expected = model.state_dict()
     mismatched = [
         f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
@@ -136,4 +153,4 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         problems.append(f"unexpected keys: {_summarise(unexpected)}")
     if problems:
         raise ValueError("checkpoint does not match the model; " + "; ".join(problems))
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=assign)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tsm.data import default_data_config
-from tsm.io.checkpoint import CheckpointInfo, load_weights
+from tsm.io.checkpoint import CheckpointInfo, recognizer_with_weights
 from tsm.io.formats import (
     MAPPERS,
     MMACTION2,
@@ -118,13 +120,17 @@ def _resolve(
     return settings, notes
 
 
-def _fill_batch_counters(model: Recognizer, state: StateDict) -> list[str]:
+def _fill_batch_counters(state: StateDict) -> list[str]:
     """Old PyTorch (< 0.4.1) wrote no BatchNorm ``num_batches_tracked``; they do not affect outputs."""
-    expected = model.state_dict()
-    absent = [k for k in expected if k.endswith(".num_batches_tracked") and k not in state]
+    running_means = [k for k in state if k.endswith(".running_mean")]
+    absent = [
+        counter
+        for key in running_means
+        if (counter := key.removesuffix("running_mean") + "num_batches_tracked") not in state
+    ]
     if not absent:
         return []
-    state.update({key: expected[key] for key in absent})
+    state.update({key: torch.zeros((), dtype=torch.long) for key in absent})
     return [f"{len(absent)} BatchNorm num_batches_tracked counters were absent (older PyTorch); set to 0"]
 
 
@@ -150,9 +156,9 @@ def load_foreign_checkpoint(
     state = MAPPERS[fmt](state)
     hints = _format_settings(fmt, path, extras)
     settings, notes = _resolve(infer_architecture(state), hints, overrides)
-    model = Recognizer(**{name: setting.value for name, setting in settings.items()})
-    notes += _fill_batch_counters(model, state)
-    load_weights(model, state)
+    config = {name: setting.value for name, setting in settings.items()}
+    notes += _fill_batch_counters(state)
+    model = recognizer_with_weights(config, state)
     if "dataset" in hints:
         notes.append(f"trained on {hints['dataset'].value!r} ({hints['dataset'].source})")
     dataset = str(hints["dataset"].value) if "dataset" in hints else ""

@@ -89,7 +89,8 @@ def _is_weights_file(pretrained: str | Path) -> bool:
 
 
 def _load_imagenet_weights(net: nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
-    """Load everything but the ImageNet classifier; say briefly what does not fit."""
+    """Make ``state`` the weights of ``net`` (built on "meta") but for the ImageNet classifier;
+    say briefly what does not fit."""
     head = _head_prefix(name)
     state = {k: v for k, v in state.items() if not k.startswith(head)}
     expected = {k: v for k, v in net.state_dict().items() if not k.startswith(head)}
@@ -111,7 +112,7 @@ def _load_imagenet_weights(net: nn.Module, name: str, state: dict[str, torch.Ten
             f"{mismatched[:2]}), {len(missing)} missing keys (e.g. {missing[:3]}), "
             f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}){hint}"
         )
-    net.load_state_dict(state, strict=False)
+    net.load_state_dict(state, strict=False, assign=True)  # the classifier stays empty: it is dropped
 
 
 def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None) -> tuple[nn.Module, int]:
@@ -123,12 +124,15 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
     (``.pth``/``.pt``/``.safetensors``). The ImageNet classifier (``fc`` / ``classifier``) is dropped.
     """
     _check_backbone(name)
-    net = torchvision.models.get_model(name, weights=None)
-    if pretrained is not None:
+    if pretrained is None:
+        net = torchvision.models.get_model(name, weights=None)
+    else:
         if not isinstance(pretrained, WeightsEnum) and _is_weights_file(pretrained):
             state = load_state_dict_file(pretrained)
         else:
             state = imagenet_state_dict(name, IMAGENET_WEIGHTS if pretrained == "imagenet" else pretrained)
+        with torch.device("meta"):  # no random init for weights that are replaced at once
+            net = torchvision.models.get_model(name, weights=None)
         _load_imagenet_weights(net, name, state)
     if name == "mobilenet_v2":
         feature_dim = net.classifier[-1].in_features
