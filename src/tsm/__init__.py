@@ -1,5 +1,15 @@
 """tsm: the Temporal Shift Module (Lin, Gan & Han, ICCV 2019) for efficient video understanding."""
 
+from tsm.data import (
+    VideoDataset,
+    build_pipeline,
+    default_data_config,
+    generate_synthetic_dataset,
+    load_clip,
+    probe,
+    read_frames,
+    segment_indices,
+)
 from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
 from tsm.models import (
     LabelSmoother,
@@ -19,12 +29,20 @@ __all__ = [
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "VideoDataset",
     "__version__",
+    "build_pipeline",
     "create_model",
+    "default_data_config",
+    "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
+    "load_clip",
     "make_temporal_shift",
+    "probe",
+    "read_frames",
     "save_checkpoint",
+    "segment_indices",
     "temporal_pool",
     "temporal_shift",
 ]

@@ -36,12 +36,20 @@ def shift_offsets(mode: str) -> tuple[int, ...]:
     return _OFFSETS[mode]
 
 
-def check_shift_input(x: Tensor, num_segments: int, fold_div: int) -> None:
-    """Raise ``ValueError`` naming the problem when ``x`` cannot be shifted."""
+def check_shift_arguments(num_segments: int, fold_div: int, mode: str) -> None:
+    """Raise ``ValueError`` for a bad frame count, fold divisor or mode."""
     if not isinstance(num_segments, int) or num_segments < 1:
         raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
-    if not isinstance(fold_div, int) or fold_div < 1:
-        raise ValueError(f"fold_div must be a positive int, got {fold_div!r}")
+    groups = len(shift_offsets(mode))
+    if not isinstance(fold_div, int) or fold_div < groups:
+        raise ValueError(
+            f"fold_div must be an int >= {groups} for a {mode} shift ({groups} channel group(s) of "
+            f"C // fold_div channels each must fit in C), got {fold_div!r}"
+        )
+
+
+def check_shift_input(x: Tensor, num_segments: int, fold_div: int) -> None:
+    """Raise ``ValueError`` naming the problem when ``x`` cannot be shifted."""
     if x.dim() != 4:
         raise ValueError(
             f"temporal shift expects a 4-D tensor (N*T, C, H, W), got shape {tuple(x.shape)}; "
@@ -139,6 +147,7 @@ def temporal_shift(
     """
     offsets = shift_offsets(mode)
     if not _tracing():
+        check_shift_arguments(num_segments, fold_div, mode)
         check_shift_input(x, num_segments, fold_div)
     return _apply_shift(x, num_segments, x.shape[1] // fold_div, offsets)
 
@@ -200,6 +209,85 @@ class _ShiftConv2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+def _pointwise_shift_conv(
+    x: Tensor, conv: nn.Conv2d, num_segments: int, fold: int, offsets: tuple[int, ...]
+) -> Tensor:
+    """A 1x1 conv of the shifted input without materialising the shift (inference).
+
+    A 1x1 conv mixes channels pixel by pixel, so it splits into one matrix product per channel
+    group; each group's product reads its source frames straight from ``x`` (strided batched
+    GEMMs) and adds into the output rows of the frames it moves to. Same FLOPs as the conv.
+    """
+    frames, channels, height, width = x.shape
+    pixels, out_channels = height * width, conv.out_channels
+    weight = conv.weight.reshape(out_channels, channels)
+    moved = len(offsets) * fold
+    if x.is_contiguous():  # per clip: (T, C, HW) -> (T, C_out, HW), weight on the left
+        out = torch.empty(frames, out_channels, height, width, dtype=x.dtype, device=x.device)
+        clips = zip(
+            x.view(-1, num_segments, channels, pixels),
+            out.view(-1, num_segments, out_channels, pixels),
+            strict=True,
+        )
+        for clip, clip_out in clips:
+            torch.matmul(weight[:, moved:], clip[:, moved:], out=clip_out)
+            for group, offset in enumerate(offsets):
+                columns = slice(group * fold, (group + 1) * fold)
+                group_weight = weight[:, columns].expand(num_segments - 1, -1, -1)
+                if offset > 0:  # frames 0..T-2 receive frames 1..T-1
+                    clip_out[:-1].baddbmm_(group_weight, clip[1:, columns])
+                else:  # frames 1..T-1 receive frames 0..T-2
+                    clip_out[1:].baddbmm_(group_weight, clip[:-1, columns])
+    else:  # channels_last, per clip: (T*HW, C) rows -> (T*HW, C_out), one batched GEMM per group
+        out = torch.empty(
+            frames,
+            out_channels,
+            height,
+            width,
+            dtype=x.dtype,
+            device=x.device,
+            memory_format=torch.channels_last,
+        )
+        source = x.permute(0, 2, 3, 1).reshape(-1, num_segments * pixels, channels)
+        target = out.permute(0, 2, 3, 1).view(-1, num_segments * pixels, out_channels)
+        clips = source.shape[0]
+        weight_t = weight.t()
+        torch.bmm(source[:, :, moved:], weight_t[moved:].expand(clips, -1, -1), out=target)
+        last = (num_segments - 1) * pixels
+        for group, offset in enumerate(offsets):
+            columns = slice(group * fold, (group + 1) * fold)
+            group_weight = weight_t[columns].expand(clips, -1, -1)
+            if offset > 0:
+                target[:, :last].baddbmm_(source[:, pixels:, columns], group_weight)
+            else:
+                target[:, pixels:].baddbmm_(source[:, :last, columns], group_weight)
+    if conv.bias is not None:
+        out += conv.bias.view(1, -1, 1, 1)
+    return out
+
+
+def _is_pointwise_conv(net: nn.Module) -> bool:
+    return (
+        isinstance(net, nn.Conv2d)
+        and type(net).forward is nn.Conv2d.forward
+        and net.kernel_size == (1, 1)
+        and net.stride == (1, 1)
+        and net.padding in ((0, 0), "valid")
+        and net.groups == 1
+    )
+
+
+def _can_skip_shift_copy(net: nn.Module, x: Tensor) -> bool:
+    """Inference on NCHW input through a 1x1 conv: the shift folds into the matrix products."""
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in net.parameters())):
+        return False
+    if _tracing() or torch.compiler.is_compiling():
+        return False
+    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        return False
+    return _is_pointwise_conv(net) and net.weight.dtype == x.dtype
+
+
 def _can_fuse(net: nn.Module, x: Tensor) -> bool:
     """Use the recomputing conv path only where it saves memory and is supported."""
     if not (isinstance(net, nn.Conv2d) and type(net).forward is nn.Conv2d.forward):
@@ -227,11 +315,7 @@ class TemporalShift(nn.Module):
         mode: ShiftMode = "bidirectional",
     ) -> None:
         super().__init__()
-        shift_offsets(mode)
-        if not isinstance(num_segments, int) or num_segments < 1:
-            raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
-        if not isinstance(fold_div, int) or fold_div < 1:
-            raise ValueError(f"fold_div must be a positive int, got {fold_div!r}")
+        check_shift_arguments(num_segments, fold_div, mode)
         self.net = net
         self.num_segments = num_segments
         self.fold_div = fold_div
@@ -242,6 +326,10 @@ class TemporalShift(nn.Module):
         return temporal_shift(x, self.num_segments, self.fold_div, self.mode)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _can_skip_shift_copy(self.net, x):
+            check_shift_input(x, self.num_segments, self.fold_div)
+            fold = x.shape[1] // self.fold_div
+            return _pointwise_shift_conv(x, self.net, self.num_segments, fold, shift_offsets(self.mode))
         if _can_fuse(self.net, x):
             check_shift_input(x, self.num_segments, self.fold_div)
             conv = self.net

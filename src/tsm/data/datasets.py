@@ -1,0 +1,231 @@
+"""``VideoDataset``: videos or raw-frame folders in, sampled and augmented clips out.
+
+Layouts (``layout="auto"`` picks from the source):
+
+- a list file of ``path label`` lines (MMAction2 video lists);
+- a list file of ``dir num_frames label`` lines (the reference's raw-frame lists);
+- a folder per class, ``root/<class>/<video>`` (class names sorted, label = position).
+
+Relative paths in list files are relative to ``root`` (default: the list file's folder). Class
+names come from ``classes`` (a list or a file with one name per line), else from ``classes.txt``
+beside the list file, else ``"0"``, ``"1"``...
+
+Bad files (missing, empty, truncated, corrupt): ``dataset[i]`` returns a ``FailedSample`` marker
+instead of raising (``on_error="raise"`` raises). Batch with ``collate_fn=dataset.collate``: in
+training it replaces each failed sample by another, randomly drawn one; in evaluation it drops it.
+Either way the batch (a ``VideoBatch``) carries the failures, so they reach the main process
+even from DataLoader workers; report them once per epoch and keep them out of the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import torch
+
+from tsm.data.decode import VideoReadError
+from tsm.data.pipelines import build_pipeline, default_data_config, read_clip_frames
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+Layout = Literal["auto", "video_list", "frame_list", "class_folders"]
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One sample of a dataset: a video file or a raw-frame folder, its frame count if the list
+    gave it, and its label."""
+
+    path: str
+    label: int
+    num_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class FailedSample:
+    """Marker for a sample that could not be loaded: its dataset index, path and the reason."""
+
+    index: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason if self.path in self.reason else f"{self.path}: {self.reason}"
+
+
+class VideoBatch(NamedTuple):
+    """A collated batch: clips (N, T, 3, H, W) or (N, V, T, 3, H, W), labels (N,), and the
+    samples that failed (replaced in training, dropped in evaluation)."""
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    failures: list[FailedSample]
+
+
+def _parse_list_line(line: str, list_file: Path, number: int) -> tuple[str, int | None, int]:
+    parts = line.split()
+    try:
+        if len(parts) == 2:
+            return parts[0], None, int(parts[1])
+        if len(parts) == 3:
+            return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{list_file}:{number}: cannot parse {line.strip()!r}; expected 'path label' (video list) "
+        "or 'dir num_frames label' (raw-frame list) with integer num_frames and label"
+    )
+
+
+def read_list_file(list_file: str | Path, root: str | Path | None = None) -> tuple[list[VideoRecord], str]:
+    """Records of a list file and its layout ("video_list" or "frame_list"); a clear error names
+    the first malformed line."""
+    list_file = Path(list_file)
+    root = Path(root) if root is not None else list_file.parent
+    records, widths = [], set()
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        path, num_frames, label = _parse_list_line(line, list_file, number)
+        if label < 0:
+            raise ValueError(f"{list_file}:{number}: negative label {label}")
+        widths.add(num_frames is None)
+        records.append(VideoRecord(str(root / path), label, num_frames))
+    if not records:
+        raise ValueError(f"{list_file} lists no samples")
+    if len(widths) > 1:
+        raise ValueError(f"{list_file} mixes 'path label' and 'dir num_frames label' lines; use one layout")
+    return records, "video_list" if widths == {True} else "frame_list"
+
+
+def scan_class_folders(root: str | Path) -> tuple[list[VideoRecord], list[str]]:
+    """Records of a ``root/<class>/<video>`` tree and its sorted class names."""
+    root = Path(root)
+    class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    if not class_names:
+        raise ValueError(f"{root} has no class folders; expected {root}/<class>/<video>.mp4")
+    records = [
+        VideoRecord(str(file), label)
+        for label, name in enumerate(class_names)
+        for file in sorted((root / name).iterdir())
+        if file.suffix.lower() in VIDEO_EXTENSIONS
+    ]
+    if not records:
+        raise ValueError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {root}/<class>/")
+    return records, class_names
+
+
+def _read_class_names(classes: Sequence[str] | str | Path | None, list_file: Path) -> list[str] | None:
+    if classes is None:
+        beside = list_file.parent / "classes.txt"
+        if not beside.is_file():
+            return None
+        classes = beside
+    if isinstance(classes, (str, Path)):
+        return [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+    return list(classes)
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Clips of a video dataset: ``(clip, label)`` with clip float (T, 3, H, W) in training and
+    (V, T, 3, H, W) in evaluation (V test views: clips x crops; V is there even when 1).
+
+    ``data_config`` is the JSON-able dict of ``tsm.data.default_data_config`` (store
+    ``dataset.data_config`` in the checkpoint); ``num_segments`` overrides its ``num_segments``.
+    ``pipeline`` replaces the named pipeline with any callable ``(uint8 frames, label) -> (clip, label)``.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        num_segments: int | None = None,
+        train: bool = True,
+        pipeline: Callable[[torch.Tensor, int], tuple[torch.Tensor, int]] | None = None,
+        data_config: Mapping[str, Any] | None = None,
+        root: str | Path | None = None,
+        classes: Sequence[str] | str | Path | None = None,
+        layout: Layout = "auto",
+        on_error: Literal["mark", "raise"] = "mark",
+        max_resample: int = 20,
+    ) -> None:
+        source = Path(source)
+        if not source.exists():
+            raise FileNotFoundError(f"dataset source not found: {source} (a list file or a folder per class)")
+        overrides = {} if num_segments is None else {"num_segments": num_segments}
+        self.data_config = default_data_config(data_config, **overrides)
+        if source.is_dir():
+            if layout not in ("auto", "class_folders"):
+                raise ValueError(f"{source} is a folder: layout must be 'class_folders', got {layout!r}")
+            self.records, names = scan_class_folders(source)
+            self.layout = "class_folders"
+        else:
+            self.records, self.layout = read_list_file(source, root)
+            if layout not in ("auto", self.layout):
+                raise ValueError(f"{source} looks like a {self.layout} file, not {layout!r}")
+            names = _read_class_names(classes, source)
+        num_labels = max(record.label for record in self.records) + 1
+        if names is None:
+            names = [str(label) for label in range(num_labels)]
+        if len(names) < num_labels:
+            raise ValueError(f"{source}: labels go up to {num_labels - 1} but only {len(names)} class names")
+        if on_error not in ("mark", "raise"):
+            raise ValueError(f"on_error must be 'mark' or 'raise', got {on_error!r}")
+        self.class_names: list[str] = list(names)
+        self.train = train
+        self.on_error = on_error
+        self.max_resample = max_resample
+        self.pipeline = pipeline if pipeline is not None else build_pipeline(self.data_config, train)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, index: int) -> tuple[torch.Tensor, int]:
+        """Sample ``index`` or an exception (``FileNotFoundError``, ``VideoReadError``, ``ValueError``)."""
+        record = self.records[index]
+        frames, _ = read_clip_frames(record.path, self.data_config, self.train, record.num_frames)
+        return self.pipeline(frames, record.label)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | FailedSample:
+        try:
+            return self.load(index)
+        except (FileNotFoundError, VideoReadError, ValueError, IndexError) as error:
+            if self.on_error == "raise":
+                raise
+            return FailedSample(index, self.records[index].path, str(error))
+
+    def _replacement(self, failures: list[FailedSample]) -> tuple[torch.Tensor, int]:
+        for _ in range(self.max_resample):
+            sample = self[int(torch.randint(len(self), ()))]
+            if not isinstance(sample, FailedSample):
+                return sample
+            failures.append(sample)
+        raise RuntimeError(
+            f"{self.max_resample} random samples in a row failed to load (last: {failures[-1]}); "
+            "run `tsm data check` on the dataset"
+        )
+
+    def collate(self, samples: Sequence[tuple[torch.Tensor, int] | FailedSample]) -> VideoBatch:
+        """Batch samples; failed ones are replaced (training) or dropped (evaluation) and listed in
+        ``VideoBatch.failures``. Runs inside DataLoader workers, so use it as ``collate_fn``."""
+        failures = [sample for sample in samples if isinstance(sample, FailedSample)]
+        good = [sample for sample in samples if not isinstance(sample, FailedSample)]
+        if self.train:
+            good += [self._replacement(failures) for _ in range(len(samples) - len(good))]
+        if not good:
+            return VideoBatch(torch.empty(0), torch.empty(0, dtype=torch.long), failures)
+        clips = torch.stack([clip for clip, _ in good])
+        labels = torch.tensor([label for _, label in good], dtype=torch.long)
+        return VideoBatch(clips, labels, failures)
+
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "FailedSample",
+    "VideoBatch",
+    "VideoDataset",
+    "VideoRecord",
+    "read_list_file",
+    "scan_class_folders",
+]

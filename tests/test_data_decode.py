@@ -1,0 +1,180 @@
+"""Frame-accurate decoding against a full sequential decode, probe, raw frames, and bad files."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import tsm.data.decode as decode
+from tsm.data import VideoReadError, probe, read_frame_folder, read_frames, write_video
+
+FRAMES = 40
+# name -> (suffix, width, height, pix_fmt, libx264 options, variable frame rate)
+VIDEOS = {
+    "gop1": (".mp4", 64, 48, "yuv420p", {"g": "1", "bf": "0"}, False),
+    "gop5_bframes": (".mp4", 64, 48, "yuv420p", {"g": "5", "bf": "2"}, False),
+    "gop12_bframes3": (".mp4", 48, 64, "yuv420p", {"g": "12", "bf": "3", "b-pyramid": "normal"}, False),
+    "long_gop": (".mp4", 64, 48, "yuv420p", {"g": "250", "bf": "3"}, False),
+    "odd_size": (".mp4", 65, 47, "yuv444p", {"g": "7", "bf": "1"}, False),
+    "vfr": (".mp4", 64, 48, "yuv420p", {"g": "6", "bf": "2"}, True),
+    "mkv": (".mkv", 64, 48, "yuv420p", {"g": "8", "bf": "2"}, False),
+}
+
+
+def _content(width: int, height: int, seed: int) -> np.ndarray:
+    """Distinct frames: smooth random colour fields that change every frame."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (FRAMES, 6, 8, 3)).astype(np.float32)
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(small).permute(0, 3, 1, 2), (height, width), mode="bilinear"
+    )
+    return up.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@functools.cache
+def _videos() -> dict[str, Path]:
+    folder = Path(tempfile.mkdtemp(prefix="tsm-decode-"))
+    paths = {}
+    for seed, (name, (suffix, width, height, pix_fmt, options, vfr)) in enumerate(VIDEOS.items()):
+        timestamps = np.cumsum(np.random.default_rng(seed).uniform(0.01, 0.3, FRAMES)) if vfr else None
+        frames = _content(width, height, seed)
+        paths[name] = write_video(folder / f"{name}{suffix}", frames, 10, 23, pix_fmt, options, timestamps)
+    return paths
+
+
+@functools.cache
+def _sequential(path: Path) -> np.ndarray:
+    """Independent reference: every frame of a plain sequential decode, in order."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def _no_sequential_fallback(*args: object) -> None:
+    raise AssertionError("read_frames fell back to a sequential decode")
+
+
+@pytest.mark.parametrize("name", list(VIDEOS))
+def test_probe_counts_every_frame(name: str) -> None:
+    path = _videos()[name]
+    info = probe(path)
+    reference = _sequential(path)
+    assert info.num_frames == len(reference) == FRAMES
+    assert (info.height, info.width) == reference.shape[1:3]
+    assert info.duration > 0 and info.fps > 0
+
+
+@pytest.mark.parametrize("name", list(VIDEOS))
+def test_read_frames_matches_sequential_decode(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "_read_sequential", _no_sequential_fallback)
+    path = _videos()[name]
+    reference = _sequential(path)
+    indices = [FRAMES - 1, 0, 17, 17, 3, 38, 4, 25, 12]
+    frames = read_frames(path, indices)
+    assert frames.dtype == torch.uint8 and frames.shape == (len(indices), 3, *reference.shape[1:3])
+    np.testing.assert_array_equal(frames.permute(0, 2, 3, 1).numpy(), reference[indices])
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    name=st.sampled_from(list(VIDEOS)), indices=st.lists(st.integers(0, FRAMES - 1), min_size=1, max_size=10)
+)
+def test_read_frames_any_indices(name: str, indices: list[int]) -> None:
+    path = _videos()[name]
+    np.testing.assert_array_equal(
+        read_frames(path, indices).permute(0, 2, 3, 1).numpy(), _sequential(path)[indices]
+    )
+
+
+def test_read_frames_rejects_out_of_range(tmp_path: Path) -> None:
+    with pytest.raises(IndexError, match="out of range"):
+        read_frames(_videos()["gop1"], [0, FRAMES])
+    with pytest.raises(ValueError, match="at least one"):
+        read_frames(_videos()["gop1"], [])
+
+
+def test_missing_empty_and_garbage_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="video not found"):
+        probe(tmp_path / "nope.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(VideoReadError, match="empty"):
+        read_frames(empty, [0])
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoReadError, match=r"garbage\.mp4"):
+        probe(garbage)
+
+
+def test_truncated_files(tmp_path: Path) -> None:
+    source = _videos()["gop5_bframes"].read_bytes()
+    cut = tmp_path / "cut.mp4"  # moov at the end: the container cannot be opened
+    cut.write_bytes(source[: len(source) // 2])
+    with pytest.raises(VideoReadError):
+        read_frames(cut, [0])
+    # moov first (faststart): the container opens but the media data ends early; the frame count
+    # is what can really be decoded, not what the header promises.
+    faststart = tmp_path / "faststart.mp4"
+    with (
+        av.open(str(_videos()["gop5_bframes"])) as src,
+        av.open(str(faststart), "w", options={"movflags": "faststart"}) as dst,
+    ):
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    data = faststart.read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    count = probe(truncated).num_frames
+    assert 0 < count < FRAMES
+    decodable = []  # independent reference: a sequential decode up to the first error
+    with av.open(str(truncated)) as container:
+        try:
+            for frame in container.decode(video=0):
+                decodable.append(frame.to_ndarray(format="rgb24"))
+        except av.InvalidDataError:
+            pass
+    assert 0 < len(decodable) <= count
+    wanted = [len(decodable) - 1, 0]
+    np.testing.assert_array_equal(
+        read_frames(truncated, wanted).permute(0, 2, 3, 1).numpy(), np.stack(decodable)[wanted]
+    )
+    if len(decodable) < count:
+        with pytest.raises(VideoReadError, match="truncated"):
+            read_frames(truncated, [count - 1])
+
+
+def test_video_without_frames(tmp_path: Path) -> None:
+    path = tmp_path / "noframes.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.start_encoding()  # header and trailer, no packets
+    with pytest.raises(VideoReadError, match=r"no (video stream|frames)"):
+        probe(path)
+
+
+def test_raw_frame_folder(tmp_path: Path) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 24, 3), dtype=np.uint8)
+    for number, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(tmp_path / f"img_{number:05d}.png")
+    got = read_frame_folder(tmp_path, [4, 0, 0, 2], template="img_{:05d}.png")
+    assert got.dtype == torch.uint8
+    np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), frames[[4, 0, 0, 2]])
+    Image.fromarray(frames[0]).save(tmp_path / "img_00001.jpg")
+    assert read_frame_folder(tmp_path, [0]).shape == (1, 3, 16, 24)  # default template, 1-based
+    with pytest.raises(VideoReadError, match=r"img_00002\.jpg"):
+        read_frame_folder(tmp_path, [1])
+    (tmp_path / "img_00002.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(VideoReadError, match="not a readable image"):
+        read_frame_folder(tmp_path, [1])

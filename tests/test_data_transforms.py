@@ -1,0 +1,146 @@
+"""Train/test pipelines: multi-scale crop facts, one crop for all frames, flip label map, test views."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsm.data import (
+    EvalPipeline,
+    MultiScaleCrop,
+    TrainPipeline,
+    build_pipeline,
+    default_data_config,
+    fixed_crop_offsets,
+    multiscale_crop_sizes,
+    views_per_sample,
+)
+
+
+def _ramp_clip(frames: int, height: int, width: int) -> torch.Tensor:
+    """uint8 frames where frame t = a fixed random image + t: any crop/resize keeps frame t - frame 0 == t."""
+    base = torch.randint(0, 200, (1, 3, height, width), dtype=torch.uint8)
+    return base + torch.arange(frames, dtype=torch.uint8).view(-1, 1, 1, 1) * 5
+
+
+def test_multiscale_crop_sizes_match_tsn() -> None:
+    pairs = multiscale_crop_sizes(340, 256, 224, (1, 0.875, 0.75, 0.66), max_distort=1)
+    # sides int(256 * s) = 256, 224, 192, 168; pairs at most one scale step apart: 4 + 3 + 3
+    sides = [256, 224, 192, 168]
+    expected = {(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1}
+    assert set(pairs) == expected and len(pairs) == 10
+    # snapping: a side within 3 px of the input size becomes the input size
+    assert (224, 224) in multiscale_crop_sizes(258, 258, 224, (0.87,), max_distort=0)
+
+
+def test_thirteen_fixed_offsets() -> None:
+    offsets = fixed_crop_offsets(340, 256, 224, 192)
+    step_w, step_h = (340 - 224) // 4, (256 - 192) // 4
+    assert len(offsets) == len(set(offsets)) == 13
+    assert {
+        (0, 0),
+        (4 * step_w, 0),
+        (0, 4 * step_h),
+        (4 * step_w, 4 * step_h),
+        (2 * step_w, 2 * step_h),
+    } <= set(offsets)
+    assert all(x % step_w == 0 and y % step_h == 0 for x, y in offsets)
+
+
+def test_multiscale_crop_is_one_crop_for_all_frames() -> None:
+    clip = _ramp_clip(6, 60, 80)
+    crop = MultiScaleCrop(32)
+    for _ in range(10):
+        out = crop(clip).to(torch.int16)
+        assert out.shape == (6, 3, 32, 32)
+        difference = out - out[:1]
+        expected = torch.arange(6, dtype=torch.int16).view(-1, 1, 1, 1) * 5
+        assert (difference - expected).abs().max() <= 1  # rounding of the resize only
+
+
+def test_train_pipeline_normalizes_and_flips_labels() -> None:
+    config = default_data_config(resize=40, input_size=32, flip_label_map={"3": 4, "4": 3})
+    pipeline = build_pipeline(config, train=True)
+    assert isinstance(pipeline, TrainPipeline)
+    clip = _ramp_clip(4, 48, 64)
+    labels = set()
+    for _ in range(40):
+        out, label = pipeline(clip, 3)
+        assert out.dtype == torch.float32 and out.shape == (4, 3, 32, 32)
+        labels.add(label)
+    assert labels == {3, 4}  # mirrored half of the time, with the label swapped
+    assert {pipeline(clip, 7)[1] for _ in range(20)} == {7}  # unmapped labels stay
+
+
+def test_flip_label_map_goes_with_the_mirror() -> None:
+    # Left half dark, right half bright: a mirrored clip is bright on the left.
+    clip = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    clip[..., 16:] = 255
+    pipeline = TrainPipeline(
+        default_data_config(
+            resize=None,
+            input_size=32,
+            train_pipeline="center_crop",
+            flip_label_map={0: 1},
+            mean=[0, 0, 0],
+            std=[1, 1, 1],
+        )
+    )
+    for _ in range(20):
+        out, label = pipeline(clip, 0)
+        mirrored = bool(out[0, 0, 0, 0] > 0.5)
+        assert label == (1 if mirrored else 0)
+
+
+def test_no_flip_when_disabled() -> None:
+    clip = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    clip[..., 16:] = 255
+    pipeline = TrainPipeline(
+        default_data_config(resize=None, input_size=32, train_pipeline="center_crop", flip=False)
+    )
+    for _ in range(10):
+        out, _ = pipeline(clip, 0)
+        assert out[0, 0, 0, 0] < out[0, 0, 0, -1]
+
+
+@pytest.mark.parametrize(
+    ("views", "full_res", "twice", "expected"),
+    [
+        ("center", False, False, 1),
+        ("center", True, False, 1),
+        ("three", True, False, 3),
+        ("ten", False, True, 20),
+    ],
+)
+def test_eval_views_shapes(views: str, full_res: bool, twice: bool, expected: int) -> None:
+    config = default_data_config(
+        num_segments=3, resize=40, input_size=32, test_views=views, full_res=full_res, twice_sample=twice
+    )
+    pipeline = build_pipeline(config, train=False)
+    assert isinstance(pipeline, EvalPipeline)
+    clips = 2 if twice else 1
+    out, label = pipeline(_ramp_clip(3 * clips, 40, 60), 5)
+    size = 40 if full_res else 32
+    assert out.shape == (expected, 3, 3, size, size) and label == 5
+    assert views_per_sample(config) == expected
+
+
+def test_eval_crops_are_the_expected_windows() -> None:
+    config = default_data_config(
+        num_segments=2, resize=None, input_size=20, test_views="three", mean=[0, 0, 0], std=[1, 1, 1]
+    )
+    frames = torch.randint(0, 256, (4, 3, 20, 50), dtype=torch.uint8)  # 2 clips of 2 frames
+    out, _ = EvalPipeline(config)(frames, 0)
+    expected = [frames[..., left : left + 20] for left in (0, 15, 30)]
+    reference = torch.stack([crop.view(2, 2, 3, 20, 20)[clip] for clip in range(2) for crop in expected])
+    torch.testing.assert_close(out, reference.float() / 255)
+    ten = EvalPipeline({**config, "test_views": "ten"})(frames[:2], 0)[0]
+    torch.testing.assert_close(ten[0], frames[:2, :, :, :20].float() / 255)  # top-left
+    torch.testing.assert_close(ten[5], frames[:2, :, :, :20].flip(-1).float() / 255)  # its mirror
+
+
+def test_eval_rejects_partial_clips() -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        EvalPipeline(default_data_config(num_segments=3, resize=None, input_size=8))(
+            torch.zeros(4, 3, 8, 8, dtype=torch.uint8), 0
+        )
