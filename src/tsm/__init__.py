@@ -11,6 +11,7 @@ from tsm.data import (
     segment_indices,
 )
 from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
+from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
 from tsm.models import (
     LabelSmoother,
     Recognizer,
@@ -24,6 +25,7 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "ExportCheck",
     "LabelSmoother",
     "Recognizer",
     "StreamingRecognizer",
@@ -34,15 +36,18 @@ __all__ = [
     "build_pipeline",
     "create_model",
     "default_data_config",
+    "export_model",
     "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
     "probe",
+    "read_export_metadata",
     "read_frames",
     "save_checkpoint",
     "segment_indices",
     "temporal_pool",
     "temporal_shift",
+    "verify_export",
 ]

@@ -1,6 +1,7 @@
 """Checkpoints (this project's format), conversion of foreign checkpoints, export."""
 
 from tsm.io.checkpoint import CheckpointInfo, load_native_checkpoint, save_checkpoint
+from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
 
 
 def load_checkpoint(path, **overrides):
@@ -8,4 +9,12 @@ def load_checkpoint(path, **overrides):
     return load_native_checkpoint(path, **overrides)
 
 
-__all__ = ["CheckpointInfo", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointInfo",
+    "ExportCheck",
+    "export_model",
+    "load_checkpoint",
+    "read_export_metadata",
+    "save_checkpoint",
+    "verify_export",
+]
