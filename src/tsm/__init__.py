@@ -10,7 +10,8 @@ from tsm.data import (
     read_frames,
     segment_indices,
 )
-from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
+from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from tsm.io.convert import convert_checkpoint
 from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
 from tsm.models import (
     LabelSmoother,
@@ -31,9 +32,11 @@ __all__ = [
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "UnsafeCheckpointError",
     "VideoDataset",
     "__version__",
     "build_pipeline",
+    "convert_checkpoint",
     "create_model",
     "default_data_config",
     "export_model",

@@ -32,6 +32,8 @@ class CheckpointInfo:
     data_config: dict[str, Any] = field(default_factory=dict)
     written_by: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Where each model setting came from (e.g. "weights: 3-4-6-3 bottleneck blocks", "argument").
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def atomic_write(path: str | Path, write: Any) -> Path:
@@ -90,10 +92,12 @@ def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recogniz
     if metadata is None:
         raise ValueError(f"{path} is not a tsm checkpoint (safetensors with tsm metadata)")
     config = json.loads(metadata["model_config"])
+    sources = dict.fromkeys(config, "checkpoint metadata")
     notes = [f"model configuration read from the checkpoint: {config}"]
     if overrides:
         notes.append(f"overridden by arguments: {overrides}")
     config.update(overrides)
+    sources.update(dict.fromkeys(overrides, "argument"))
     model = Recognizer(**config)
     load_weights(model, load_file(str(path)))
     info = CheckpointInfo(
@@ -103,6 +107,7 @@ def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recogniz
         data_config=json.loads(metadata.get("data_config", "{}")),
         written_by=metadata.get("tsm_version"),
         notes=notes,
+        sources=sources,
     )
     return model, info
 
