@@ -12,6 +12,7 @@ from tsm.data import (
 )
 from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from tsm.io.convert import convert_checkpoint
+from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
 from tsm.models import (
     LabelSmoother,
     Recognizer,
@@ -25,6 +26,7 @@ from tsm.version import __version__
 
 __all__ = [
     "CheckpointInfo",
+    "ExportCheck",
     "LabelSmoother",
     "Recognizer",
     "StreamingRecognizer",
@@ -37,15 +39,18 @@ __all__ = [
     "convert_checkpoint",
     "create_model",
     "default_data_config",
+    "export_model",
     "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
     "probe",
+    "read_export_metadata",
     "read_frames",
     "save_checkpoint",
     "segment_indices",
     "temporal_pool",
     "temporal_shift",
+    "verify_export",
 ]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tsm.io.checkpoint import CheckpointInfo, load_native_checkpoint, read_native_metadata, save_checkpoint
+from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
 from tsm.io.foreign import load_foreign_checkpoint
 from tsm.io.formats import FOREIGN_FORMATS, UnsafeCheckpointError
 from tsm.models import Recognizer
@@ -39,7 +40,11 @@ def load_checkpoint(
 __all__ = [
     "FOREIGN_FORMATS",
     "CheckpointInfo",
+    "ExportCheck",
     "UnsafeCheckpointError",
+    "export_model",
     "load_checkpoint",
+    "read_export_metadata",
     "save_checkpoint",
+    "verify_export",
 ]
