@@ -196,7 +196,7 @@ def test_mmaction2_checkpoint_gives_mmaction2_logits(
     if config_text is None:  # then num_segments comes from the file name and fold_div from an argument
         overrides = {"fold_div": 8}
     else:
-        checkpoint["meta"]["cfg"] = config_text
+        checkpoint["meta"]["config" if "block" in file_name else "cfg"] = config_text  # 0.x / 1.x
         overrides = {}
     torch.save(checkpoint, tmp_path / file_name)
     model, info = tsm.load_checkpoint(tmp_path / file_name, **overrides)
@@ -234,7 +234,27 @@ def test_file_name_that_disagrees_with_the_weights_is_reported(tmp_path):
     assert "shift=True but the weights say False" in joined
 
 
+def test_reference_head_without_dropout_is_the_new_fc(tmp_path):
+    """With --dropout 0 the reference keeps its head as base_model.fc / base_model.classifier."""
+    for arch, head in (("resnet18", "fc"), ("mobilenetv2", "classifier")):
+        ref = randomize(ReferenceTSN(5, T, arch))
+        state = {
+            key.replace("module.new_fc.", f"module.base_model.{head}."): value
+            for key, value in nn.DataParallel(ref).state_dict().items()
+        }
+        path = tmp_path / f"TSM_kinetics_RGB_{arch}_shift8_blockres_avg_segment{T}_e50.pth"
+        torch.save({"state_dict": state}, path)
+        model, _ = tsm.load_checkpoint(path)
+        _assert_same_logits(model, ref, _clips())
+
+
 # --- error paths ----------------------------------------------------------------------------------
+def test_unknown_setting_is_named(tmp_path):
+    path = _save_reference(tmp_path / "ckpt.pth.tar", randomize(ReferenceTSN(5, T, "resnet18")))
+    with pytest.raises(TypeError, match=r"unknown model settings \['num_segment'\].*num_segments"):
+        tsm.load_checkpoint(path, num_segment=T)
+
+
 def test_missing_settings_are_named_with_the_fix(tmp_path):
     path = _save_reference(tmp_path / "ckpt.pth.tar", randomize(ReferenceTSN(5, T, "resnet18")))
     with pytest.raises(ValueError, match=r"num_segments and fold_div.*--num-segments.*--fold-div"):

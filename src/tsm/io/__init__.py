@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ def load_checkpoint(
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    unknown = sorted(set(overrides) - set(inspect.signature(Recognizer).parameters))
+    if unknown:
+        valid = ", ".join(inspect.signature(Recognizer).parameters)
+        raise TypeError(f"unknown model settings {unknown}: load_checkpoint accepts allow_pickle and {valid}")
     if read_native_metadata(path) is not None:
         return load_native_checkpoint(path, **overrides)
     if Path(path).suffix == ".safetensors":

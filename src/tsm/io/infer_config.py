@@ -175,7 +175,8 @@ _MMACTION2_BACKBONES = {
 
 
 def mmaction2_settings(path: str | Path, extras: dict[str, Any]) -> dict[str, Setting]:
-    """num_segments / fold_div from MMAction2's saved config text (``meta['cfg']``) or file name.
+    """num_segments / fold_div from MMAction2's saved config text (``meta['cfg']``, 0.x:
+    ``meta['config']``) or its file name.
 
     MMAction2 names files ``tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb_<date>.pth``
     where ``1x1x8`` is clip_len x frame_interval x num_clips (= num_segments for TSM).
@@ -194,8 +195,8 @@ def mmaction2_settings(path: str | Path, extras: dict[str, Any]) -> dict[str, Se
     settings["dense"] = Setting("dense" in name, "file name")
     if dataset := re.search(r"_([a-z0-9]+)-(?:rgb|flow)", name):
         settings["dataset"] = Setting(dataset.group(1), f"file name ('{dataset.group(0).strip('_')}')")
-    meta = extras.get("meta")
-    config_text = meta.get("cfg") if isinstance(meta, dict) else None
+    meta = extras.get("meta") if isinstance(extras.get("meta"), dict) else {}
+    config_text = meta.get("cfg", meta.get("config"))  # MMAction2 1.x (mmengine) / 0.x (mmcv)
     if isinstance(config_text, str):
         if segments := re.search(r"num_segments\s*=\s*(\d+)", config_text):
             settings["num_segments"] = Setting(int(segments.group(1)), "checkpoint config (meta['cfg'])")
