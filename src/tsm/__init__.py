@@ -13,6 +13,7 @@ from tsm.data import (
 from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from tsm.io.convert import convert_checkpoint
 from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
+from tsm.io.predict import Prediction, Predictor, predict
 from tsm.models import (
     LabelSmoother,
     Recognizer,
@@ -28,6 +29,8 @@ __all__ = [
     "CheckpointInfo",
     "ExportCheck",
     "LabelSmoother",
+    "Prediction",
+    "Predictor",
     "Recognizer",
     "StreamingRecognizer",
     "TemporalPool",
@@ -45,6 +48,7 @@ __all__ = [
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
+    "predict",
     "probe",
     "read_export_metadata",
     "read_frames",
