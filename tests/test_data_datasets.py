@@ -5,18 +5,21 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import pickle
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 import tsm.data.synth as synth
 from tsm.cli.main import main
 from tsm.data import (
     FailedSample,
+    VideoBatch,
     VideoDataset,
     generate_synthetic_dataset,
     load_clip,
@@ -203,6 +206,15 @@ def test_failures_reach_the_main_process_through_workers(tmp_path: Path) -> None
     failed = sorted(sample.index for batch in batches for sample in batch.failures)
     assert failed == [0, 1, 2, 3]
     assert sum(len(batch.labels) for batch in batches) == 4
+
+
+def test_batches_survive_pickling_and_lightning_transfer(tmp_path: Path) -> None:
+    root = _damaged_dataset(tmp_path)
+    dataset = pickle.loads(pickle.dumps(VideoDataset(root / "train.txt", train=False, data_config=CONFIG)))
+    batch = dataset.collate([dataset[i] for i in (0, 5)])
+    moved = move_data_to_device(batch, torch.device("cpu"))
+    assert isinstance(moved, VideoBatch) and moved.failures == batch.failures
+    torch.testing.assert_close(moved.clips, batch.clips)
 
 
 def test_all_bad_training_data_raises_clearly(tmp_path: Path) -> None:

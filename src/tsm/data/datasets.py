@@ -43,9 +43,10 @@ class VideoRecord:
     num_frames: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class FailedSample:
-    """Marker for a sample that could not be loaded: its dataset index, path and the reason."""
+    """Marker for a sample that could not be loaded: its dataset index, path and the reason.
+    (Not frozen: Lightning's batch transfer rebuilds dataclasses inside a batch.)"""
 
     index: int
     path: str
