@@ -1,0 +1,183 @@
+"""TSM vs TSN vs a re-creation of the reference shift: latency, training step, saved activations.
+
+All three networks share one process and are timed interleaved (round-robin), the median of
+``--rounds`` rounds is reported, and only ratios against TSN are claimed. The reference
+algorithm is re-created from its description in TSM-FACTS.md: ``zeros_like`` plus three slice
+copies, the shifted copy handed to the conv (so autograd stores it).
+
+    python benchmarks/bench_core.py [--rounds 7] [--frames 8] [--size 224] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+import tsm
+
+
+class ReferenceShift(nn.Module):
+    """The reference algorithm: a zero tensor, three slice copies, then the wrapped conv."""
+
+    def __init__(self, net: nn.Module, num_segments: int, fold_div: int = 8) -> None:
+        super().__init__()
+        self.net, self.num_segments, self.fold_div = net, num_segments, fold_div
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames, channels, height, width = x.shape
+        x5 = x.view(frames // self.num_segments, self.num_segments, channels, height, width)
+        fold = channels // self.fold_div
+        out = torch.zeros_like(x5)
+        out[:, :-1, :fold] = x5[:, 1:, :fold]
+        out[:, 1:, fold : 2 * fold] = x5[:, :-1, fold : 2 * fold]
+        out[:, :, 2 * fold :] = x5[:, :, 2 * fold :]
+        return self.net(out.view(frames, channels, height, width))
+
+
+def reference_model(ours: tsm.Recognizer) -> tsm.Recognizer:
+    """A copy of ``ours`` (same weights) whose shifts run the reference algorithm instead."""
+    model = tsm.Recognizer(**{**ours.config, "shift": False})
+    model.load_state_dict({key.replace(".net.", "."): value for key, value in ours.state_dict().items()})
+    for name, module in ours.named_modules():
+        if isinstance(module, tsm.TemporalShift):
+            parent_name, _, attribute = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            wrapped = ReferenceShift(getattr(parent, attribute), module.num_segments, module.fold_div)
+            setattr(parent, attribute, wrapped)
+    return model
+
+
+def machine_name(device: torch.device) -> str:
+    """The processor (or GPU) the figures were measured on, and the CPU threads used."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {torch.get_num_threads()} CPU threads"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved_medians(
+    steps: dict[str, Callable[[], None]], rounds: int, device: torch.device
+) -> dict[str, float]:
+    """Run every step once per round, round-robin; return each step's median seconds."""
+    for step in steps.values():  # warm-up (allocator, kernels)
+        step()
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def saved_bytes(model: nn.Module, clips: Tensor) -> int:
+    """Bytes of the unique storages autograd keeps for backward of one forward pass."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(clips).sum()
+    return sum(storages.values())
+
+
+def report(title: str, medians: dict[str, float]) -> None:
+    base = medians["TSN"]
+    cells = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in medians.items())
+    ratios = ", ".join(
+        f"{name}/TSN {seconds / base:.3f}" for name, seconds in medians.items() if name != "TSN"
+    )
+    print(f"{title}: {ratios}   ({cells})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+
+    ours = tsm.Recognizer(400, num_segments=args.frames, backbone=args.backbone)
+    models = {
+        "TSN": tsm.Recognizer(**{**ours.config, "shift": False}),
+        "TSM": ours,
+        "reference": reference_model(ours),
+    }
+    for model in models.values():
+        model.to(device)
+    clips = torch.randn(1, args.frames, 3, args.size, args.size, device=device)
+    print(
+        f"{args.backbone}, 1 clip x {args.frames} frames x {args.size}^2, fp32, {machine_name(device)}, "
+        f"torch {torch.__version__}, median of {args.rounds} interleaved rounds"
+    )
+
+    formats = [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
+    for format_name, memory_format in formats:
+        for model in models.values():
+            model.to(memory_format=memory_format).eval()
+        with torch.inference_mode():
+            steps = {name: (lambda m=model: m(clips)) for name, model in models.items()}
+            report(f"inference latency, {format_name}", interleaved_medians(steps, args.rounds, device))
+
+    for model in models.values():
+        model.to(memory_format=torch.contiguous_format).train()
+    memory = {name: saved_bytes(model, clips) for name, model in models.items()}
+    print(
+        "bytes saved for backward: "
+        + ", ".join(
+            f"{name}/TSN {value / memory['TSN']:.3f}" for name, value in memory.items() if name != "TSN"
+        )
+        + "   ("
+        + ", ".join(f"{name} {value / 2**20:.1f} MiB" for name, value in memory.items())
+        + ")"
+    )
+
+    if not args.skip_training:
+
+        def training_step(model: nn.Module) -> None:
+            model.zero_grad(set_to_none=True)
+            model(clips).sum().backward()
+
+        steps = {name: (lambda m=model: training_step(m)) for name, model in models.items()}
+        report("training step (forward + backward), NCHW", interleaved_medians(steps, args.rounds, device))
+
+    if device.type == "cuda":
+        for model in models.values():
+            model.to(dtype=torch.bfloat16, memory_format=torch.channels_last).eval()
+        half = clips.to(torch.bfloat16)
+        with torch.inference_mode():
+            steps = {name: (lambda m=model: m(half)) for name, model in models.items()}
+            report("inference latency, bf16 channels_last", interleaved_medians(steps, args.rounds, device))
+
+
+if __name__ == "__main__":
+    main()
