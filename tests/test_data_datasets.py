@@ -26,6 +26,7 @@ from tsm.data import (
     probe,
     read_frames,
     render_synthetic_clip,
+    summarize_failures,
     synthetic_class_names,
     write_video,
 )
@@ -194,6 +195,10 @@ def test_bad_files_are_marked_replaced_in_training_and_dropped_in_eval(tmp_path:
     batch = train.collate([train[i] for i in range(8)])
     assert batch.clips.shape == (8, 4, 3, 32, 32)  # failed samples replaced by good ones
     assert {sample.index for sample in batch.failures} >= {0, 1, 2, 3}
+    report = summarize_failures(failed + failed[:1])
+    assert report.startswith("5 failed samples from 4 bad files:")
+    assert report.count("(2 times)") == 1 and all(sample.path in report for sample in failed)
+    assert summarize_failures([]) == ""
     with pytest.raises(FileNotFoundError):
         VideoDataset(root / "train.txt", data_config=CONFIG, on_error="raise")[0]
 
