@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -13,52 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tsm
+from stream_helpers import decoded_frames, random_eval_model, synthetic_video
 from tsm.models import create_model, shifted_modules
 from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep
-
-SIZE = 40
-
-
-def write_video(path: Path, frames: int = 12, size: int = 64) -> Path:
-    """A small H.264 mp4 of a moving gradient and a bouncing square, encoded with PyAV."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        ys, xs = np.mgrid[0:size, 0:size]
-        for t in range(frames):
-            image = np.stack([(xs * 4 + t * 20) % 256, (ys * 4) % 256, np.full_like(xs, 128)], axis=-1)
-            corner = (t * 5) % (size - 16)
-            image[corner : corner + 16, corner : corner + 16] = [255, 32, 0]
-            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.fixture(scope="module")
 def video_frames(tmp_path_factory) -> torch.Tensor:
-    """Decoded frames (T, 3, SIZE, SIZE) of a real H.264 video, ImageNet-normalised."""
-    path = write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
-    with av.open(str(path)) as container:
-        images = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    frames = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-    frames = torch.nn.functional.interpolate(frames, size=(SIZE, SIZE), mode="bilinear", antialias=True)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    return (frames - mean) / std
-
-
-def online_model(name: str, num_segments: int = 8, **overrides) -> tsm.Recognizer:
-    """An eval-mode model with non-trivial BatchNorm statistics and a large enough head."""
-    model = create_model(name, num_classes=6, num_segments=num_segments, **overrides)
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.normal_(0, 0.1, generator=generator)
-            module.running_var.uniform_(0.5, 1.5, generator=generator)
-    torch.nn.init.normal_(model.new_fc.weight, 0, 0.1, generator=generator)
-    return model.eval()
+    """Real decoded frames (12, 3, 40, 40) of an H.264 video, through the test pipeline."""
+    return decoded_frames(synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4"))
 
 
 def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
@@ -79,7 +40,7 @@ MODELS = [
 @pytest.mark.parametrize(("name", "overrides"), MODELS)
 def test_stream_equals_offline_with_resets(video_frames, name, overrides):
     """Three streams of real video, offset in time; stream 1 is reset at t=3, streams 0 and 2 at t=5."""
-    model = online_model(name, **overrides)
+    model = random_eval_model(name, **overrides)
     streamer = StreamingRecognizer(model)
     assert streamer.num_caches == len(shifted_modules(model)) > 0
     steps, offsets = 8, (0, 2, 4)
@@ -119,7 +80,7 @@ def test_stream_differs_from_bidirectional_and_refuses_it():
 
 
 def test_tsn_streams_without_caches(video_frames):
-    model = online_model("tsn_resnet18")
+    model = random_eval_model("tsn_resnet18")
     streamer = StreamingRecognizer(model)
     assert streamer.num_caches == 0
     logits = torch.stack([streamer.step(video_frames[t : t + 1])[0] for t in range(3)])
@@ -137,7 +98,7 @@ def test_mobilenet_cache_shapes_match_reference_demo():
 
 
 def test_caches_are_lazy_and_frame_changes_need_reset():
-    model = online_model("tsm_online_resnet18")
+    model = random_eval_model("tsm_online_resnet18")
     streamer = StreamingRecognizer(model)
     assert streamer.caches is None and streamer.labels is None
     streamer.step(torch.randn(2, 3, 32, 32))
@@ -157,7 +118,7 @@ def test_caches_are_lazy_and_frame_changes_need_reset():
 
 
 def test_streaming_shares_weights_and_leaves_model_unchanged(video_frames):
-    model = online_model("tsm_online_resnet18", num_segments=4)
+    model = random_eval_model("tsm_online_resnet18", num_segments=4)
     before = model(video_frames[:4].unsqueeze(0))
     streamer = StreamingRecognizer(model)
     torch.testing.assert_close(model(video_frames[:4].unsqueeze(0)), before)

@@ -10,7 +10,10 @@ from tsm.data import (
     read_frames,
     segment_indices,
 )
-from tsm.io import CheckpointInfo, load_checkpoint, save_checkpoint
+from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from tsm.io.convert import convert_checkpoint
+from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
+from tsm.io.predict import Prediction, Predictor, predict
 from tsm.models import (
     LabelSmoother,
     Recognizer,
@@ -42,30 +45,39 @@ def __getattr__(name: str):
 
 __all__ = [
     "CheckpointInfo",
+    "ExportCheck",
     "LabelSmoother",
+    "Prediction",
+    "Predictor",
     "Recognizer",
     "RecognizerModule",
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "UnsafeCheckpointError",
     "VideoDataModule",
     "VideoDataset",
     "__version__",
     "average_views",
     "build_pipeline",
+    "convert_checkpoint",
     "create_model",
     "default_data_config",
+    "export_model",
     "generate_synthetic_dataset",
     "list_models",
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
     "multi_view_scores",
+    "predict",
     "probe",
+    "read_export_metadata",
     "read_frames",
     "save_checkpoint",
     "segment_indices",
     "temporal_pool",
     "temporal_shift",
+    "verify_export",
     "write_evaluation_report",
 ]

@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from tsm.version import __version__
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``handler``.
-COMMAND_MODULES = ("tsm.cli.train", "tsm.cli.data", "tsm.cli.demo")
+COMMAND_MODULES = (
+    "tsm.cli.train",
+    "tsm.cli.demo",
+    "tsm.cli.data",
+    "tsm.cli.convert",
+    "tsm.cli.predict",
+    "tsm.cli.stream",
+    "tsm.cli.export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

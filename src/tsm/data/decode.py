@@ -46,10 +46,10 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class _VideoIndex:
-    """Presentation-ordered pts of every frame, and (pts, dts) of every keyframe (sorted by pts)."""
+    """Presentation-ordered pts of every frame, and the sorted pts of the keyframes."""
 
     frame_pts: tuple[int, ...] | None  # None: packets carry no pts, frames are found by decoding
-    keyframes: tuple[tuple[int, int], ...]
+    keyframes: tuple[int, ...]
     info: VideoInfo
 
 
@@ -92,7 +92,7 @@ def _build_index(path: Path) -> _VideoIndex:
     try:
         stream = container.streams.video[0]
         frame_pts: list[int] = []
-        keyframes: list[tuple[int, int]] = []
+        keyframes: list[int] = []
         missing_pts = False
         try:
             for packet in container.demux(stream):
@@ -103,7 +103,7 @@ def _build_index(path: Path) -> _VideoIndex:
                     break
                 frame_pts.append(packet.pts)
                 if packet.is_keyframe:
-                    keyframes.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
+                    keyframes.append(packet.pts)
         except av.FFmpegError as error:
             raise VideoReadError(path, f"demuxing failed ({error})") from None
         fps = _stream_fps(stream)
@@ -186,42 +186,53 @@ def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     return frames
 
 
+# Decoders whose "skip non-reference frames" mode is exact: a skipped frame is never a reference.
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
+
+
 def _read_seeking(path: Path, index: _VideoIndex, wanted: list[int]) -> dict[int, np.ndarray]:
-    """Decode the wanted frames by pts, seeking to a keyframe only when it skips work."""
+    """Decode the wanted frames by pts: seek to a keyframe only when it skips work, and let the
+    decoder drop non-reference frames nobody asked for (H.264/HEVC)."""
     assert index.frame_pts is not None
-    pts_of = index.frame_pts
-    key_pts = [pts for pts, _ in index.keyframes]
-    remaining = sorted(set(wanted))
-    position_of = {pts_of[i]: i for i in remaining}
+    position_of = {index.frame_pts[i]: i for i in set(wanted)}
     frames: dict[int, np.ndarray] = {}
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        decoder = None
+        context = stream.codec_context
+        skip_unwanted = context.name in _SKIP_NONREF_CODECS
+        packets = None
         current_pts: int | None = None  # pts of the last decoded frame
-        for target in remaining:
-            if target in frames:
+        for target_pts in sorted(position_of):
+            if position_of[target_pts] in frames:
                 continue
-            target_pts = pts_of[target]
-            key = max(bisect.bisect_right(key_pts, target_pts) - 1, 0)
-            if decoder is None or current_pts is None or key_pts[key] > current_pts:
-                # Seek by the keyframe's dts: demuxers such as mp4 index samples by dts.
-                container.seek(index.keyframes[key][1], stream=stream, backward=True, any_frame=False)
-                decoder = container.decode(stream)
-                current_pts = None
-            for frame in decoder:
-                if frame.pts is None:
-                    raise VideoReadError(path, "decoded frame without timestamp")
-                if current_pts is None and frame.pts > target_pts:
-                    # The seek landed after the wanted frame: decode from the start instead.
-                    return _read_sequential(path, wanted)
-                current_pts = frame.pts
-                if frame.pts in position_of:
-                    frames[position_of[frame.pts]] = _to_rgb(frame)
-                if frame.pts >= target_pts:
+            key_pts = index.keyframes[max(bisect.bisect_right(index.keyframes, target_pts) - 1, 0)]
+            if packets is None or current_pts is None or key_pts > current_pts:
+                container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+                packets, current_pts = container.demux(stream), None
+            reached = False
+            for packet in packets:
+                if skip_unwanted:
+                    context.skip_frame = (
+                        "DEFAULT" if packet.pts is None or packet.pts in position_of else "NONREF"
+                    )
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        raise VideoReadError(path, "decoded frame without timestamp")
+                    if current_pts is None and frame.pts > target_pts:
+                        # The seek landed after the wanted frame: decode from the start instead.
+                        return _read_sequential(path, wanted)
+                    current_pts = frame.pts
+                    if frame.pts in position_of and position_of[frame.pts] not in frames:
+                        frames[position_of[frame.pts]] = _to_rgb(frame)
+                    reached = reached or frame.pts >= target_pts
+                if reached:
                     break
-            if target not in frames:
-                raise VideoReadError(path, f"frame {target} could not be decoded (truncated or corrupt data)")
+            if position_of[target_pts] not in frames:
+                position = position_of[target_pts]
+                raise VideoReadError(
+                    path, f"frame {position} could not be decoded (truncated or corrupt data)"
+                )
     except av.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed ({error})") from None
     finally:

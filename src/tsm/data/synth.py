@@ -56,7 +56,7 @@ class _Canvas:
         self.size = size
         self.y, self.x = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
         background = rng.uniform(0.0, 1.0, 3).astype(np.float32)
-        texture = rng.normal(0.0, 0.06, (size, size, 1)).astype(np.float32)
+        texture = rng.normal(0.0, 0.03, (size, size, 1)).astype(np.float32)
         self.background = np.clip(background + texture, 0.0, 1.0)
         colour = rng.uniform(0.0, 1.0, 3).astype(np.float32)
         while np.abs(colour - background).max() < 0.4:  # keep the object visible
@@ -84,16 +84,16 @@ def _forward_frames(motion: str, size: int, frames: int, rng: np.random.Generato
     canvas = _Canvas(size, rng)
     progress = np.linspace(0.0, 1.0, frames)
     if motion in ("move_right", "move_down"):
-        radius = rng.uniform(0.08, 0.14) * size
-        distance = rng.uniform(0.3, 0.6) * size
+        radius = rng.uniform(0.08, 0.12) * size
+        distance = rng.uniform(0.45, 0.7) * size
         start = rng.uniform(radius, size - radius - distance)
         across = rng.uniform(radius, size - radius)
         along = start + distance * progress
         positions = [(a, across) if motion == "move_right" else (across, a) for a in along]
         shapes = [canvas.disc(cx, cy, radius) for cx, cy in positions]
     elif motion == "grow":
-        small = rng.uniform(0.06, 0.12) * size
-        large = small + rng.uniform(0.12, 0.24) * size
+        small = rng.uniform(0.05, 0.1) * size
+        large = small + rng.uniform(0.2, 0.3) * size
         cx, cy = rng.uniform(large, size - large, 2)
         shapes = [canvas.disc(cx, cy, small + (large - small) * p) for p in progress]
     elif motion == "rotate_clockwise":

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchvision.models import WeightsEnum
 
 from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
 from tsm.models.surgery import PLACEMENTS, Placement, add_temporal_pool, make_temporal_shift
@@ -34,7 +35,7 @@ class Recognizer(nn.Module):
         mode: ShiftMode = "bidirectional",
         dropout: float = 0.5,
         partial_bn: bool = False,
-        pretrained: str | Path | None = None,
+        pretrained: str | Path | WeightsEnum | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:

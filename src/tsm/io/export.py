@@ -1,0 +1,362 @@
+"""Export a Recognizer to ONNX or TorchScript, for whole clips or for streaming, and check it.
+
+Two kinds of exported model:
+
+* ``"clip"``: the offline model, ``clips (N, T, 3, H, W) -> logits (N, K)``, with a dynamic batch
+  N and the fixed T (``num_segments``) and frame size the file records in its metadata.
+* ``"stream"``: one step of :class:`~tsm.models.StreamingStep`, ``(frames, cache_0, ...,
+  cache_{n-1}) -> (logits, new_cache_0, ...)``: feed each step's new caches to the next step, zeros
+  at the start of a stream (the reference's online demo, for every uni-directional model).
+
+ONNX goes through ``torch.onnx.export`` (the torch.export-based exporter); the temporal shift is
+traced as Slice/Pad/Concat, so the graph has no constant that depends on the example input.
+TorchScript uses ``torch.jit.trace``. After writing, :func:`verify_export` runs the file with
+onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from tsm.io.checkpoint import atomic_write
+from tsm.models import Recognizer, StreamingStep
+
+ExportFormat = Literal["onnx", "torchscript"]
+ExportKind = Literal["clip", "stream"]
+OnnxExporter = Literal["dynamo", "torchscript"]
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+ONNX_EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
+LEGACY_OPSET = 17  # for the TorchScript-based ONNX exporter
+TOLERANCE = 1e-4
+METADATA_FILE = "tsm_export.json"  # the metadata's name inside a TorchScript archive
+_EXAMPLE_BATCH = 2  # > 1, so that the exporter keeps the batch dimension dynamic
+
+
+def require_export_extra(module: str) -> Any:
+    """Import ``module`` (onnx, onnxruntime, onnxscript) or explain how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise RuntimeError(
+            f"ONNX export and checking need the '{module}' package: pip install 'tsm[export]'"
+        ) from None
+
+
+@dataclass
+class ExportCheck:
+    """How far the exported file's outputs are from PyTorch's, per input set."""
+
+    path: Path
+    format: str
+    kind: str
+    errors: dict[str, float] = field(default_factory=dict)  # input set -> max absolute difference
+    tolerance: float = TOLERANCE
+
+    @property
+    def passed(self) -> bool:
+        return all(error <= self.tolerance for error in self.errors.values())
+
+    def summary(self) -> str:
+        """One line: PASS/FAIL and the largest difference on each input set."""
+        verdict = "PASS" if self.passed else "FAIL"
+        details = ", ".join(f"{name} inputs max |diff| {error:.2e}" for name, error in self.errors.items())
+        runtime = "onnxruntime (CPU)" if self.format == "onnx" else "TorchScript"
+        return f"{verdict}: {runtime} vs PyTorch, {details} (tolerance {self.tolerance:g})"
+
+
+def export_metadata(
+    model: Recognizer,
+    kind: ExportKind,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    frame_size: tuple[int, int],
+    class_names: Sequence[str] | None = None,
+    data_config: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """What an exported file records about itself (all values JSON strings)."""
+    values = {
+        "tsm_export": kind,
+        "num_segments": model.num_segments,
+        "frame_size": list(frame_size),
+        "num_classes": model.num_classes,
+        "model_config": model.config,
+        "class_names": list(class_names) if class_names is not None else None,
+        "data_config": data_config or {},
+        "inputs": list(input_names),
+        "outputs": list(output_names),
+    }
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+def read_export_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata :func:`export_model` wrote into an ``.onnx`` or TorchScript file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"exported model {str(path)!r} does not exist")
+    if _format_of(path) == "onnx":
+        onnx = require_export_extra("onnx")
+        proto = onnx.load(str(path), load_external_data=False)
+        raw = {entry.key: entry.value for entry in proto.metadata_props}
+    else:
+        files = {METADATA_FILE: ""}
+        with _torchscript_without_deprecation_warnings():
+            torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+        raw = json.loads(files[METADATA_FILE] or "{}")
+    if "tsm_export" not in raw:
+        raise ValueError(f"{path} was not written by tsm export (no tsm metadata)")
+    return {key: json.loads(value) for key, value in raw.items()}
+
+
+def _format_of(path: Path) -> str:
+    return "onnx" if path.suffix == ".onnx" else "torchscript"
+
+
+class _ClipShapeGuard(nn.Module):
+    """TorchScript front of a traced clip model: refuses clips whose T or frame size differ.
+
+    A trace bakes in T; a clip with another T would otherwise be silently split into wrong clips.
+    """
+
+    def __init__(self, traced: nn.Module, num_segments: int, frame_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.traced = traced
+        self.num_segments = num_segments
+        self.height, self.width = frame_size
+
+    def forward(self, clips: Tensor) -> Tensor:
+        expected = [self.num_segments, 3, self.height, self.width]
+        if clips.dim() != 5 or clips.shape[1:] != expected:
+            raise ValueError(
+                "this exported model takes clips (N, "
+                + ", ".join([str(size) for size in expected])
+                + "), got "
+                + str(clips.shape)
+                + "; sample that many frames per clip at that size, or export again with other settings"
+            )
+        return self.traced(clips)
+
+
+def _example_inputs(
+    model: Recognizer, kind: ExportKind, frame_size: tuple[int, int], streaming: StreamingStep | None
+) -> tuple[Tensor, ...]:
+    generator = torch.Generator().manual_seed(0)
+    if kind == "clip":
+        return (torch.randn(_EXAMPLE_BATCH, model.num_segments, 3, *frame_size, generator=generator),)
+    frames = torch.randn(_EXAMPLE_BATCH, 3, *frame_size, generator=generator)
+    with torch.no_grad():
+        _, *caches = streaming(frames)
+    return (frames, *caches)
+
+
+def _io_names(kind: ExportKind, num_caches: int) -> tuple[list[str], list[str]]:
+    if kind == "clip":
+        return ["clips"], ["logits"]
+    caches = [f"cache_{index}" for index in range(num_caches)]
+    return ["frames", *caches], ["logits", *[f"new_{name}" for name in caches]]
+
+
+def _write_onnx(
+    network: nn.Module,
+    example: tuple[Tensor, ...],
+    path: Path,
+    names: tuple[list[str], list[str]],
+    metadata: dict[str, str],
+    exporter: OnnxExporter,
+) -> None:
+    onnx = require_export_extra("onnx")
+    input_names, output_names = names
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exporter deprecation notes and constant-folding chatter
+            if exporter == "dynamo":
+                require_export_extra("onnxscript")
+                batch = {0: torch.export.Dim("batch")}
+                # A clip model takes (clips,); a streaming step (frames, *caches): varargs as a tuple.
+                dynamic = (batch,) if len(example) == 1 else (batch, tuple(batch for _ in example[1:]))
+                program = torch.onnx.export(
+                    network,
+                    example,
+                    dynamo=True,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_shapes=dynamic,
+                    verbose=False,
+                )
+                program.save(tmp, external_data=False)
+            else:
+                torch.onnx.export(
+                    network,
+                    example,
+                    tmp,
+                    dynamo=False,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes={name: {0: "batch"} for name in input_names + output_names},
+                    opset_version=LEGACY_OPSET,
+                )
+        proto = onnx.load(tmp)
+        onnx.helper.set_model_props(proto, metadata)
+        onnx.save(proto, tmp)
+
+    atomic_write(path, write)
+
+
+def _write_torchscript(
+    network: nn.Module, example: tuple[Tensor, ...], path: Path, kind: ExportKind, metadata, frame_size
+) -> None:
+    with _torchscript_without_deprecation_warnings():
+        traced = torch.jit.trace(network, example, check_trace=False)
+        if kind == "clip":
+            traced = torch.jit.script(_ClipShapeGuard(traced, network.num_segments, frame_size))
+        extra = {METADATA_FILE: json.dumps(metadata)}
+        atomic_write(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
+
+
+@contextlib.contextmanager
+def _torchscript_without_deprecation_warnings() -> Iterator[None]:
+    """torch.jit is deprecated in favour of torch.export, but TorchScript is what many C++ and
+    mobile runtimes still load, so it is offered as asked, without a warning on every call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\..*` is deprecated", category=FutureWarning)
+        yield
+
+
+def export_model(
+    model: Recognizer,
+    path: str | Path,
+    format: ExportFormat | None = None,
+    streaming: bool = False,
+    frame_size: int | tuple[int, int] = 224,
+    class_names: Sequence[str] | None = None,
+    data_config: dict[str, Any] | None = None,
+    check: bool = True,
+    check_inputs: dict[str, Tensor] | None = None,
+    onnx_exporter: OnnxExporter = "dynamo",
+) -> ExportCheck | None:
+    """Write ``model`` as ONNX or TorchScript (atomically), then check it against PyTorch.
+
+    Args:
+        model: the Recognizer; moved to the CPU in float32 and exported in eval mode.
+        path: output file; ``format`` defaults to ``"onnx"`` for ``.onnx`` files, else TorchScript.
+        streaming: export one streaming step (uni-directional models only) instead of whole clips.
+        frame_size: frame height and width the file is made for.
+        class_names, data_config: recorded in the file's metadata for the runtime.
+        check: run :func:`verify_export` on random inputs and ``check_inputs`` (named input sets:
+            clips ``(N, T, 3, H, W)``, or for streaming a sequence of frames ``(S, B, 3, H, W)``).
+        onnx_exporter: ``"dynamo"`` (``torch.export``-based, PyTorch's default) or
+            ``"torchscript"`` (the older tracing exporter, deprecated by PyTorch but many times
+            faster to run; opset 17). Both are checked the same way.
+
+    Returns:
+        The :class:`ExportCheck` (None when ``check`` is False).
+    """
+    path = Path(path)
+    format = format or _format_of(path)
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    if onnx_exporter not in ONNX_EXPORTERS:
+        raise ValueError(f"unknown ONNX exporter {onnx_exporter!r}: use one of {', '.join(ONNX_EXPORTERS)}")
+    if not isinstance(model, Recognizer):
+        raise TypeError(f"export_model expects a tsm.Recognizer, got {type(model).__name__}")
+    size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+    kind: ExportKind = "stream" if streaming else "clip"
+    was_training = model.training
+    model.cpu().float().eval()
+    try:
+        stepper = StreamingStep(model) if streaming else None
+        network = stepper if streaming else model
+        example = _example_inputs(model, kind, size, stepper)
+        names = _io_names(kind, len(example) - 1)
+        metadata = export_metadata(model, kind, *names, size, class_names, data_config)
+        if format == "onnx":
+            _write_onnx(network, example, path, names, metadata, onnx_exporter)
+        else:
+            _write_torchscript(network, example, path, kind, metadata, size)
+        if not check:
+            return None
+        return verify_export(path, model, streaming=streaming, inputs=check_inputs)
+    finally:
+        model.train(was_training)
+
+
+def _load_runner(path: Path) -> Callable[[Sequence[Tensor]], list[Tensor]]:
+    """A function running the exported file on tensors and returning tensors."""
+    if _format_of(path) == "onnx":
+        ort = require_export_extra("onnxruntime")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [node.name for node in session.get_inputs()]
+
+        def run_onnx(inputs: Sequence[Tensor]) -> list[Tensor]:
+            feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
+            return [torch.from_numpy(output) for output in session.run(None, feeds)]
+
+        return run_onnx
+    with _torchscript_without_deprecation_warnings():
+        module = torch.jit.load(str(path), map_location="cpu")
+
+    def run_torchscript(inputs: Sequence[Tensor]) -> list[Tensor]:
+        outputs = module(*inputs)
+        return list(outputs) if isinstance(outputs, tuple | list) else [outputs]
+
+    return run_torchscript
+
+
+def _max_difference(expected: Sequence[Tensor], actual: Sequence[Tensor]) -> float:
+    if len(expected) != len(actual):
+        return float("inf")
+    return max(float((e - a).abs().max()) for e, a in zip(expected, actual, strict=True))
+
+
+@torch.no_grad()
+def verify_export(
+    path: str | Path,
+    model: Recognizer,
+    streaming: bool = False,
+    inputs: dict[str, Tensor] | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportCheck:
+    """Run an exported file and ``model`` on the same inputs and compare every output.
+
+    Always checks random inputs (batch 3, not the export's example batch); ``inputs`` adds named
+    real inputs: clips (N, T, 3, H, W), or for streaming frame sequences (S, B, 3, H, W) that run S
+    steps, each step's caches fed to the next, comparing logits and caches at every step.
+    """
+    path = Path(path)
+    metadata = read_export_metadata(path)
+    height, width = metadata["frame_size"]
+    run = _load_runner(path)
+    generator = torch.Generator().manual_seed(1)
+    model = model.eval()
+    check = ExportCheck(path, _format_of(path), "stream" if streaming else "clip", tolerance=tolerance)
+    sets: dict[str, Tensor] = {}
+    if streaming:
+        sets["random"] = torch.randn(3, 3, 3, height, width, generator=generator)
+        stepper = StreamingStep(model)
+    else:
+        sets["random"] = torch.randn(3, model.num_segments, 3, height, width, generator=generator)
+    sets.update(inputs or {})
+    for name, tensor in sets.items():
+        tensor = tensor.float().cpu()
+        if not streaming:
+            check.errors[name] = _max_difference([model(tensor)], run([tensor]))
+            continue
+        zeros = [torch.zeros(shape) for shape in stepper.cache_shapes(tensor.shape[1:])]
+        expected_caches, actual_caches, error = zeros, zeros, 0.0
+        for frames in tensor:  # one step per frame, each step's caches fed to the next
+            expected = stepper(frames, *expected_caches)
+            actual = run([frames, *actual_caches])
+            error = max(error, _max_difference(expected, actual))
+            expected_caches, actual_caches = expected[1:], actual[1:]
+        check.errors[name] = error
+    return check

@@ -1,0 +1,179 @@
+"""Load the reference's and MMAction2's checkpoints into a :class:`tsm.Recognizer`.
+
+Precedence, highest first: explicit arguments, the weights (architecture), the checkpoint's own
+metadata, its file name, facts of the format (e.g. the online demo shifts 1/8 of the channels).
+Every setting used is reported in ``CheckpointInfo.sources``; disagreements between the file name
+and the weights are reported in ``CheckpointInfo.notes`` (the weights win).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tsm.data import default_data_config
+from tsm.io.checkpoint import CheckpointInfo, recognizer_with_weights
+from tsm.io.formats import (
+    MAPPERS,
+    MMACTION2,
+    REFERENCE,
+    REFERENCE_ONLINE,
+    StateDict,
+    detect_format,
+    read_torch_file,
+    state_dict_of,
+    strip_data_parallel,
+)
+from tsm.io.infer_config import Setting, infer_architecture, mmaction2_settings, reference_name_settings
+from tsm.models import Recognizer
+
+# The online demo's labels: the 27 Jester classes in sorted order, as its demo prints them.
+JESTER_CLASSES = [
+    "Doing other things",
+    "Drumming Fingers",
+    "No gesture",
+    "Pulling Hand In",
+    "Pulling Two Fingers In",
+    "Pushing Hand Away",
+    "Pushing Two Fingers Away",
+    "Rolling Hand Backward",
+    "Rolling Hand Forward",
+    "Shaking Hand",
+    "Sliding Two Fingers Down",
+    "Sliding Two Fingers Left",
+    "Sliding Two Fingers Right",
+    "Sliding Two Fingers Up",
+    "Stop Sign",
+    "Swiping Down",
+    "Swiping Left",
+    "Swiping Right",
+    "Swiping Up",
+    "Thumb Down",
+    "Thumb Up",
+    "Turning Hand Clockwise",
+    "Turning Hand Counterclockwise",
+    "Zooming In With Full Hand",
+    "Zooming In With Two Fingers",
+    "Zooming Out With Full Hand",
+    "Zooming Out With Two Fingers",
+]
+# Datasets whose classes depend on direction: the reference trains them without flips.
+_NO_FLIP_DATASETS = ("something", "sthv", "jester")
+# Settings that only the weights may decide; file names merely cross-check them.
+_ARCHITECTURE = ("backbone", "num_classes", "shift", "place", "temporal_pool")
+_HOW_TO_PASS = {
+    "num_segments": "num_segments=T (CLI: --num-segments T; the published models use 8 or 16)",
+    "fold_div": "fold_div=D (CLI: --fold-div D; every published model uses 8)",
+}
+
+
+def _format_settings(fmt: str, path: Path, extras: dict[str, Any]) -> dict[str, Setting]:
+    """What the format, its metadata and its file-name convention say beyond the weights."""
+    if fmt == REFERENCE:
+        settings = reference_name_settings(path)
+    elif fmt == MMACTION2:
+        settings = mmaction2_settings(path, extras)
+    else:  # the online demo: one fixed network
+        fact = "the reference's online demo (fixed: 1/8 of the channels from the previous frame)"
+        settings = {"mode": Setting("unidirectional", fact), "fold_div": Setting(8, fact)}
+        settings["num_segments"] = Setting(
+            8, "default: per-frame outputs of an online model do not depend on the clip length"
+        )
+    if fmt != REFERENCE_ONLINE:
+        settings["mode"] = Setting("bidirectional", f"{fmt} models are offline (bi-directional) TSM")
+    return settings
+
+
+def _resolve(
+    architecture: dict[str, Setting], hints: dict[str, Setting], overrides: dict[str, Any]
+) -> tuple[dict[str, Setting], list[str]]:
+    """Combine arguments, weights and hints into Recognizer settings; list disagreements."""
+    notes = []
+    settings = dict(architecture)
+    for name, hint in hints.items():
+        if name in _ARCHITECTURE:
+            weights = architecture.get(name)
+            if weights is not None and weights.value != hint.value:
+                notes.append(
+                    f"{hint.source} says {name}={hint.value!r} but the weights say {weights.value!r}; "
+                    "the weights are used"
+                )
+        elif name in ("num_segments", "fold_div", "mode"):
+            settings[name] = hint
+    if not settings["shift"].value:
+        settings.setdefault("fold_div", Setting(8, "unused: the model has no shift"))
+        settings.setdefault("place", Setting("blockres", "unused: the model has no shift"))
+    settings.update({name: Setting(value, "argument") for name, value in overrides.items()})
+    if settings["backbone"].value is None:
+        raise ValueError(
+            f"the checkpoint's ResNet ({settings['backbone'].source}) is not a torchvision "
+            "ResNet-18/34/50/101/152; pass backbone=NAME if you know which one it is"
+        )
+    missing = [name for name in ("num_segments", "fold_div") if name not in settings]
+    if missing:
+        raise ValueError(
+            f"the checkpoint does not say its {' and '.join(missing)} (not in its weights, metadata or "
+            f"file name); pass {' and '.join(_HOW_TO_PASS[name] for name in missing)}"
+        )
+    return settings, notes
+
+
+def _fill_batch_counters(state: StateDict) -> list[str]:
+    """Old PyTorch (< 0.4.1) wrote no BatchNorm ``num_batches_tracked``; they do not affect outputs."""
+    running_means = [k for k in state if k.endswith(".running_mean")]
+    absent = [
+        counter
+        for key in running_means
+        if (counter := key.removesuffix("running_mean") + "num_batches_tracked") not in state
+    ]
+    if not absent:
+        return []
+    state.update({key: torch.zeros((), dtype=torch.long) for key in absent})
+    return [f"{len(absent)} BatchNorm num_batches_tracked counters were absent (older PyTorch); set to 0"]
+
+
+def _written_by(fmt: str, extras: dict[str, Any]) -> str:
+    if fmt == REFERENCE:
+        details = {k: extras[k] for k in ("arch", "epoch", "best_prec1") if k in extras}
+        return f"reference implementation {details}" if details else "reference implementation"
+    if fmt == MMACTION2:
+        meta = extras.get("meta") if isinstance(extras.get("meta"), dict) else {}
+        versions = {k: meta[k] for k in ("mmaction2_version", "mmengine_version", "epoch") if k in meta}
+        return f"MMAction2 {versions}" if versions else "MMAction2"
+    return "the reference's online demo"
+
+
+def load_foreign_checkpoint(
+    path: str | Path, allow_pickle: bool = False, **overrides: Any
+) -> tuple[Recognizer, CheckpointInfo]:
+    """Load a reference or MMAction2 checkpoint; ``overrides`` are :class:`Recognizer` arguments."""
+    path = Path(path)
+    state, extras = state_dict_of(read_torch_file(path, allow_pickle), path)
+    state = strip_data_parallel(state)
+    fmt = detect_format(state)
+    state = MAPPERS[fmt](state)
+    hints = _format_settings(fmt, path, extras)
+    settings, notes = _resolve(infer_architecture(state), hints, overrides)
+    config = {name: setting.value for name, setting in settings.items()}
+    notes += _fill_batch_counters(state)
+    model = recognizer_with_weights(config, state)
+    if "dataset" in hints:
+        notes.append(f"trained on {hints['dataset'].value!r} ({hints['dataset'].source})")
+    dataset = str(hints["dataset"].value) if "dataset" in hints else ""
+    data_config = default_data_config(
+        num_segments=model.num_segments,
+        sampling="dense" if "dense" in hints and hints["dense"].value else "uniform",
+        flip=not dataset.startswith(_NO_FLIP_DATASETS) and fmt != REFERENCE_ONLINE,
+    )
+    info = CheckpointInfo(
+        format=fmt,
+        model_config=model.config,
+        class_names=JESTER_CLASSES if fmt == REFERENCE_ONLINE and model.num_classes == 27 else None,
+        data_config=data_config,
+        written_by=_written_by(fmt, extras),
+        notes=notes,
+        sources={name: setting.source for name, setting in settings.items()},
+    )
+    return model, info

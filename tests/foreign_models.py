@@ -1,0 +1,388 @@
+"""Independent re-creations of the reference's and MMAction2's TSM networks, for the checkpoint tests.
+
+Written for the tests from the layouts documented in TSM-FACTS.md: module names reproduce each
+implementation's state-dict keys, and each forward pass follows that implementation (its own
+shift code, its own temporal pool, its own head), so these share no code with ``tsm``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+
+def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
+    """Random weights and BatchNorm statistics, so a wrong key mapping changes the outputs."""
+    generator = torch.Generator().manual_seed(generator_seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5 + 0.2)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+            elif isinstance(module, nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * 0.05)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+    return model.eval()
+
+
+# --- the reference (mit-han-lab/temporal-shift-module) -------------------------------------------------
+def reference_shift(x: torch.Tensor, n_segment: int, fold_div: int) -> torch.Tensor:
+    """The reference's offline shift: slice assignment into zeros_like."""
+    nt, c, h, w = x.size()
+    x = x.view(nt // n_segment, n_segment, c, h, w)
+    fold = c // fold_div
+    out = torch.zeros_like(x)
+    out[:, :-1, :fold] = x[:, 1:, :fold]
+    out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]
+    out[:, :, 2 * fold :] = x[:, :, 2 * fold :]
+    return out.view(nt, c, h, w)
+
+
+class ReferenceShift(nn.Module):
+    def __init__(self, net: nn.Module, n_segment: int, n_div: int) -> None:
+        super().__init__()
+        self.net, self.n_segment, self.fold_div = net, n_segment, n_div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(reference_shift(x, self.n_segment, self.fold_div))
+
+
+class ReferencePool(nn.Module):
+    """The reference's temporal pool (halves the frames: nt // 2)."""
+
+    def __init__(self, net: nn.Module, n_segment: int) -> None:
+        super().__init__()
+        self.net, self.n_segment = net, n_segment
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.size()
+        x = x.view(nt // self.n_segment, self.n_segment, c, h, w).transpose(1, 2)
+        x = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+        return self.net(x.transpose(1, 2).contiguous().view(nt // 2, c, h, w))
+
+
+def _conv_bn(inp: int, oup: int, kernel: int, stride: int, groups: int = 1, relu: bool = True) -> list:
+    layers = [
+        nn.Conv2d(inp, oup, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(oup),
+    ]
+    return [*layers, nn.ReLU6(inplace=True)] if relu else layers
+
+
+class ReferenceInvertedResidual(nn.Module):
+    """The reference's own block: conv = flat Sequential [pw, bn, relu6, dw, bn, relu6, pwl, bn]."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = inp * expand_ratio
+        self.use_res_connect = stride == 1 and inp == oup
+        expansion = _conv_bn(inp, hidden, 1, 1) if expand_ratio != 1 else []
+        self.conv = nn.Sequential(
+            *expansion,
+            *_conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            *_conv_bn(hidden, oup, 1, 1, relu=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class ReferenceMobileNetV2(nn.Module):
+    """The reference's MobileNetV2 (features Sequential, classifier a bare Linear)."""
+
+    SETTING = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
+
+    def __init__(self, n_class: int = 1000) -> None:
+        super().__init__()
+        features: list[nn.Module] = [nn.Sequential(*_conv_bn(3, 32, 3, 2))]
+        channels = 32
+        for t, c, n, s in self.SETTING:
+            for i in range(n):
+                features.append(ReferenceInvertedResidual(channels, c, s if i == 0 else 1, t))
+                channels = c
+        features.append(nn.Sequential(*_conv_bn(channels, 1280, 1, 1)))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Linear(1280, n_class)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean(3).mean(2))
+
+
+class ReferenceTSN(nn.Module):
+    """The reference's TSN wrapper: base_model (head replaced by Dropout) + new_fc + average."""
+
+    def __init__(
+        self,
+        num_class: int,
+        num_segments: int,
+        arch: str,
+        is_shift: bool = True,
+        shift_div: int = 8,
+        shift_place: str = "blockres",
+        temporal_pool: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_segments = num_segments // 2 if temporal_pool else num_segments
+        if arch == "mobilenetv2":
+            self.base_model = ReferenceMobileNetV2()
+            if is_shift:
+                for m in self.base_model.modules():
+                    if isinstance(m, ReferenceInvertedResidual) and len(m.conv) == 8 and m.use_res_connect:
+                        m.conv[0] = ReferenceShift(m.conv[0], num_segments, shift_div)
+            self.base_model.classifier = nn.Dropout(0.5)
+        else:
+            self.base_model = getattr(torchvision.models, arch)(weights=None)
+            if is_shift:
+                self._shift_resnet(num_segments, shift_div, shift_place, temporal_pool)
+            if temporal_pool:
+                self.base_model.layer2 = ReferencePool(self.base_model.layer2, num_segments)
+            self.base_model.fc = nn.Dropout(0.5)
+        widths = {"mobilenetv2": 1280, "resnet18": 512, "resnet34": 512}
+        self.new_fc = nn.Linear(widths.get(arch, 2048), num_class)
+
+    def _shift_resnet(self, n_segment: int, n_div: int, place: str, temporal_pool: bool) -> None:
+        net = self.base_model
+        segments = [n_segment] + [n_segment // 2 if temporal_pool else n_segment] * 3
+        n_round = 2 if len(net.layer3) >= 23 else 1
+        for name, this_segment in zip(("layer1", "layer2", "layer3", "layer4"), segments, strict=False):
+            blocks = list(getattr(net, name).children())
+            for i, block in enumerate(blocks):
+                if place == "block":
+                    blocks[i] = ReferenceShift(block, this_segment, n_div)
+                elif i % n_round == 0:
+                    block.conv1 = ReferenceShift(block.conv1, this_segment, n_div)
+            setattr(net, name, nn.Sequential(*blocks))
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        base_out = self.new_fc(self.base_model(clips.reshape((-1, 3, *clips.shape[-2:]))))
+        return base_out.view((-1, self.num_segments, *base_out.shape[1:])).mean(dim=1)
+
+
+def online_demo_stream(net: ReferenceMobileNetV2, frames: torch.Tensor) -> torch.Tensor:
+    """The online demo's forward, one frame at a time with shift buffers: (T, 3, H, W) -> (T, K).
+
+    Blocks with a residual and an expansion replace their first C/8 input channels by those of the
+    previous frame (zeros before the first) and hand their own on; the residual adds the input.
+    """
+    buffers: dict[int, torch.Tensor] = {}
+    outputs = []
+    for frame in frames:
+        x = frame.unsqueeze(0)
+        for index, block in enumerate(net.features):
+            if (
+                isinstance(block, ReferenceInvertedResidual)
+                and block.use_res_connect
+                and len(block.conv) == 8
+            ):
+                c = x.size(1)
+                x1, x2 = x[:, : c // 8], x[:, c // 8 :]
+                previous = buffers.get(index, torch.zeros_like(x1))
+                x, buffers[index] = x + block.conv(torch.cat((previous, x2), dim=1)), x1
+            else:
+                x = block(x)
+        outputs.append(net.classifier(x.mean(3).mean(2)))
+    return torch.cat(outputs)
+
+
+# --- MMAction2 (Recognizer2D + ResNetTSM / MobileNetV2TSM + TSMHead) -------------------------------
+def mmaction2_shift(x: torch.Tensor, num_segments: int, shift_div: int) -> torch.Tensor:
+    """MMAction2's shift: split, zero blanks made as ``x - x``, concatenate."""
+    n, c, h, w = x.size()
+    x = x.view(-1, num_segments, c, h * w)
+    fold = c // shift_div
+    left, mid, right = x[:, :, :fold], x[:, :, fold : 2 * fold], x[:, :, 2 * fold :]
+    left = torch.cat((left[:, 1:], (left - left)[:, :1]), 1)
+    mid = torch.cat(((mid - mid)[:, :1], mid[:, :-1]), 1)
+    return torch.cat((left, mid, right), 2).view(n, c, h, w)
+
+
+class MMShift(nn.Module):
+    def __init__(self, net: nn.Module, num_segments: int, shift_div: int) -> None:
+        super().__init__()
+        self.net, self.num_segments, self.shift_div = net, num_segments, shift_div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(mmaction2_shift(x, self.num_segments, self.shift_div))
+
+
+class ConvModule(nn.Module):
+    """mmcv's ConvModule layout: ``conv``, ``bn`` (+ activation, no parameters)."""
+
+    def __init__(self, inp, oup, kernel, stride=1, padding=0, groups=1, act: type | None = nn.ReLU) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(inp, oup, kernel, stride, padding, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(oup)
+        self.activate = act() if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class MMBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inp: int, planes: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = ConvModule(inp, planes, 1)
+        self.conv2 = ConvModule(planes, planes, 3, stride, 1)  # "pytorch" style: stride on the 3x3
+        self.conv3 = ConvModule(planes, planes * 4, 1, act=None)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.conv3(self.conv2(self.conv1(x))) + identity)
+
+
+class MMBasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inp: int, planes: int, stride: int, downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.conv1 = ConvModule(inp, planes, 3, stride, 1)
+        self.conv2 = ConvModule(planes, planes, 3, 1, 1, act=None)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.conv2(self.conv1(x)) + identity)
+
+
+class MMTemporalPool(nn.Module):
+    def __init__(self, net: nn.Module, num_segments: int) -> None:
+        super().__init__()
+        self.net, self.num_segments = net, num_segments
+        self.max_pool3d = nn.MaxPool3d(kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.size()
+        x = self.max_pool3d(x.view(n // self.num_segments, self.num_segments, c, h, w).transpose(1, 2))
+        return self.net(x.transpose(1, 2).contiguous().view(n // 2, c, h, w))
+
+
+class MMResNetTSM(nn.Module):
+    STAGES: ClassVar[dict[int, tuple[type, tuple[int, ...]]]] = {
+        18: (MMBasicBlock, (2, 2, 2, 2)),
+        50: (MMBottleneck, (3, 4, 6, 3)),
+        101: (MMBottleneck, (3, 4, 23, 3)),
+    }
+
+    def __init__(
+        self, depth: int, num_segments: int, shift_div: int, place: str, temporal_pool: bool
+    ) -> None:
+        super().__init__()
+        block, counts = self.STAGES[depth]
+        self.conv1 = ConvModule(3, 64, 7, 2, 3)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        inp = 64
+        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), counts, strict=False)):
+            stride = 1 if index == 0 else 2
+            downsample = None
+            if stride != 1 or inp != planes * block.expansion:
+                downsample = ConvModule(inp, planes * block.expansion, 1, stride, act=None)
+            layers = [block(inp, planes, stride, downsample)]
+            inp = planes * block.expansion
+            layers += [block(inp, planes, 1, None) for _ in range(count - 1)]
+            setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
+        segments = [num_segments] + [num_segments // 2 if temporal_pool else num_segments] * 3
+        n_round = 2 if counts[2] >= 23 else 1
+        for index, this_segment in enumerate(segments):
+            blocks = list(getattr(self, f"layer{index + 1}").children())
+            for i, b in enumerate(blocks):
+                if place == "block":
+                    blocks[i] = MMShift(b, this_segment, shift_div)
+                elif i % n_round == 0:
+                    b.conv1.conv = MMShift(b.conv1.conv, this_segment, shift_div)
+            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+        if temporal_pool:
+            self.layer2 = MMTemporalPool(self.layer2, num_segments)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class MMInvertedResidual(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = round(inp * expand_ratio)
+        self.use_res_connect = stride == 1 and inp == oup
+        layers = [ConvModule(inp, hidden, 1, act=nn.ReLU6)] if expand_ratio != 1 else []
+        layers += [
+            ConvModule(hidden, hidden, 3, stride, 1, groups=hidden, act=nn.ReLU6),
+            ConvModule(hidden, oup, 1, act=None),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MMMobileNetV2TSM(nn.Module):
+    def __init__(self, num_segments: int, shift_div: int) -> None:
+        super().__init__()
+        self.conv1 = ConvModule(3, 32, 3, 2, 1, act=nn.ReLU6)
+        inp = 32
+        for index, (t, c, n, s) in enumerate(ReferenceMobileNetV2.SETTING):
+            blocks = []
+            for i in range(n):
+                blocks.append(MMInvertedResidual(inp, c, s if i == 0 else 1, t))
+                inp = c
+            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+        self.conv2 = ConvModule(inp, 1280, 1, act=nn.ReLU6)
+        for m in self.modules():
+            if isinstance(m, MMInvertedResidual) and len(m.conv) == 3 and m.use_res_connect:
+                m.conv[0] = MMShift(m.conv[0], num_segments, shift_div)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index in range(7):
+            x = getattr(self, f"layer{index + 1}")(x) if index else self.layer1(self.conv1(x))
+        return self.conv2(x)
+
+
+class MMTSMHead(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int, num_segments: int, temporal_pool: bool) -> None:
+        super().__init__()
+        self.num_segments = num_segments // 2 if temporal_pool else num_segments
+        self.dropout = nn.Dropout(0.5)
+        self.fc_cls = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = self.fc_cls(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        return score.view((-1, self.num_segments, *score.shape[1:])).mean(dim=1)
+
+
+class MMRecognizer2D(nn.Module):
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        num_segments: int,
+        shift_div: int = 8,
+        place: str = "blockres",
+        temporal_pool: bool = False,
+    ) -> None:
+        super().__init__()
+        if backbone == "mobilenetv2":
+            self.backbone, width = MMMobileNetV2TSM(num_segments, shift_div), 1280
+        else:
+            depth = int(backbone.removeprefix("r"))
+            self.backbone = MMResNetTSM(depth, num_segments, shift_div, place, temporal_pool)
+            width = 512 if depth < 50 else 2048
+        self.cls_head = MMTSMHead(num_classes, width, num_segments, temporal_pool)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.cls_head(self.backbone(clips.reshape((-1, 3, *clips.shape[-2:]))))

@@ -1,0 +1,82 @@
+"""``tsm convert``: foreign checkpoint -> tsm safetensors file, reloaded and checked."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+import tsm
+from foreign_models import MMRecognizer2D, ReferenceTSN, randomize
+from tsm.cli.main import main
+
+T = 4
+NAME = f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
+
+
+def test_convert_round_trip_keeps_the_reference_logits(tmp_path, capsys):
+    ref = randomize(ReferenceTSN(3, T, "resnet18"))
+    source = tmp_path / NAME
+    torch.save({"epoch": 50, "arch": "resnet18", "state_dict": nn.DataParallel(ref).state_dict()}, source)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("archery\nbowling\ncurling\n\n", encoding="utf-8")
+    out = tmp_path / "converted" / "tsm_r18.safetensors"
+
+    assert main(["convert", str(source), str(out), "--class-names", str(labels), "--size", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "reference format" in printed and "max |logits difference| = 0" in printed
+    assert "num_segments = 4  [file name" in printed and "backbone = 'resnet18'  [weights" in printed
+
+    model, info = tsm.load_checkpoint(out)
+    assert info.format == "tsm" and info.class_names == ["archery", "bowling", "curling"]
+    assert info.model_config == {**model.config, "num_segments": T, "fold_div": 8, "backbone": "resnet18"}
+    assert info.data_config["input_size"] == 224
+    clips = torch.randn(2, T, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clips), ref(clips), rtol=1e-5, atol=1e-5)
+    model.train()(clips).logsumexp(dim=1).sum().backward()  # a loaded model fine-tunes
+    assert all(p.requires_grad and p.grad is not None for p in model.parameters())
+
+
+def test_convert_takes_settings_from_options(tmp_path, capsys):
+    mm = randomize(MMRecognizer2D("r18", 4, T))
+    source = tmp_path / "epoch_50.pth"  # no metadata and no naming convention
+    torch.save({"state_dict": mm.state_dict(), "meta": {"epoch": 50}}, source)
+    out = tmp_path / "out.safetensors"
+    assert main(["convert", str(source), str(out), "--size", "32"]) == 1
+    assert "--num-segments" in capsys.readouterr().err
+    assert not out.exists()
+
+    options = ["--num-segments", str(T), "--fold-div", "8", "--size", "32"]
+    assert main(["convert", str(source), str(out), *options]) == 0
+    printed = capsys.readouterr().out
+    assert "num_segments = 4  [argument]" in printed and "class names: none" in printed
+    model, _ = tsm.load_checkpoint(out)
+    clips = torch.randn(1, T, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clips), mm(clips), rtol=1e-5, atol=1e-5)
+
+
+def test_convert_error_paths(tmp_path, capsys):
+    source = tmp_path / NAME
+    state = nn.DataParallel(ReferenceTSN(3, T, "resnet18")).state_dict()
+    torch.save({"state_dict": state, "args": argparse.Namespace(lr=0.1)}, source)
+    out = tmp_path / "out.safetensors"
+
+    assert main(["convert", str(source), str(out), "--size", "32"]) == 1
+    assert "--allow-pickle" in capsys.readouterr().err
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("only\ntwo\n", encoding="utf-8")
+    assert main(["convert", str(source), str(out), "--allow-pickle", "--class-names", str(labels)]) == 1
+    assert "2 class names given but the checkpoint has 3 classes" in capsys.readouterr().err
+    assert not out.exists()
+
+    assert main(["convert", str(source), str(out), "--class-names", str(tmp_path / "none.txt")]) == 1
+    assert "class-names file" in capsys.readouterr().err
+
+    assert main(["convert", str(source), str(out), "--allow-pickle", "--size", "32"]) == 0
+    again = tmp_path / "again.safetensors"
+    assert main(["convert", str(out), str(again), "--size", "32"]) == 0  # tsm -> tsm works too
+    assert "tsm format" in capsys.readouterr().out

@@ -1,0 +1,161 @@
+"""Export to ONNX and TorchScript: outputs equal PyTorch's on random and real decoded frames."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import tsm
+from stream_helpers import decoded_frames, random_eval_model, synthetic_video
+from tsm.io.export import export_model, read_export_metadata, verify_export
+from tsm.models import StreamingStep
+
+SIZE = 40
+SEGMENTS = 4
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> torch.Tensor:
+    return decoded_frames(synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4"), SIZE)
+
+
+def clips_from(frames: torch.Tensor) -> torch.Tensor:
+    """Two real clips (2, T, 3, H, W) from consecutive frames."""
+    return torch.stack([frames[:SEGMENTS], frames[SEGMENTS : 2 * SEGMENTS]])
+
+
+CASES = {  # name -> (model name, overrides, streaming, format)
+    "clip-onnx": ("tsm_resnet18", {}, False, "onnx"),
+    "tpool-clip-torchscript": ("tsn_resnet18", {"temporal_pool": True}, False, "torchscript"),
+    "stream-onnx": ("tsm_online_mobilenet_v2", {}, True, "onnx"),
+    "block-stream-torchscript": ("tsm_online_resnet18", {"place": "block"}, True, "torchscript"),
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, frames):
+    """case -> (model, path, streaming, check); each case exported once, checked on real frames."""
+    return functools.cache(lambda case: export_case(case, tmp_path_factory, frames))
+
+
+def export_case(case: str, tmp_path_factory, frames: torch.Tensor):
+    name, overrides, streaming, format = CASES[case]
+    model = random_eval_model(name, num_segments=SEGMENTS, **overrides)
+    real = frames[:5].unsqueeze(1).expand(5, 2, 3, SIZE, SIZE) if streaming else clips_from(frames)
+    path = tmp_path_factory.mktemp("export") / ("model.onnx" if format == "onnx" else "model.pt")
+    check = export_model(
+        model,
+        path,
+        streaming=streaming,
+        frame_size=SIZE,
+        class_names=[f"c{i}" for i in range(6)],
+        check_inputs={"video": real},
+        onnx_exporter="torchscript",
+    )
+    return model, path, streaming, check
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_export_matches_pytorch(exported, case):
+    model, path, streaming, check = exported(case)
+    assert check.passed, check.summary()
+    assert set(check.errors) == {"random", "video"}
+    assert check.summary().startswith("PASS")
+    metadata = read_export_metadata(path)
+    assert metadata["tsm_export"] == ("stream" if streaming else "clip")
+    assert metadata["num_segments"] == SEGMENTS
+    assert metadata["frame_size"] == [SIZE, SIZE]
+    assert metadata["class_names"][:2] == ["c0", "c1"]
+    # The check is not vacuous: a model with other weights fails it.
+    other = tsm.Recognizer(**model.config).eval()
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other.new_fc.bias.add_(1e-3)
+    assert not verify_export(path, other, streaming=streaming).passed
+
+
+def test_onnx_clip_has_dynamic_batch_and_fixed_frames(exported, frames):
+    model, path, _, _ = exported("clip-onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["clips"]
+    assert session.get_inputs()[0].shape[1:] == [SEGMENTS, 3, SIZE, SIZE]
+    clips = torch.cat([clips_from(frames), clips_from(frames.flip(0))])  # batch 4
+    (logits,) = session.run(None, {"clips": clips.numpy()})
+    with torch.no_grad():
+        expected = model(clips).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+    with pytest.raises(Exception, match="clips"):  # onnxruntime refuses another T
+        session.run(None, {"clips": clips[:, :2].numpy()})
+
+
+def test_onnx_stream_runs_a_live_stream(exported, frames):
+    """The exported step driven by hand, caches fed back, equals the offline per-frame logits."""
+    model, path, _, _ = exported("stream-onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names[0] == "frames" and len(names) == 11
+    caches = [np.zeros([1, *i.shape[1:]], np.float32) for i in session.get_inputs()[1:]]
+    streamed = []
+    for t in range(2 * SEGMENTS):
+        feeds = dict(zip(names, [frames[t : t + 1].numpy(), *caches], strict=True))
+        logits, *caches = session.run(None, feeds)
+        streamed.append(logits[0])
+    offline = tsm.Recognizer(**{**model.config, "num_segments": 2 * SEGMENTS}).eval()
+    offline.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        expected = offline.forward_frames(frames[: 2 * SEGMENTS].unsqueeze(0))[0].numpy()
+    np.testing.assert_allclose(np.stack(streamed), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_torchscript_clip_refuses_other_frame_counts(tmp_path):
+    model = random_eval_model("tsn_resnet18", num_segments=SEGMENTS)
+    path = tmp_path / "clip.pt"
+    export_model(model, path, frame_size=SIZE, check=False)
+    loaded = torch.jit.load(str(path))
+    assert loaded(torch.randn(3, SEGMENTS, 3, SIZE, SIZE)).shape == (3, 6)
+    with pytest.raises(Exception, match="sample that many frames"):
+        loaded(torch.randn(1, 2 * SEGMENTS, 3, SIZE, SIZE))
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(tmp_path, frames):
+    """PyTorch's default (torch.export-based) ONNX exporter: a streaming step, dynamic batch."""
+    model = random_eval_model("tsm_online_resnet18", num_segments=2)
+    check = export_model(
+        model, tmp_path / "m.onnx", streaming=True, frame_size=SIZE, check_inputs={"video": frames[:3, None]}
+    )
+    assert check.passed, check.summary()
+
+
+def test_export_refuses_bad_requests(tmp_path, monkeypatch):
+    model = random_eval_model("tsm_resnet18", num_segments=SEGMENTS)
+    with pytest.raises(ValueError, match="NEXT frame"):
+        export_model(model, tmp_path / "s.onnx", streaming=True, frame_size=SIZE)
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_model(model, tmp_path / "m.onnx", format="tflite")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_export_metadata(tmp_path / "missing.onnx")
+    real_import = importlib.import_module
+
+    def without_onnx(name, *args):
+        if name.startswith("onnx"):
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_onnx)
+    with pytest.raises(RuntimeError, match=r"pip install 'tsm\[export\]'"):
+        export_model(model, tmp_path / "m.onnx", frame_size=SIZE)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_streaming_step_is_the_exported_signature():
+    model = random_eval_model("tsm_online_resnet18")
+    step = StreamingStep(model)
+    logits, *caches = step(torch.randn(2, 3, SIZE, SIZE))
+    assert logits.shape == (2, 6) and len(caches) == step.num_caches == len(tsm.models.shifted_modules(model))
