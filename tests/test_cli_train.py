@@ -143,7 +143,7 @@ def test_fit_then_test_from_the_exported_checkpoint(synthetic, tmp_path, capsys)
     resume = ["--trainer.max_epochs", "2", "--ckpt_path", str(folder / "last.ckpt")]
     code, output = run_cli(["fit", *common, *resume], capsys)
     assert code == 0, output
-    with open(tmp_path / "lightning_logs" / "version_1" / "metrics.csv") as handle:
+    with open(tmp_path / "lightning_logs" / "version_2" / "metrics.csv") as handle:  # 1 was `test`
         epochs = {row["epoch"] for row in csv.DictReader(handle) if row["epoch"]}
     assert epochs == {"1"}  # resumed after epoch 0: only the second epoch ran
 
