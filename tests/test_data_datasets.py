@@ -270,7 +270,7 @@ def test_cli_synth_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["data", "check", str(out / "train.txt")]) == 0
     assert "0 bad" in capsys.readouterr().out
     (out / "train" / "move_right_00000.mp4").write_bytes(b"broken")
-    assert main(["data", "check", str(out / "train.txt")]) == 1
+    assert main(["data", "check", str(out / "train.txt"), "--workers", "1"]) == 1
     report = capsys.readouterr().out
     assert "BAD" in report and "move_right_00000.mp4" in report and "1 bad" in report
     assert main(["data", "probe", str(out / "test" / "move_right_00000.mp4")]) == 0
