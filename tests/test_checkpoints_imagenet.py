@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights
 
 import tsm
+from foreign_models import ReferenceMobileNetV2, randomize
 from tsm.models import SUPPORTED_BACKBONES, build_backbone
 
 FEATURE_WIDTHS = {"resnet18": 512, "resnet34": 512, "mobilenet_v2": 1280}
@@ -118,3 +119,14 @@ def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch):
     torch.save({f"base_model.{k}": v for k, v in state.items()}, recognizer)
     with pytest.raises(ValueError, match=r"tsm\.load_checkpoint"):
         build_backbone("resnet18", recognizer)
+
+
+def test_reference_mobilenet_imagenet_file(tmp_path):
+    """The reference started MobileNetV2 from its own ImageNet file, in its own layout."""
+    reference = randomize(ReferenceMobileNetV2())
+    path = tmp_path / "mobilenetv2_1.0-f2a8633.pth.tar"
+    torch.save(reference.state_dict(), path)
+    net, _ = build_backbone("mobilenet_v2", path)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(images), reference.features(images).mean(3).mean(2))

@@ -5,24 +5,28 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import pickle
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 import tsm.data.synth as synth
 from tsm.cli.main import main
 from tsm.data import (
     FailedSample,
+    VideoBatch,
     VideoDataset,
     generate_synthetic_dataset,
     load_clip,
     probe,
     read_frames,
     render_synthetic_clip,
+    summarize_failures,
     synthetic_class_names,
     write_video,
 )
@@ -191,6 +195,10 @@ def test_bad_files_are_marked_replaced_in_training_and_dropped_in_eval(tmp_path:
     batch = train.collate([train[i] for i in range(8)])
     assert batch.clips.shape == (8, 4, 3, 32, 32)  # failed samples replaced by good ones
     assert {sample.index for sample in batch.failures} >= {0, 1, 2, 3}
+    report = summarize_failures(failed + failed[:1])
+    assert report.startswith("5 failed samples from 4 bad files:")
+    assert report.count("(2 times)") == 1 and all(sample.path in report for sample in failed)
+    assert summarize_failures([]) == ""
     with pytest.raises(FileNotFoundError):
         VideoDataset(root / "train.txt", data_config=CONFIG, on_error="raise")[0]
 
@@ -203,6 +211,15 @@ def test_failures_reach_the_main_process_through_workers(tmp_path: Path) -> None
     failed = sorted(sample.index for batch in batches for sample in batch.failures)
     assert failed == [0, 1, 2, 3]
     assert sum(len(batch.labels) for batch in batches) == 4
+
+
+def test_batches_survive_pickling_and_lightning_transfer(tmp_path: Path) -> None:
+    root = _damaged_dataset(tmp_path)
+    dataset = pickle.loads(pickle.dumps(VideoDataset(root / "train.txt", train=False, data_config=CONFIG)))
+    batch = dataset.collate([dataset[i] for i in (0, 5)])
+    moved = move_data_to_device(batch, torch.device("cpu"))
+    assert isinstance(moved, VideoBatch) and moved.failures == batch.failures
+    torch.testing.assert_close(moved.clips, batch.clips)
 
 
 def test_all_bad_training_data_raises_clearly(tmp_path: Path) -> None:

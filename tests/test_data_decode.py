@@ -178,3 +178,42 @@ def test_raw_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "img_00002.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(VideoReadError, match="not a readable image"):
         read_frame_folder(tmp_path, [1])
+
+
+class _CountingContainer:
+    """Wraps an input container and counts the packets read after the last seek."""
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self._container = container
+        self.packets_after_seek = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._container, name)
+
+    def seek(self, *args: object, **kwargs: object) -> None:
+        self.packets_after_seek = 0
+        self._container.seek(*args, **kwargs)
+
+    def demux(self, *args: object, **kwargs: object):
+        for packet in self._container.demux(*args, **kwargs):
+            self.packets_after_seek += 1
+            yield packet
+
+
+@pytest.mark.parametrize(
+    ("name", "gop"), [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6)]
+)
+def test_seeks_to_the_keyframe_before_the_wanted_frame(
+    name: str, gop: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[_CountingContainer] = []
+    open_container = decode._open
+
+    def counting_open(path: Path) -> _CountingContainer:
+        opened.append(_CountingContainer(open_container(path)))
+        return opened[-1]
+
+    monkeypatch.setattr(decode, "_open", counting_open)
+    read_frames(_videos()[name], [FRAMES - 2])
+    # From the keyframe (at most gop - 1 frames before) to the wanted frame, plus the B-frame delay.
+    assert opened[-1].packets_after_seek <= gop + 4 < FRAMES - 2

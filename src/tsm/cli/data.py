@@ -80,9 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     synth = commands.add_parser("synth", help="write the synthetic reversed-motion task (mp4 + list files)")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--train", type=int, default=160, help="training clips (default 160)")
-    synth.add_argument("--val", type=int, default=48, help="validation clips (default 48)")
-    synth.add_argument("--test", type=int, default=48, help="test clips (default 48)")
+    synth.add_argument("--train", type=int, default=320, help="training clips (default 320)")
+    synth.add_argument("--val", type=int, default=80, help="validation clips (default 80)")
+    synth.add_argument("--test", type=int, default=80, help="test clips (default 80)")
     synth.add_argument("--size", type=int, default=64, help="frame size in pixels, even (default 64)")
     synth.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     synth.add_argument("--classes", type=int, default=4, choices=(2, 4, 6, 8), help="classes (default 4)")

@@ -9,6 +9,7 @@ from tsm.data.datasets import (
     VideoRecord,
     read_list_file,
     scan_class_folders,
+    summarize_failures,
 )
 from tsm.data.decode import (
     DEFAULT_FRAME_TEMPLATE,
@@ -89,6 +90,7 @@ __all__ = [
     "render_synthetic_clip",
     "scan_class_folders",
     "segment_indices",
+    "summarize_failures",
     "synthetic_class_names",
     "synthetic_flip_label_map",
     "three_crop",

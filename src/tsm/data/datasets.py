@@ -14,12 +14,13 @@ Bad files (missing, empty, truncated, corrupt): ``dataset[i]`` returns a ``Faile
 instead of raising (``on_error="raise"`` raises). Batch with ``collate_fn=dataset.collate``: in
 training it replaces each failed sample by another, randomly drawn one; in evaluation it drops it.
 Either way the batch (a ``VideoBatch``) carries the failures, so they reach the main process
-even from DataLoader workers; report them once per epoch and keep them out of the metrics.
+even from DataLoader workers; report them once per epoch (``summarize_failures``) and keep
+them out of the metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -43,9 +44,10 @@ class VideoRecord:
     num_frames: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class FailedSample:
-    """Marker for a sample that could not be loaded: its dataset index, path and the reason."""
+    """Marker for a sample that could not be loaded: its dataset index, path and the reason.
+    (Not frozen: Lightning's batch transfer rebuilds dataclasses inside a batch.)"""
 
     index: int
     path: str
@@ -62,6 +64,21 @@ class VideoBatch(NamedTuple):
     clips: torch.Tensor
     labels: torch.Tensor
     failures: list[FailedSample]
+
+
+def summarize_failures(failures: Iterable[FailedSample]) -> str:
+    """An end-of-epoch report of failed samples: a count, then one line per bad file (each file
+    once, with how many times it failed and its first reason). Empty when nothing failed."""
+    by_path: dict[str, list[FailedSample]] = {}
+    for failure in failures:
+        by_path.setdefault(failure.path, []).append(failure)
+    if not by_path:
+        return ""
+    lines = [f"{sum(map(len, by_path.values()))} failed samples from {len(by_path)} bad files:"]
+    for path, events in sorted(by_path.items()):
+        times = f" ({len(events)} times)" if len(events) > 1 else ""
+        lines.append(f"  {path}{times}: {events[0].reason}")
+    return "\n".join(lines)
 
 
 def _parse_list_line(line: str, list_file: Path, number: int) -> tuple[str, int | None, int]:
@@ -228,4 +245,5 @@ __all__ = [
     "VideoRecord",
     "read_list_file",
     "scan_class_folders",
+    "summarize_failures",
 ]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,14 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class _VideoIndex:
-    """Presentation-ordered pts of every frame, and (pts, dts) of every keyframe (sorted by pts)."""
+    """Presentation-ordered pts of every frame, the sorted pts of the keyframes, and for each
+    keyframe the timestamp to seek to (the demuxer's own index time: mp4 indexes samples by
+    decode time plus a constant shift, which differs from the pts with B-frames and a variable
+    frame rate)."""
 
     frame_pts: tuple[int, ...] | None  # None: packets carry no pts, frames are found by decoding
-    keyframes: tuple[tuple[int, int], ...]
+    keyframes: tuple[int, ...]
+    seek_points: tuple[int, ...]
     info: VideoInfo
 
 
@@ -92,7 +97,8 @@ def _build_index(path: Path) -> _VideoIndex:
     try:
         stream = container.streams.video[0]
         frame_pts: list[int] = []
-        keyframes: list[tuple[int, int]] = []
+        keyframes: list[tuple[int, int]] = []  # (pts, seek point)
+        dts_shift: int | None = None
         missing_pts = False
         try:
             for packet in container.demux(stream):
@@ -102,8 +108,13 @@ def _build_index(path: Path) -> _VideoIndex:
                     missing_pts = True
                     break
                 frame_pts.append(packet.pts)
+                if dts_shift is None and packet.dts is not None:
+                    dts_shift = packet.pts - packet.dts
                 if packet.is_keyframe:
-                    keyframes.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
+                    seek_point = (
+                        packet.pts if packet.dts is None or dts_shift is None else packet.dts + dts_shift
+                    )
+                    keyframes.append((packet.pts, seek_point))
         except av.FFmpegError as error:
             raise VideoReadError(path, f"demuxing failed ({error})") from None
         fps = _stream_fps(stream)
@@ -124,7 +135,10 @@ def _build_index(path: Path) -> _VideoIndex:
         else:
             duration = num_frames / fps if fps else 0.0
         info = VideoInfo(num_frames, fps, stream.codec_context.width, stream.codec_context.height, duration)
-        return _VideoIndex(pts, tuple(sorted(keyframes)), info)
+        keyframes.sort()
+        return _VideoIndex(
+            pts, tuple(key for key, _ in keyframes), tuple(seek for _, seek in keyframes), info
+        )
     finally:
         container.close()
 
@@ -186,42 +200,67 @@ def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     return frames
 
 
+# Decoders whose "skip non-reference frames" mode is exact: a skipped frame is never a reference.
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
+
+
+def _seek(container: av.container.InputContainer, index: _VideoIndex, key: int) -> Iterator[av.Packet] | None:
+    """Demux from keyframe ``key`` (or earlier); None when seeking lands after it."""
+    stream = container.streams.video[0]
+    key_pts = index.keyframes[key]
+    for timestamp in dict.fromkeys((index.seek_points[key], key_pts)):
+        container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+        packets = container.demux(stream)
+        first = next(packets, None)
+        if first is not None and (first.pts is None or first.pts <= key_pts):
+            return itertools.chain([first], packets)
+    return None
+
+
 def _read_seeking(path: Path, index: _VideoIndex, wanted: list[int]) -> dict[int, np.ndarray]:
-    """Decode the wanted frames by pts, seeking to a keyframe only when it skips work."""
+    """Decode the wanted frames by pts: seek to a keyframe only when it skips work, and let the
+    decoder drop non-reference frames nobody asked for (H.264/HEVC)."""
     assert index.frame_pts is not None
-    pts_of = index.frame_pts
-    key_pts = [pts for pts, _ in index.keyframes]
-    remaining = sorted(set(wanted))
-    position_of = {pts_of[i]: i for i in remaining}
+    position_of = {index.frame_pts[i]: i for i in set(wanted)}
     frames: dict[int, np.ndarray] = {}
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        decoder = None
+        context = stream.codec_context
+        skip_unwanted = context.name in _SKIP_NONREF_CODECS
+        packets = None
         current_pts: int | None = None  # pts of the last decoded frame
-        for target in remaining:
-            if target in frames:
+        for target_pts in sorted(position_of):
+            if position_of[target_pts] in frames:
                 continue
-            target_pts = pts_of[target]
-            key = max(bisect.bisect_right(key_pts, target_pts) - 1, 0)
-            if decoder is None or current_pts is None or key_pts[key] > current_pts:
-                # Seek by the keyframe's dts: demuxers such as mp4 index samples by dts.
-                container.seek(index.keyframes[key][1], stream=stream, backward=True, any_frame=False)
-                decoder = container.decode(stream)
-                current_pts = None
-            for frame in decoder:
-                if frame.pts is None:
-                    raise VideoReadError(path, "decoded frame without timestamp")
-                if current_pts is None and frame.pts > target_pts:
-                    # The seek landed after the wanted frame: decode from the start instead.
+            key = max(bisect.bisect_right(index.keyframes, target_pts) - 1, 0)
+            if packets is None or current_pts is None or index.keyframes[key] > current_pts:
+                packets, current_pts = _seek(container, index, key), None
+                if packets is None:  # the demuxer cannot land at or before the keyframe
                     return _read_sequential(path, wanted)
-                current_pts = frame.pts
-                if frame.pts in position_of:
-                    frames[position_of[frame.pts]] = _to_rgb(frame)
-                if frame.pts >= target_pts:
+            reached = False
+            for packet in packets:
+                if skip_unwanted:
+                    context.skip_frame = (
+                        "DEFAULT" if packet.pts is None or packet.pts in position_of else "NONREF"
+                    )
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        raise VideoReadError(path, "decoded frame without timestamp")
+                    if current_pts is None and frame.pts > target_pts:
+                        # The seek landed after the wanted frame: decode from the start instead.
+                        return _read_sequential(path, wanted)
+                    current_pts = frame.pts
+                    if frame.pts in position_of and position_of[frame.pts] not in frames:
+                        frames[position_of[frame.pts]] = _to_rgb(frame)
+                    reached = reached or frame.pts >= target_pts
+                if reached:
                     break
-            if target not in frames:
-                raise VideoReadError(path, f"frame {target} could not be decoded (truncated or corrupt data)")
+            if position_of[target_pts] not in frames:
+                position = position_of[target_pts]
+                raise VideoReadError(
+                    path, f"frame {position} could not be decoded (truncated or corrupt data)"
+                )
     except av.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed ({error})") from None
     finally:

@@ -56,7 +56,7 @@ class _Canvas:
         self.size = size
         self.y, self.x = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
         background = rng.uniform(0.0, 1.0, 3).astype(np.float32)
-        texture = rng.normal(0.0, 0.06, (size, size, 1)).astype(np.float32)
+        texture = rng.normal(0.0, 0.03, (size, size, 1)).astype(np.float32)
         self.background = np.clip(background + texture, 0.0, 1.0)
         colour = rng.uniform(0.0, 1.0, 3).astype(np.float32)
         while np.abs(colour - background).max() < 0.4:  # keep the object visible
@@ -84,16 +84,16 @@ def _forward_frames(motion: str, size: int, frames: int, rng: np.random.Generato
     canvas = _Canvas(size, rng)
     progress = np.linspace(0.0, 1.0, frames)
     if motion in ("move_right", "move_down"):
-        radius = rng.uniform(0.08, 0.14) * size
-        distance = rng.uniform(0.3, 0.6) * size
+        radius = rng.uniform(0.08, 0.12) * size
+        distance = rng.uniform(0.45, 0.7) * size
         start = rng.uniform(radius, size - radius - distance)
         across = rng.uniform(radius, size - radius)
         along = start + distance * progress
         positions = [(a, across) if motion == "move_right" else (across, a) for a in along]
         shapes = [canvas.disc(cx, cy, radius) for cx, cy in positions]
     elif motion == "grow":
-        small = rng.uniform(0.06, 0.12) * size
-        large = small + rng.uniform(0.12, 0.24) * size
+        small = rng.uniform(0.05, 0.1) * size
+        large = small + rng.uniform(0.2, 0.3) * size
         cx, cy = rng.uniform(large, size - large, 2)
         shapes = [canvas.disc(cx, cy, small + (large - small) * p) for p in progress]
     elif motion == "rotate_clockwise":
@@ -167,9 +167,9 @@ class SyntheticDataset:
 
 def generate_synthetic_dataset(
     out_dir: str | Path,
-    train: int = 160,
-    val: int = 48,
-    test: int = 48,
+    train: int = 320,
+    val: int = 80,
+    test: int = 80,
     size: int = 64,
     frames: int = 16,
     num_classes: int = 4,
@@ -207,8 +207,9 @@ def generate_synthetic_dataset(
         lists[split].write_text("".join(lines))
     classes_file = root / "classes.txt"
     classes_file.write_text("".join(f"{name}\n" for name in class_names))
-    data_config = {
+    data_config = {  # whole frames (the object may sit at the border), mirrored with label swaps
         "num_segments": 8,
+        "train_pipeline": "center_crop",
         "resize": size,
         "input_size": size,
         "flip_label_map": synthetic_flip_label_map(class_names),

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from tsm.models.layouts import reference_mobilenet_to_torchvision
+
 REFERENCE = "reference"
 REFERENCE_ONLINE = "reference-online"
 MMACTION2 = "mmaction2"
@@ -113,43 +115,8 @@ def detect_format(state: StateDict) -> str:
     )
 
 
-# --- the reference's own MobileNetV2 (also used by its online demo) -> torchvision's -------------
-# Reference block: conv = [pw conv, bn, relu6, dw conv, bn, relu6, pw-linear conv, bn] (expansion)
-# or [dw conv, bn, relu6, pw-linear conv, bn] (expand ratio 1). torchvision groups conv + bn into
-# Conv2dNormActivation, and keeps the last conv and bn bare.
-_REFERENCE_MBV2_EXPANDED = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": "3"}
-_REFERENCE_MBV2_FLAT = {"0": "0.0", "1": "0.1", "3": "1", "4": "2"}
-_MBV2_BLOCK_KEY = re.compile(r"^features\.(\d+)\.conv\.(\d+)\.(.+)$")
 # Blocks shifted by the online demo (its shift_block_idx 2, 4, 5, ... counted from features[1]).
 ONLINE_DEMO_SHIFTED_FEATURES = (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)
-
-
-def _expanded_blocks(keys: list[str]) -> set[str]:
-    """Indices of ``features`` blocks with an expansion layer (they have a ``conv.7``)."""
-    return {m.group(1) for k in keys if (m := _MBV2_BLOCK_KEY.match(k)) and m.group(2) == "7"}
-
-
-def reference_mobilenet_to_torchvision(state: StateDict, shifted: tuple[int, ...] = ()) -> StateDict:
-    """Rename the reference's MobileNetV2 keys (``features.*`` only) to torchvision's.
-
-    ``shifted``: feature indices whose expansion conv gets tsm's ``.net`` wrapper (the online demo
-    shifts inside ``forward`` and so has no ``.net`` in its keys).
-    """
-    expanded = _expanded_blocks(list(state))
-    renamed = {}
-    for key, value in state.items():
-        match = _MBV2_BLOCK_KEY.match(key)
-        if match is None:  # features.0.* and features.18.* are Sequential(conv, bn) in both
-            renamed[key] = value
-            continue
-        block, index, rest = match.groups()
-        table = _REFERENCE_MBV2_EXPANDED if block in expanded else _REFERENCE_MBV2_FLAT
-        if index not in table:
-            raise ValueError(f"unexpected key {key!r} for the reference's MobileNetV2 layout")
-        if index == "0" and int(block) in shifted:
-            rest = f"net.{rest}"
-        renamed[f"features.{block}.conv.{table[index]}.{rest}"] = value
-    return renamed
 
 
 def map_reference(state: StateDict) -> StateDict:

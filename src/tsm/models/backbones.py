@@ -9,6 +9,8 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from tsm.models.layouts import is_reference_mobilenet, reference_mobilenet_to_torchvision
+
 SUPPORTED_BACKBONES: tuple[str, ...] = (
     "resnet18",
     "resnet34",
@@ -121,7 +123,9 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
     ``pretrained``: None (random init), ``"imagenet"`` (torchvision's IMAGENET1K_V1 weights, as
     the reference), a torchvision weights name (``"IMAGENET1K_V2"``,
     ``"ResNet50_Weights.IMAGENET1K_V2"``) or enum member, or a path to a state-dict file
-    (``.pth``/``.pt``/``.safetensors``). The ImageNet classifier (``fc`` / ``classifier``) is dropped.
+    (``.pth``/``.pt``/``.safetensors``; for MobileNetV2 also the reference's own ImageNet file,
+    ``mobilenetv2_1.0-f2a8633.pth.tar``). The ImageNet classifier (``fc`` / ``classifier``) is
+    dropped.
     """
     _check_backbone(name)
     if pretrained is None:
@@ -131,6 +135,8 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
             state = load_state_dict_file(pretrained)
         else:
             state = imagenet_state_dict(name, IMAGENET_WEIGHTS if pretrained == "imagenet" else pretrained)
+        if name == "mobilenet_v2" and is_reference_mobilenet(state):  # the reference's ImageNet file
+            state = reference_mobilenet_to_torchvision(state)
         with torch.device("meta"):  # no random init for weights that are replaced at once
             net = torchvision.models.get_model(name, weights=None)
         _load_imagenet_weights(net, name, state)
