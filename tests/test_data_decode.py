@@ -94,6 +94,17 @@ def test_read_frames_any_indices(name: str, indices: list[int]) -> None:
     )
 
 
+def test_streams_without_timestamps_are_counted_and_read_by_decoding(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "raw.h264", _content(32, 32, 9)[:12], options={"g": "4", "bf": "2"})
+    with av.open(str(path)) as container:  # a raw H.264 stream: packets carry no pts
+        assert all(packet.pts is None for packet in container.demux(video=0))
+    reference = _sequential(path)
+    assert probe(path).num_frames == len(reference) == 12
+    np.testing.assert_array_equal(
+        read_frames(path, [11, 2, 2]).permute(0, 2, 3, 1).numpy(), reference[[11, 2, 2]]
+    )
+
+
 def test_read_frames_rejects_out_of_range(tmp_path: Path) -> None:
     with pytest.raises(IndexError, match="out of range"):
         read_frames(_videos()["gop1"], [0, FRAMES])
@@ -178,3 +189,42 @@ def test_raw_frame_folder(tmp_path: Path) -> None:
     (tmp_path / "img_00002.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(VideoReadError, match="not a readable image"):
         read_frame_folder(tmp_path, [1])
+
+
+class _CountingContainer:
+    """Wraps an input container and counts the packets read after the last seek."""
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self._container = container
+        self.packets_after_seek = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._container, name)
+
+    def seek(self, *args: object, **kwargs: object) -> None:
+        self.packets_after_seek = 0
+        self._container.seek(*args, **kwargs)
+
+    def demux(self, *args: object, **kwargs: object):
+        for packet in self._container.demux(*args, **kwargs):
+            self.packets_after_seek += 1
+            yield packet
+
+
+@pytest.mark.parametrize(
+    ("name", "gop"), [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6)]
+)
+def test_seeks_to_the_keyframe_before_the_wanted_frame(
+    name: str, gop: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[_CountingContainer] = []
+    open_container = decode._open
+
+    def counting_open(path: Path) -> _CountingContainer:
+        opened.append(_CountingContainer(open_container(path)))
+        return opened[-1]
+
+    monkeypatch.setattr(decode, "_open", counting_open)
+    read_frames(_videos()[name], [FRAMES - 2])
+    # From the keyframe (at most gop - 1 frames before) to the wanted frame, plus the B-frame delay.
+    assert opened[-1].packets_after_seek <= gop + 4 < FRAMES - 2

@@ -25,6 +25,24 @@ from tsm.models import (
 from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
+# The training engine needs Lightning, which takes seconds to import: load it on first use.
+_ENGINE_NAMES = (
+    "RecognizerModule",
+    "VideoDataModule",
+    "average_views",
+    "multi_view_scores",
+    "write_evaluation_report",
+)
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_NAMES:
+        import tsm.engine
+
+        return getattr(tsm.engine, name)
+    raise AttributeError(f"module 'tsm' has no attribute {name!r}")
+
+
 __all__ = [
     "CheckpointInfo",
     "ExportCheck",
@@ -32,12 +50,15 @@ __all__ = [
     "Prediction",
     "Predictor",
     "Recognizer",
+    "RecognizerModule",
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
     "UnsafeCheckpointError",
+    "VideoDataModule",
     "VideoDataset",
     "__version__",
+    "average_views",
     "build_pipeline",
     "convert_checkpoint",
     "create_model",
@@ -48,6 +69,7 @@ __all__ = [
     "load_checkpoint",
     "load_clip",
     "make_temporal_shift",
+    "multi_view_scores",
     "predict",
     "probe",
     "read_export_metadata",
@@ -57,4 +79,5 @@ __all__ = [
     "temporal_pool",
     "temporal_shift",
     "verify_export",
+    "write_evaluation_report",
 ]

@@ -1,48 +1,257 @@
-"""``tsm demo``: a short showcase of TSM-ResNet-50 (shapes, shifted blocks, TSM/TSN latency)."""
+"""``tsm demo``: TSM beats TSN on a task that needs time, trained and tested on the CPU in minutes.
+
+Generates the synthetic reversed-motion dataset (pairs of classes that are each other's time
+reverse), trains TSN, bi-directional TSM and uni-directional (online) TSM with the same small
+budget, tests each on the held-out split and writes metrics, curves, confusion matrices and a README.
+"""
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import os
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-import torch
+DEMO_MODELS = {
+    "tsn": ("TSN (no shift)", "tsn"),
+    "tsm": ("TSM bi-directional", "tsm"),
+    "tsm_online": ("TSM uni-directional (online)", "tsm_online"),
+}
 
-from tsm.models import create_model, shifted_modules
+
+@dataclass
+class DemoSettings:
+    """The demo's budget; the defaults fit 10 minutes on a 2-core CPU."""
+
+    train: int = 320
+    val: int = 48
+    test: int = 96
+    size: int = 32
+    frames: int = 16
+    segments: int = 8
+    backbone: str = "resnet18"
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 0.05
+    seed: int = 0
+    threads: int = 0  # 0: one per CPU core
 
 
-def _latency(model: torch.nn.Module, clip: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(clip)
-    return time.perf_counter() - start
+QUICK = {
+    "train": 16,
+    "val": 8,
+    "test": 8,
+    "size": 32,
+    "frames": 8,
+    "segments": 4,
+    "epochs": 1,
+    "batch_size": 8,
+}
+
+
+def train_and_test(name: str, settings: DemoSettings, dataset: Any, out: Path) -> dict[str, Any]:
+    """Train one demo model, test it, save its checkpoint; return its metrics and history."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import CSVLogger
+
+    from tsm.engine import RecognizerModule, VideoDataModule
+    from tsm.engine.callbacks import EpochSummary
+    from tsm.io import save_checkpoint
+
+    pl.seed_everything(settings.seed, verbose=False)
+    data_config = {
+        **dataset.data_config,
+        "num_segments": settings.segments,
+        "train_pipeline": "center_crop",  # no spatial augmentation at this size; flips stay on
+    }
+    data = VideoDataModule(
+        train=str(dataset.lists["train"]),
+        val=str(dataset.lists["val"]),
+        test=str(dataset.lists["test"]),
+        num_segments=settings.segments,
+        data_config=data_config,
+        batch_size=settings.batch_size,
+        num_workers=0,
+        pin_memory=False,
+    )
+    module = RecognizerModule(
+        model=f"{DEMO_MODELS[name][1]}_{settings.backbone}",
+        num_classes=data.num_classes,
+        num_segments=settings.segments,
+        dropout=0.0,
+        lr=settings.lr,
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_epochs=min(1.0, settings.epochs / 4),
+        class_names=data.class_names,
+        data_config=data.data_config,
+        report_dir=str(out / name / "test"),
+    )
+    summary = EpochSummary(prefix=f"  {name:<10} ")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=settings.epochs,
+        gradient_clip_val=20.0,
+        logger=CSVLogger(out, name=name, version=""),
+        callbacks=[summary],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    train_seconds = time.perf_counter() - started
+    trainer.test(module, datamodule=data, verbose=False)
+    save_checkpoint(out / name / "model.safetensors", module.model, data.class_names, data.data_config)
+    return {
+        "model": module.hparams.model,
+        "top1": round(module.test_metrics["top1"], 2),
+        "top5": round(module.test_metrics["top5"], 2),
+        "mean_class_accuracy": round(module.test_metrics["mean_class_accuracy"], 2),
+        "num_test_clips": module.test_metrics["num_clips"],
+        "train_seconds": round(train_seconds, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "history": summary.history,
+    }
+
+
+def plot_curves(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """Training loss and validation top-1 per epoch of every demo model, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, result in results.items():
+        epochs = [row["epoch"] for row in result["history"]]
+        loss_ax.plot(epochs, [row["train_loss"] for row in result["history"]], marker="o", label=name)
+        acc_ax.plot(epochs, [row["val_top1"] for row in result["history"]], marker="o", label=name)
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    acc_ax.set(xlabel="epoch", ylabel="top-1 (%)", title="validation top-1", ylim=(0, 100))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+README = """# What `tsm demo` showed
+
+The synthetic task has {num_classes} classes in pairs that are each other's time reverse
+({classes}). Appearance, position and speed are random, so the *set* of frames of a clip says
+nothing about its class: a model that ignores frame order can at best tell the pairs apart
+(50% top-1 on 4 classes), a model that sees time can solve the task.
+
+All three models are {backbone} trained from scratch with the same budget ({epochs} epochs of
+{train} clips, {segments} frames of {size}x{size} px, batch {batch_size}, SGD lr {lr}, cosine
+schedule), then tested on {test} held-out clips (one centre view):
+
+| model | top-1 (%) | mean class acc. (%) | test clips | wall time (s) |
+|---|---|---|---|---|
+{rows}
+
+- TSN averages per-frame scores: it cannot see the order, so it stays near chance within a pair.
+- TSM shifts 1/4 of the channels one frame forward/backward in every residual block: at zero
+  extra FLOPs the 2D network sees motion direction.
+- Online TSM shifts only from the past (1/8 of the channels), so it can run on a live stream one
+  frame at a time, and it still learns the direction.
+
+Files: `metrics.json` (the numbers above), `training_curves.png`, `<model>/test/` (confusion
+matrix CSV/PNG, per-class table, predictions CSV/JSON), `<model>/model.safetensors` (load with
+`tsm.load_checkpoint`), `<model>/metrics.csv` (per-step training log), `data/` (the videos).
+"""
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.manual_seed(0)
-    clip = torch.randn(1, args.frames, 3, args.size, args.size)
-    tsm_model = create_model("tsm_resnet50", num_classes=400, num_segments=args.frames).eval()
-    tsn_model = create_model("tsn_resnet50", num_classes=400, num_segments=args.frames).eval()
-    print(f"input clip: {tuple(clip.shape)} (N, T, C, H, W)")
-    print(f"TSM-ResNet-50: {len(shifted_modules(tsm_model))} shifted blocks")
-    tsm_times, tsn_times = [], []
-    with torch.inference_mode():
-        print(f"logits: {tuple(tsm_model(clip).shape)}")
-        tsn_model(clip)
-        for _ in range(args.rounds):  # interleaved, so both see the same machine state
-            tsm_times.append(_latency(tsm_model, clip))
-            tsn_times.append(_latency(tsn_model, clip))
-    tsm_ms, tsn_ms = statistics.median(tsm_times) * 1e3, statistics.median(tsn_times) * 1e3
-    print(
-        f"latency (median of {args.rounds}): TSM {tsm_ms:.1f} ms, TSN {tsn_ms:.1f} ms, "
-        f"TSM/TSN {tsm_ms / tsn_ms:.3f}"
+    import torch
+
+    from tsm.data import generate_synthetic_dataset
+
+    settings = DemoSettings(**{**(QUICK if args.quick else {}), **_overrides(args)})
+    torch.set_num_threads(settings.threads or os.cpu_count() or 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"tsm demo: writing the synthetic dataset to {out / 'data'} ...", flush=True)
+    dataset = generate_synthetic_dataset(
+        out / "data",
+        train=settings.train,
+        val=settings.val,
+        test=settings.test,
+        size=settings.size,
+        frames=settings.frames,
+        seed=settings.seed,
     )
+    print(
+        f"  {settings.train}/{settings.val}/{settings.test} clips, classes {', '.join(dataset.class_names)} "
+        f"({time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for name, (title, _) in DEMO_MODELS.items():
+        print(f"training {title} ({settings.backbone}, {settings.epochs} epochs) ...", flush=True)
+        results[name] = train_and_test(name, settings, dataset, out)
+    total = time.perf_counter() - started
+    plot_curves(results, out / "training_curves.png")
+    metrics = {
+        name: {key: value for key, value in result.items() if key != "history"}
+        for name, result in results.items()
+    }
+    chance = 100.0 / len(dataset.class_names)
+    metrics["settings"] = {**asdict(settings), "threads": torch.get_num_threads()}
+    metrics["total_wall_seconds"] = round(total, 1)
+    metrics["chance_top1"] = round(chance, 2)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    rows = "\n".join(
+        f"| {DEMO_MODELS[name][0]} | {r['top1']:.1f} | {r['mean_class_accuracy']:.1f} | "
+        f"{r['num_test_clips']} | {r['wall_seconds']:.0f} |"
+        for name, r in metrics.items()
+        if name in DEMO_MODELS
+    )
+    (out / "README.md").write_text(
+        README.format(
+            num_classes=len(dataset.class_names),
+            classes=", ".join(dataset.class_names),
+            rows=rows,
+            **asdict(settings),
+        )
+    )
+    print(f"\ntest top-1 on {settings.test} held-out clips (chance {chance:.0f}%):")
+    for name, result in results.items():
+        print(f"  {DEMO_MODELS[name][0]:<30} {result['top1']:6.1f}%   ({result['wall_seconds']:.0f} s)")
+    print(f"total {total:.0f} s; results in {out} (README.md, metrics.json, training_curves.png)")
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    fields = DemoSettings.__dataclass_fields__
+    return {key: value for key, value in vars(args).items() if key in fields and value is not None}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="showcase TSM-ResNet-50 on a random clip")
-    parser.add_argument("--frames", type=int, default=8, help="frames per clip (default 8)")
-    parser.add_argument("--size", type=int, default=224, help="frame size (default 224)")
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
-    parser.add_argument("--out", default=None, help="output folder (unused by the showcase)")
+    parser = subparsers.add_parser(
+        "demo",
+        help="train TSN, TSM and online TSM on a synthetic temporal task and compare them (CPU, minutes)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the pipeline")
+    defaults = DemoSettings()
+    for name in DemoSettings.__dataclass_fields__:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=type(getattr(defaults, name)),
+            default=None,
+            help=f"default {getattr(defaults, name)}"
+            + (f" (--quick: {QUICK[name]})" if name in QUICK else ""),
+        )
     parser.set_defaults(handler=run)

@@ -11,6 +11,7 @@ from tsm.version import __version__
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``handler``.
 COMMAND_MODULES = (
+    "tsm.cli.train",
     "tsm.cli.demo",
     "tsm.cli.data",
     "tsm.cli.convert",
@@ -34,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Subcommands that set ``accepts_extra`` (fit/test, run by LightningCLI) get the arguments
+    # argparse does not know as ``args.extra``; for the others they are an error.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     if args.command is None:
         parser.print_help()
         return 2

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,14 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class _VideoIndex:
-    """Presentation-ordered pts of every frame, and the sorted pts of the keyframes."""
+    """Presentation-ordered pts of every frame, the sorted pts of the keyframes, and for each
+    keyframe the timestamp to seek to (the demuxer's own index time: mp4 indexes samples by
+    decode time plus a constant shift, which differs from the pts with B-frames and a variable
+    frame rate)."""
 
     frame_pts: tuple[int, ...] | None  # None: packets carry no pts, frames are found by decoding
     keyframes: tuple[int, ...]
+    seek_points: tuple[int, ...]
     info: VideoInfo
 
 
@@ -76,14 +81,18 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _count_by_decoding(container: av.container.InputContainer, path: Path) -> int:
-    """Count frames by decoding (fallback when packets carry no timestamps)."""
+def _count_by_decoding(path: Path) -> int:
+    """Count frames by decoding (fallback when packets carry no timestamps; such streams, e.g.
+    raw H.264, often cannot seek, so this opens its own container)."""
     count = 0
+    container = _open(path)
     try:
         for _ in container.decode(video=0):
             count += 1
     except av.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed after {count} frames ({error})") from None
+    finally:
+        container.close()
     return count
 
 
@@ -92,7 +101,8 @@ def _build_index(path: Path) -> _VideoIndex:
     try:
         stream = container.streams.video[0]
         frame_pts: list[int] = []
-        keyframes: list[int] = []
+        keyframes: list[tuple[int, int]] = []  # (pts, seek point)
+        dts_shift: int | None = None
         missing_pts = False
         try:
             for packet in container.demux(stream):
@@ -102,14 +112,18 @@ def _build_index(path: Path) -> _VideoIndex:
                     missing_pts = True
                     break
                 frame_pts.append(packet.pts)
+                if dts_shift is None and packet.dts is not None:
+                    dts_shift = packet.pts - packet.dts
                 if packet.is_keyframe:
-                    keyframes.append(packet.pts)
+                    seek_point = (
+                        packet.pts if packet.dts is None or dts_shift is None else packet.dts + dts_shift
+                    )
+                    keyframes.append((packet.pts, seek_point))
         except av.FFmpegError as error:
             raise VideoReadError(path, f"demuxing failed ({error})") from None
         fps = _stream_fps(stream)
         if missing_pts:
-            container.seek(0)
-            num_frames = _count_by_decoding(container, path)
+            num_frames = _count_by_decoding(path)
             pts: tuple[int, ...] | None = None
         else:
             frame_pts.sort()
@@ -124,7 +138,10 @@ def _build_index(path: Path) -> _VideoIndex:
         else:
             duration = num_frames / fps if fps else 0.0
         info = VideoInfo(num_frames, fps, stream.codec_context.width, stream.codec_context.height, duration)
-        return _VideoIndex(pts, tuple(sorted(keyframes)), info)
+        keyframes.sort()
+        return _VideoIndex(
+            pts, tuple(key for key, _ in keyframes), tuple(seek for _, seek in keyframes), info
+        )
     finally:
         container.close()
 
@@ -190,6 +207,19 @@ def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
 _SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
 
 
+def _seek(container: av.container.InputContainer, index: _VideoIndex, key: int) -> Iterator[av.Packet] | None:
+    """Demux from keyframe ``key`` (or earlier); None when seeking lands after it."""
+    stream = container.streams.video[0]
+    key_pts = index.keyframes[key]
+    for timestamp in dict.fromkeys((index.seek_points[key], key_pts)):
+        container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+        packets = container.demux(stream)
+        first = next(packets, None)
+        if first is not None and (first.pts is None or first.pts <= key_pts):
+            return itertools.chain([first], packets)
+    return None
+
+
 def _read_seeking(path: Path, index: _VideoIndex, wanted: list[int]) -> dict[int, np.ndarray]:
     """Decode the wanted frames by pts: seek to a keyframe only when it skips work, and let the
     decoder drop non-reference frames nobody asked for (H.264/HEVC)."""
@@ -206,10 +236,11 @@ def _read_seeking(path: Path, index: _VideoIndex, wanted: list[int]) -> dict[int
         for target_pts in sorted(position_of):
             if position_of[target_pts] in frames:
                 continue
-            key_pts = index.keyframes[max(bisect.bisect_right(index.keyframes, target_pts) - 1, 0)]
-            if packets is None or current_pts is None or key_pts > current_pts:
-                container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-                packets, current_pts = container.demux(stream), None
+            key = max(bisect.bisect_right(index.keyframes, target_pts) - 1, 0)
+            if packets is None or current_pts is None or index.keyframes[key] > current_pts:
+                packets, current_pts = _seek(container, index, key), None
+                if packets is None:  # the demuxer cannot land at or before the keyframe
+                    return _read_sequential(path, wanted)
             reached = False
             for packet in packets:
                 if skip_unwanted:

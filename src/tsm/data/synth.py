@@ -167,9 +167,9 @@ class SyntheticDataset:
 
 def generate_synthetic_dataset(
     out_dir: str | Path,
-    train: int = 160,
-    val: int = 48,
-    test: int = 48,
+    train: int = 320,
+    val: int = 80,
+    test: int = 80,
     size: int = 64,
     frames: int = 16,
     num_classes: int = 4,
@@ -207,8 +207,9 @@ def generate_synthetic_dataset(
         lists[split].write_text("".join(lines))
     classes_file = root / "classes.txt"
     classes_file.write_text("".join(f"{name}\n" for name in class_names))
-    data_config = {
+    data_config = {  # whole frames (the object may sit at the border), mirrored with label swaps
         "num_segments": 8,
+        "train_pipeline": "center_crop",
         "resize": size,
         "input_size": size,
         "flip_label_map": synthetic_flip_label_map(class_names),

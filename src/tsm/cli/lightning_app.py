@@ -1,0 +1,98 @@
+"""The LightningCLI behind ``tsm fit`` / ``tsm validate`` / ``tsm test`` (imported only when they run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from tsm.engine import RecognizerModule, VideoDataModule
+from tsm.io import load_checkpoint
+from tsm.io.checkpoint import load_weights
+from tsm.io.training import ExportNativeCheckpoints
+from tsm.models import Recognizer
+
+
+def best_checkpoint_callback() -> ModelCheckpoint:
+    """Keep the best epoch by validation top-1 and the last one (Lightning writes them atomically)."""
+    return ModelCheckpoint(
+        monitor="val/top1",
+        mode="max",
+        save_last=True,
+        filename="best-epoch{epoch:03d}-top1{val/top1:.2f}",
+        auto_insert_metric_name=False,
+    )
+
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "gradient_clip_val": 20.0,
+    "default_root_dir": "runs",
+    "logger": [
+        {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs"}},
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
+    ],
+}
+
+
+def copy_matching_weights(model: Recognizer, path: str, strict: bool = False) -> None:
+    """Load the weights of a trained model file into ``model``; unless ``strict``, a classifier
+    (``new_fc``) of another shape keeps its fresh initialisation (fine-tuning on a new label set)."""
+    source, _ = load_checkpoint(path, num_segments=model.num_segments)
+    state = source.state_dict()
+    if not strict:
+        target = model.state_dict()
+        for key in ("new_fc.weight", "new_fc.bias"):
+            if state[key].shape != target[key].shape:
+                state[key] = target[key]  # another label set: keep the fresh classifier
+    load_weights(model, state)
+
+
+class TSMLightningCLI(LightningCLI):
+    """LightningCLI with the data/model links that make each setting live in one place."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_segments", "model.num_segments")
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.data_config", "model.data_config", apply_on="instantiate")
+        parser.add_argument(
+            "--init_from",
+            default=None,
+            help="start from the weights of a trained model (tsm .safetensors, reference or MMAction2 "
+            "checkpoint), all but a classifier of another size: fine-tuning, e.g. Kinetics -> UCF101",
+        )
+
+    def _prepare_run(self) -> None:
+        """Load checkpoints with ``weights_only=True`` unless asked otherwise; ``--init_from`` and a
+        ``--ckpt_path`` that is a model file (not a Lightning ``.ckpt``) set the weights only."""
+        config = self.config_init[self.subcommand]
+        if config.get("weights_only") is None:
+            config["weights_only"] = True
+        if config.get("init_from"):
+            copy_matching_weights(self.model.model, config["init_from"])
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and str(ckpt_path).endswith((".safetensors", ".pth", ".pth.tar", ".pt")):
+            copy_matching_weights(self.model.model, ckpt_path, strict=True)
+            config["ckpt_path"] = None
+
+    before_fit = before_validate = before_test = _prepare_run
+
+
+def run_lightning(subcommand: str, argv: list[str]) -> int:
+    """Run one Lightning subcommand with ``argv`` as its arguments."""
+    argv = ["--print_config" if arg == "--print-config" else arg for arg in argv]
+    TSMLightningCLI(
+        RecognizerModule,
+        VideoDataModule,
+        args=[subcommand, *argv],
+        trainer_defaults={
+            **TRAINER_DEFAULTS,
+            "callbacks": [best_checkpoint_callback(), LearningRateMonitor(), ExportNativeCheckpoints()],
+        },
+        seed_everything_default=0,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": f"tsm {subcommand}"},
+    )
+    return 0

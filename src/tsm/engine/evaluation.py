@@ -1,0 +1,166 @@
+"""Multi-view testing and the evaluation report (metrics, confusion matrix, per-class table, predictions)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from torch import Tensor, nn
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+
+ViewAverage = Literal["logits", "softmax"]
+VIEW_AVERAGES: tuple[str, ...] = ("logits", "softmax")
+
+
+def average_views(scores: Tensor, how: ViewAverage = "logits") -> Tensor:
+    """Average per-view scores (N, V, K) into clip scores (N, K): mean logits, or mean softmax."""
+    if how not in VIEW_AVERAGES:
+        raise ValueError(f"unknown view average {how!r}: use one of {', '.join(VIEW_AVERAGES)}")
+    if scores.dim() != 3:
+        raise ValueError(f"expected per-view scores shaped (N, V, K), got {tuple(scores.shape)}")
+    return (scores.softmax(dim=-1) if how == "softmax" else scores).mean(dim=1)
+
+
+def multi_view_scores(model: nn.Module, clips: Tensor, how: ViewAverage = "logits") -> Tensor:
+    """Clip scores (N, K) from clips (N, T, C, H, W) or multi-view clips (N, V, T, C, H, W).
+
+    All views go through ``model`` in one batch, so the result does not depend on how views or
+    clips are batched (one of the reference's user complaints).
+    """
+    if clips.dim() == 5:
+        return model(clips)
+    if clips.dim() != 6:
+        raise ValueError(
+            f"expected clips shaped (N, T, C, H, W) or (N, V, T, C, H, W), got {tuple(clips.shape)}"
+        )
+    batch, views = clips.shape[:2]
+    scores = model(clips.flatten(0, 1)).reshape(batch, views, -1)
+    return average_views(scores, how)
+
+
+@dataclass
+class EvaluationMetrics:
+    """Accuracies in percent over ``num_clips`` test clips."""
+
+    top1: float
+    top5: float
+    mean_class_accuracy: float
+    num_clips: int
+
+
+def compute_metrics(scores: Tensor, labels: Tensor, num_classes: int) -> EvaluationMetrics:
+    """Top-1, top-5 (top-K when there are fewer than 5 classes) and mean per-class accuracy.
+
+    The mean per-class accuracy averages the recall of the classes present in ``labels`` (as
+    MMAction2 does); a class with no test clip does not count as 0.
+    """
+    if len(scores) == 0:
+        raise ValueError("no test clips were evaluated: the test set is empty or every sample failed")
+
+    def top_k_accuracy(top_k: int) -> float:
+        return 100.0 * float(multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=top_k))
+
+    matrix = confusion_matrix(scores, labels, num_classes)
+    clips_per_class = matrix.sum(dim=1)
+    present = clips_per_class > 0
+    recall = matrix.diagonal()[present].double() / clips_per_class[present]
+    return EvaluationMetrics(
+        top1=top_k_accuracy(1),
+        top5=top_k_accuracy(min(5, num_classes)),
+        mean_class_accuracy=100.0 * float(recall.mean()),
+        num_clips=len(labels),
+    )
+
+
+def confusion_matrix(scores: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Counts (true class, predicted class), shape (K, K)."""
+    return multiclass_confusion_matrix(scores, labels, num_classes)
+
+
+def plot_confusion_matrix(
+    matrix: Tensor, class_names: Sequence[str], path: str | Path, title: str = ""
+) -> None:
+    """Save the confusion matrix (rows: true class, columns: predicted) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.45 * len(class_names) + 2.0)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 30:
+        peak = int(matrix.max()) or 1
+        for (row, col), count in zip(
+            ((r, c) for r in ticks for c in ticks), matrix.flatten().tolist(), strict=True
+        ):
+            color = "white" if count > peak / 2 else "black"
+            ax.text(col, row, str(count), ha="center", va="center", color=color)
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_evaluation_report(
+    out_dir: str | Path,
+    scores: Tensor,
+    labels: Tensor,
+    class_names: Sequence[str],
+    sample_names: Sequence[str] | None = None,
+    title: str = "",
+) -> EvaluationMetrics:
+    """Write metrics.json, confusion_matrix.csv/.png, per_class.csv and predictions.csv/.json.
+
+    ``scores`` (N, K) are the clip scores after view averaging, ``labels`` (N,) the true classes,
+    ``sample_names`` (e.g. video paths) name the rows of the predictions.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    num_classes = len(class_names)
+    if scores.dim() != 2 or scores.shape[1] != num_classes:
+        raise ValueError(f"scores shaped {tuple(scores.shape)} do not match {num_classes} class names")
+    scores, labels = scores.float().cpu(), labels.long().cpu()
+    metrics = compute_metrics(scores, labels, num_classes)
+    matrix = confusion_matrix(scores, labels, num_classes)
+    (out / "metrics.json").write_text(json.dumps(asdict(metrics), indent=2) + "\n")
+    with open(out / "confusion_matrix.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true \\ predicted", *class_names])
+        for name, row in zip(class_names, matrix.tolist(), strict=True):
+            writer.writerow([name, *row])
+    plot_confusion_matrix(matrix, class_names, out / "confusion_matrix.png", title)
+    with open(out / "per_class.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["class", "clips", "correct", "accuracy"])
+        for index, name in enumerate(class_names):
+            clips, correct = int(matrix[index].sum()), int(matrix[index, index])
+            writer.writerow([name, clips, correct, f"{100.0 * correct / clips:.2f}" if clips else ""])
+    probabilities = scores.softmax(dim=-1)
+    predicted = scores.argmax(dim=-1)
+    names = list(sample_names) if sample_names is not None else [str(i) for i in range(len(labels))]
+    rows = [
+        {
+            "sample": name,
+            "label": class_names[int(label)],
+            "predicted": class_names[int(pred)],
+            "confidence": round(float(prob[pred]), 6),
+            "correct": bool(label == pred),
+        }
+        for name, label, pred, prob in zip(names, labels, predicted, probabilities, strict=True)
+    ]
+    with open(out / "predictions.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "predictions.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return metrics

@@ -1,0 +1,250 @@
+"""The LightningModule that trains and tests a :class:`tsm.Recognizer`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from tsm.data import VideoBatch
+from tsm.engine.evaluation import ViewAverage, multi_view_scores, write_evaluation_report
+from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
+from tsm.models import Recognizer, create_model
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class RecognizerModule(pl.LightningModule):
+    """Train / validate / test a registered TSM or TSN model with the reference recipe.
+
+    Args:
+        model: a name from :func:`tsm.list_models` (``tsm_resnet50``, ``tsn_resnet50``, ...).
+        num_classes: classes of the task (linked to the data module's class list by ``tsm fit``).
+        num_segments: frames per clip (linked to the data module's ``num_segments`` by ``tsm fit``).
+        pretrained: backbone initialisation: None, ``"imagenet"`` or a state-dict file.
+        model_options: further :class:`tsm.Recognizer` arguments (``fold_div``, ``place``,
+            ``temporal_pool``, ``mode``).
+        lr, weight_decay, momentum, fc_lr5: SGD of the reference (lr scales linearly with the batch).
+        schedule, milestones, gamma, warmup_epochs: learning-rate schedule (see :mod:`tsm.engine.optim`).
+        label_smoothing: cross-entropy label smoothing (0 = off, the reference's setting).
+        view_average: how multi-view test scores are combined: ``"logits"`` or ``"softmax"``.
+        channels_last: run the backbone in channels-last memory format (faster on recent GPUs).
+        class_names, data_config: stored with the model in exported checkpoints.
+        report_dir: where ``test`` writes its report (default: the logger's folder, else ``.``).
+    """
+
+    def __init__(
+        self,
+        model: str = "tsm_resnet50",
+        num_classes: int = 400,
+        num_segments: int = 8,
+        pretrained: str | None = None,
+        dropout: float = 0.5,
+        partial_bn: bool = False,
+        model_options: dict[str, Any] | None = None,
+        lr: float = 0.01,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        fc_lr5: bool = False,
+        schedule: Schedule = "step",
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
+        view_average: ViewAverage = "logits",
+        channels_last: bool = False,
+        class_names: list[str] | None = None,
+        data_config: dict[str, Any] | None = None,
+        report_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
+        self.save_hyperparameters()
+        self.model: Recognizer = create_model(
+            model,
+            num_classes=num_classes,
+            num_segments=num_segments,
+            pretrained=pretrained,
+            dropout=dropout,
+            partial_bn=partial_bn,
+            **(model_options or {}),
+        )
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.data_config = data_config or {}
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_top1 = MulticlassAccuracy(num_classes, average="micro")
+        self.val_top1 = MulticlassAccuracy(num_classes, average="micro")
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
+        self.failures: list[Any] = []  # samples the data pipeline could not load this epoch
+        self._test_scores: list[Tensor] = []
+        self._test_labels: list[Tensor] = []
+        self._step_started: float | None = None
+        self.test_metrics: dict[str, float] = {}
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return multi_view_scores(self.model, clips, self.hparams.view_average)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move clips and labels; a :class:`VideoBatch`'s failure records stay on the CPU as they are."""
+        if isinstance(batch, VideoBatch):
+            return batch._replace(clips=batch.clips.to(device), labels=batch.labels.to(device))
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """(clips, labels) of a batch; a :class:`tsm.data.VideoBatch` also brings its failed samples."""
+        clips, labels = batch[0], batch[1]
+        if len(batch) > 2:
+            self.failures.extend(batch[2])
+        return clips, labels
+
+    def _report_failures(self, stage: str) -> None:
+        """Report the samples that failed to load, once per epoch (training replaced them,
+        evaluation left them out of the metrics)."""
+        if self.failures:
+            action = "replaced by other samples" if stage == "train" else "excluded from the metrics"
+            listed = "\n  ".join(str(failure) for failure in self.failures[:20])
+            more = f"\n  ... {len(self.failures) - 20} more" if len(self.failures) > 20 else ""
+            rank_zero_warn(
+                f"{stage}: {len(self.failures)} samples failed to load ({action}):\n  {listed}{more}"
+            )
+        self.failures = []
+
+    # -- training -------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        clips, labels = self._unpack(batch)
+        logits = self.model(clips)
+        loss = self.criterion(logits, labels)
+        diverged = not bool(torch.isfinite(loss.detach()))
+        if self.trainer.strategy.reduce_boolean_decision(diverged, all=False):
+            lr = self.optimizers().param_groups[0]["lr"]
+            raise TrainingDiverged(
+                f"the training loss became {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step} (lr {lr:.3g}); lower model.lr, add warm-up "
+                "(model.warmup_epochs), keep gradient clipping on (trainer.gradient_clip_val) "
+                "or check the input data for NaNs"
+            )
+        self.train_top1(logits.detach(), labels)
+        seconds = time.perf_counter() - (self._step_started or time.perf_counter())
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
+        self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=len(labels))
+        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, on_step=True, on_epoch=False)
+        if seconds > 0:
+            self.log("clips_per_s", len(labels) / seconds, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._report_failures("train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        clips, labels = self._unpack(batch)
+        if len(labels) == 0:
+            return
+        scores = self(clips)
+        self.val_top1(scores, labels)
+        self.val_top5(scores, labels)
+        self.log("val/loss", self.criterion(scores, labels), batch_size=len(labels), sync_dist=True)
+        self.log("val/top1", self.val_top1, prog_bar=True, batch_size=len(labels))
+        self.log("val/top5", self.val_top5, batch_size=len(labels))
+
+    def on_validation_epoch_end(self) -> None:
+        self._report_failures("validation")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(self.model, hp.lr, hp.weight_decay, hp.momentum, hp.fc_lr5)
+        epochs = self.trainer.max_epochs
+        if epochs is None or epochs < 1:
+            raise ValueError("set trainer.max_epochs: the learning-rate schedule is defined in epochs")
+        steps_per_epoch = max(1, self.trainer.estimated_stepping_batches // epochs)
+        scheduler = build_scheduler(
+            optimizer,
+            steps_per_epoch,
+            epochs,
+            hp.schedule,
+            hp.milestones if hp.milestones is not None else (20, 40),
+            hp.gamma,
+            hp.warmup_epochs,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- testing --------------------------------------------------------------------------------
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        clips, labels = self._unpack(batch)
+        if len(labels) == 0:
+            return
+        self._test_scores.append(self(clips).float().cpu())
+        self._test_labels.append(labels.cpu())
+
+    def on_test_epoch_start(self) -> None:
+        self._test_scores, self._test_labels, self.failures = [], [], []
+
+    def _test_sample_names(self, count: int) -> list[str]:
+        """Paths of the evaluated samples in the order they came (the loader's sampler order,
+        without the failed ones); empty when the dataset has no ``records``."""
+        loader = self.trainer.test_dataloaders
+        loader = loader[0] if isinstance(loader, list | tuple) else loader
+        records = getattr(loader.dataset, "records", None)
+        if records is None or loader.batch_sampler is None:
+            return []
+        failed = {failure.index for failure in self.failures}
+        order = [index for batch in loader.batch_sampler for index in batch if index not in failed]
+        return [records[index].path for index in order[:count]]
+
+    def on_test_epoch_end(self) -> None:
+        scores, labels, names = self._gather_test_outputs()
+        self._report_failures("test")
+        if self.trainer.is_global_zero:
+            metrics = write_evaluation_report(
+                self.report_dir, scores, labels, self.class_names, names or None, self.hparams.model
+            )
+            self.test_metrics = {
+                "top1": metrics.top1,
+                "top5": metrics.top5,
+                "mean_class_accuracy": metrics.mean_class_accuracy,
+                "num_clips": metrics.num_clips,
+            }
+        for key in ("top1", "top5", "mean_class_accuracy"):
+            value = self.trainer.strategy.broadcast(self.test_metrics.get(key, 0.0))
+            self.log(f"test/{key}", value)
+
+    def _gather_test_outputs(self) -> tuple[Tensor, Tensor, list[str]]:
+        """All ranks' test scores in one place; samples that DistributedSampler repeated count once."""
+        num_classes = self.hparams.num_classes
+        scores = torch.cat(self._test_scores) if self._test_scores else torch.empty(0, num_classes)
+        labels = torch.cat(self._test_labels) if self._test_labels else torch.empty(0, dtype=torch.long)
+        names = self._test_sample_names(len(labels))
+        if self.trainer.world_size > 1:
+            parts = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(parts, (scores, labels, names))
+            scores = torch.cat([part[0] for part in parts])
+            labels = torch.cat([part[1] for part in parts])
+            names = [name for part in parts for name in part[2]]
+            if names:  # drop the duplicates DistributedSampler adds to even out the ranks
+                first = {name: index for index, name in reversed(list(enumerate(names)))}
+                keep = sorted(first.values())
+                scores, labels, names = scores[keep], labels[keep], [names[i] for i in keep]
+        return scores, labels, names
+
+    @property
+    def report_dir(self) -> Path:
+        """Folder of the test report: ``report_dir``, else the logger's folder, else the run folder."""
+        if self.hparams.report_dir:
+            return Path(self.hparams.report_dir)
+        log_dir = self.trainer.log_dir if self.trainer.loggers else None
+        return Path(log_dir or self.trainer.default_root_dir) / "test_report"

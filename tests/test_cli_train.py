@@ -1,0 +1,163 @@
+"""The `tsm` CLI: help, configs with overrides and --print-config, fit/test on tiny data, the demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tsm
+from tsm.cli.main import main
+from tsm.data import generate_synthetic_dataset
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse / LightningCLI exit after --help and --print-config
+        code = exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_help_lists_the_training_commands(capsys) -> None:
+    code, output = run_cli(["--help"], capsys)
+    assert code == 0
+    for command in ("fit", "test", "validate", "demo"):
+        assert command in output
+
+
+def test_fit_help_comes_from_lightning_and_lists_model_options(capsys) -> None:
+    code, output = run_cli(["fit", "--help"], capsys)
+    assert code == 0
+    for option in ("--model.lr", "--model.schedule", "--data.train", "--trainer.max_epochs", "--init_from"):
+        assert option in output
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_recipe_parses_and_keeps_its_settings(config, capsys) -> None:
+    code, output = run_cli(["fit", "--config", str(config), "--print-config"], capsys)
+    assert code == 0, output
+    printed = yaml.safe_load(output)
+    written = yaml.safe_load(config.read_text())
+    for section in ("model", "data"):
+        for key, value in written[section].items():
+            assert printed[section][key] == value, (section, key)
+    assert "num_segments" not in printed["model"]  # set once, in data, and linked to the model
+
+
+def test_command_line_overrides_win_over_the_config(capsys) -> None:
+    config = Path(__file__).parents[1] / "configs" / "kinetics400_tsm_r50_8f.yaml"
+    code, output = run_cli(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--model.lr",
+            "0.005",
+            "--data.num_segments",
+            "16",
+            "--print-config",
+        ],
+        capsys,
+    )
+    assert code == 0, output
+    printed = yaml.safe_load(output)
+    assert printed["model"]["lr"] == 0.005
+    assert printed["data"]["num_segments"] == 16
+    assert printed["trainer"]["gradient_clip_val"] == 20.0
+
+
+def test_num_segments_is_set_in_one_place_only(capsys) -> None:
+    code, output = run_cli(["fit", "--model.num_segments", "4", "--print-config"], capsys)
+    assert code != 0
+    assert "num_segments" in output
+
+
+def test_unknown_option_is_a_clear_error(capsys) -> None:
+    code, output = run_cli(["fit", "--model.learning_rate", "0.1"], capsys)
+    assert code != 0
+    assert "learning_rate" in output
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_synthetic")
+    return generate_synthetic_dataset(root, train=8, val=4, test=4, size=32, frames=8, seed=1)
+
+
+def test_fit_then_test_from_the_exported_checkpoint(synthetic, tmp_path, capsys) -> None:
+    common = [
+        "--data.train",
+        str(synthetic.lists["train"]),
+        "--data.val",
+        str(synthetic.lists["val"]),
+        "--data.test",
+        str(synthetic.lists["test"]),
+        "--data.num_segments",
+        "4",
+        "--data.batch_size",
+        "4",
+        "--data.num_workers",
+        "0",
+        "--data.pin_memory",
+        "false",
+        "--data.data_config",
+        json.dumps({"resize": 32, "input_size": 32, "train_pipeline": "center_crop"}),
+        "--model.model",
+        "tsm_resnet18",
+        "--model.lr",
+        "0.01",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger",
+        json.dumps({"class_path": "CSVLogger", "init_args": {"save_dir": str(tmp_path)}}),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    code, output = run_cli(["fit", *common, "--trainer.max_epochs", "1"], capsys)
+    assert code == 0, output
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    assert (folder / "last.ckpt").is_file()
+    model, info = tsm.load_checkpoint(folder / "best.safetensors")
+    assert info.class_names == synthetic.class_names
+    assert info.data_config["num_segments"] == model.num_segments == 4
+    assert info.data_config["input_size"] == 32
+    assert (folder / "last.safetensors").is_file()
+
+    report = tmp_path / "report"
+    code, output = run_cli(
+        ["test", *common, "--ckpt_path", str(folder / "best.safetensors"), "--model.report_dir", str(report)],
+        capsys,
+    )
+    assert code == 0, output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["num_clips"] == 4
+    assert (report / "confusion_matrix.png").is_file()
+
+    resume = ["--trainer.max_epochs", "2", "--ckpt_path", str(folder / "last.ckpt")]
+    code, output = run_cli(["fit", *common, *resume], capsys)
+    assert code == 0, output
+    with open(tmp_path / "lightning_logs" / "version_2" / "metrics.csv") as handle:  # 1 was `test`
+        epochs = {row["epoch"] for row in csv.DictReader(handle) if row["epoch"]}
+    assert epochs == {"1"}  # resumed after epoch 0: only the second epoch ran
+
+
+def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
+    code, output = run_cli(["demo", "--quick", "--out", str(tmp_path)], capsys)
+    assert code == 0, output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("tsn", "tsm", "tsm_online"):
+        assert 0.0 <= metrics[name]["top1"] <= 100.0
+        assert metrics[name]["num_test_clips"] == metrics["settings"]["test"]
+        assert metrics[name]["wall_seconds"] > 0
+        assert (tmp_path / name / "test" / "confusion_matrix.png").is_file()
+        assert tsm.load_checkpoint(tmp_path / name / "model.safetensors")[1].class_names
+    assert (tmp_path / "training_curves.png").is_file()
+    assert "TSM" in (tmp_path / "README.md").read_text()
+    assert "test top-1" in output
