@@ -143,6 +143,18 @@ def test_raw_frame_list_layout(tmp_path: Path) -> None:
     assert label == 1
 
 
+def test_raw_frame_list_bad_entries_and_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "frames.txt").write_text("empty_dir 0 0\nmissing_dir 5 1\nempty_dir 3 0\n")
+    dataset = VideoDataset(tmp_path / "frames.txt", train=False, data_config=CONFIG)
+    reasons = [dataset[i].reason for i in range(3)]
+    assert "no frames" in reasons[0] and "not found" in reasons[1] and "img_00001.jpg" in reasons[2]
+    # A configuration that cannot fit the frames is an error, not a bad file.
+    too_big = {**CONFIG, "resize": None, "input_size": 64, "test_views": "three"}
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        VideoDataset(_synthetic() / "val.txt", train=False, data_config=too_big)[0]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -258,7 +270,7 @@ def test_cli_synth_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["data", "check", str(out / "train.txt")]) == 0
     assert "0 bad" in capsys.readouterr().out
     (out / "train" / "move_right_00000.mp4").write_bytes(b"broken")
-    assert main(["data", "check", str(out / "train.txt")]) == 1
+    assert main(["data", "check", str(out / "train.txt"), "--workers", "1"]) == 1
     report = capsys.readouterr().out
     assert "BAD" in report and "move_right_00000.mp4" in report and "1 bad" in report
     assert main(["data", "probe", str(out / "test" / "move_right_00000.mp4")]) == 0

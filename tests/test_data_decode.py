@@ -94,6 +94,17 @@ def test_read_frames_any_indices(name: str, indices: list[int]) -> None:
     )
 
 
+def test_streams_without_timestamps_are_counted_and_read_by_decoding(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "raw.h264", _content(32, 32, 9)[:12], options={"g": "4", "bf": "2"})
+    with av.open(str(path)) as container:  # a raw H.264 stream: packets carry no pts
+        assert all(packet.pts is None for packet in container.demux(video=0))
+    reference = _sequential(path)
+    assert probe(path).num_frames == len(reference) == 12
+    np.testing.assert_array_equal(
+        read_frames(path, [11, 2, 2]).permute(0, 2, 3, 1).numpy(), reference[[11, 2, 2]]
+    )
+
+
 def test_read_frames_rejects_out_of_range(tmp_path: Path) -> None:
     with pytest.raises(IndexError, match="out of range"):
         read_frames(_videos()["gop1"], [0, FRAMES])

@@ -81,14 +81,18 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _count_by_decoding(container: av.container.InputContainer, path: Path) -> int:
-    """Count frames by decoding (fallback when packets carry no timestamps)."""
+def _count_by_decoding(path: Path) -> int:
+    """Count frames by decoding (fallback when packets carry no timestamps; such streams, e.g.
+    raw H.264, often cannot seek, so this opens its own container)."""
     count = 0
+    container = _open(path)
     try:
         for _ in container.decode(video=0):
             count += 1
     except av.FFmpegError as error:
         raise VideoReadError(path, f"decoding failed after {count} frames ({error})") from None
+    finally:
+        container.close()
     return count
 
 
@@ -119,8 +123,7 @@ def _build_index(path: Path) -> _VideoIndex:
             raise VideoReadError(path, f"demuxing failed ({error})") from None
         fps = _stream_fps(stream)
         if missing_pts:
-            container.seek(0)
-            num_frames = _count_by_decoding(container, path)
+            num_frames = _count_by_decoding(path)
             pts: tuple[int, ...] | None = None
         else:
             frame_pts.sort()

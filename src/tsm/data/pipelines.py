@@ -17,7 +17,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from tsm.data.decode import count_frame_files, probe, read_frame_folder, read_frames
+from tsm.data.decode import VideoReadError, count_frame_files, probe, read_frame_folder, read_frames
 from tsm.data.sampling import clip_indices
 from tsm.data.transforms import TSN_SCALES, MultiScaleCrop, flip_clip, three_crop
 
@@ -175,6 +175,8 @@ def read_clip_frames(
         template, start = config["frame_template"], config["frame_start_index"]
         if num_frames is None:
             num_frames = count_frame_files(path, template, start)
+        if num_frames < 1:
+            raise VideoReadError(path, f"no frames named like {template.format(start)}")
         indices, clips = clip_indices(num_frames, config, train)
         return read_frame_folder(path, indices, template, start), clips
     if num_frames is None:
