@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tsm.data import (
     EvalPipeline,
@@ -45,6 +47,15 @@ def test_thirteen_fixed_offsets() -> None:
         (2 * step_w, 2 * step_h),
     } <= set(offsets)
     assert all(x % step_w == 0 and y % step_h == 0 for x, y in offsets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(16, 500), height=st.integers(16, 500), size=st.integers(8, 300))
+@example(width=300, height=222, size=224)  # the 3-pixel snap would make a 224 crop of 222 rows
+def test_multiscale_crops_stay_inside_the_frame(width: int, height: int, size: int) -> None:
+    for crop_w, crop_h in multiscale_crop_sizes(width, height, size, (1, 0.875, 0.75, 0.66), 1):
+        for left, top in fixed_crop_offsets(width, height, crop_w, crop_h):
+            assert left >= 0 and top >= 0 and left + crop_w <= width and top + crop_h <= height
 
 
 def test_multiscale_crop_is_one_crop_for_all_frames() -> None:

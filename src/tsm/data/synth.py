@@ -207,9 +207,8 @@ def generate_synthetic_dataset(
         lists[split].write_text("".join(lines))
     classes_file = root / "classes.txt"
     classes_file.write_text("".join(f"{name}\n" for name in class_names))
-    data_config = {  # whole frames (the object may sit at the border), mirrored with label swaps
+    data_config = {  # the TSN augmentation at the clip size, mirrored clips with label swaps
         "num_segments": 8,
-        "train_pipeline": "center_crop",
         "resize": size,
         "input_size": size,
         "flip_label_map": synthetic_flip_label_map(class_names),
