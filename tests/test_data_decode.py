@@ -18,15 +18,34 @@ import tsm.data.decode as decode
 from tsm.data import VideoReadError, probe, read_frame_folder, read_frames, write_video
 
 FRAMES = 40
-# name -> (suffix, width, height, pix_fmt, libx264 options, variable frame rate)
+# name -> (suffix, width, height, pix_fmt, encoder options, variable frame rate, codec)
 VIDEOS = {
-    "gop1": (".mp4", 64, 48, "yuv420p", {"g": "1", "bf": "0"}, False),
-    "gop5_bframes": (".mp4", 64, 48, "yuv420p", {"g": "5", "bf": "2"}, False),
-    "gop12_bframes3": (".mp4", 48, 64, "yuv420p", {"g": "12", "bf": "3", "b-pyramid": "normal"}, False),
-    "long_gop": (".mp4", 64, 48, "yuv420p", {"g": "250", "bf": "3"}, False),
-    "odd_size": (".mp4", 65, 47, "yuv444p", {"g": "7", "bf": "1"}, False),
-    "vfr": (".mp4", 64, 48, "yuv420p", {"g": "6", "bf": "2"}, True),
-    "mkv": (".mkv", 64, 48, "yuv420p", {"g": "8", "bf": "2"}, False),
+    "gop1": (".mp4", 64, 48, "yuv420p", {"g": "1", "bf": "0"}, False, "libx264"),
+    "gop5_bframes": (".mp4", 64, 48, "yuv420p", {"g": "5", "bf": "2"}, False, "libx264"),
+    "gop12_bframes3": (
+        ".mp4",
+        48,
+        64,
+        "yuv420p",
+        {"g": "12", "bf": "3", "b-pyramid": "normal"},
+        False,
+        "libx264",
+    ),
+    "long_gop": (".mp4", 64, 48, "yuv420p", {"g": "250", "bf": "3"}, False, "libx264"),
+    "odd_size": (".mp4", 65, 47, "yuv444p", {"g": "7", "bf": "1"}, False, "libx264"),
+    "vfr": (".mp4", 64, 48, "yuv420p", {"g": "6", "bf": "2"}, True, "libx264"),
+    "mkv": (".mkv", 64, 48, "yuv420p", {"g": "8", "bf": "2"}, False, "libx264"),
+    # Something-Something V2 ships VP9 webm, UCF101 MPEG-4 part 2 avi.
+    "vp9_webm": (
+        ".webm",
+        64,
+        48,
+        "yuv420p",
+        {"g": "8", "deadline": "realtime", "cpu-used": "8"},
+        False,
+        "libvpx-vp9",
+    ),
+    "mpeg4_avi": (".avi", 64, 48, "yuv420p", {"g": "8", "bf": "2"}, False, "mpeg4"),
 }
 
 
@@ -44,10 +63,11 @@ def _content(width: int, height: int, seed: int) -> np.ndarray:
 def _videos() -> dict[str, Path]:
     folder = Path(tempfile.mkdtemp(prefix="tsm-decode-"))
     paths = {}
-    for seed, (name, (suffix, width, height, pix_fmt, options, vfr)) in enumerate(VIDEOS.items()):
+    for seed, (name, (suffix, width, height, pix_fmt, options, vfr, codec)) in enumerate(VIDEOS.items()):
         timestamps = np.cumsum(np.random.default_rng(seed).uniform(0.01, 0.3, FRAMES)) if vfr else None
         frames = _content(width, height, seed)
-        paths[name] = write_video(folder / f"{name}{suffix}", frames, 10, 23, pix_fmt, options, timestamps)
+        path = folder / f"{name}{suffix}"
+        paths[name] = write_video(path, frames, 10, 23, pix_fmt, options, timestamps, codec)
     return paths
 
 
@@ -212,7 +232,8 @@ class _CountingContainer:
 
 
 @pytest.mark.parametrize(
-    ("name", "gop"), [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6)]
+    ("name", "gop"),
+    [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6), ("vp9_webm", 8), ("mpeg4_avi", 8)],
 )
 def test_seeks_to_the_keyframe_before_the_wanted_frame(
     name: str, gop: int, monkeypatch: pytest.MonkeyPatch
