@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tsm.data import (
+    SOMETHING_V2_FLIP_LABEL_MAP,
     EvalPipeline,
     MultiScaleCrop,
     TrainPipeline,
@@ -81,6 +82,13 @@ def test_train_pipeline_normalizes_and_flips_labels() -> None:
         labels.add(label)
     assert labels == {3, 4}  # mirrored half of the time, with the label swapped
     assert {pipeline(clip, 7)[1] for _ in range(20)} == {7}  # unmapped labels stay
+
+
+def test_something_v2_flip_map_is_the_published_one() -> None:
+    config = default_data_config(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
+    pairs = {int(key): value for key, value in config["flip_label_map"].items()}
+    assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # TSM-FACTS.md
+    assert all(pairs[pairs[key]] == key for key in pairs)
 
 
 def test_flip_label_map_goes_with_the_mirror() -> None:
