@@ -59,6 +59,19 @@ def test_multiscale_crops_stay_inside_the_frame(width: int, height: int, size: i
             assert left >= 0 and top >= 0 and left + crop_w <= width and top + crop_h <= height
 
 
+def test_multiscale_crop_draws_every_size_and_position() -> None:
+    crop = MultiScaleCrop(224)
+    frames = torch.zeros(2, 3, 256, 340, dtype=torch.uint8)
+    drawn = [crop.make_params([frames]) for _ in range(3000)]
+    sizes = {(params["width"], params["height"]) for params in drawn}
+    assert sizes == set(multiscale_crop_sizes(340, 256, 224, (1, 0.875, 0.75, 0.66), 1))
+    for width, height in sizes:
+        positions = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (width, height)}
+        assert positions <= set(fixed_crop_offsets(340, 256, width, height))
+    square = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (192, 192)}
+    assert len(square) == 13
+
+
 def test_multiscale_crop_is_one_crop_for_all_frames() -> None:
     clip = _ramp_clip(6, 60, 80)
     crop = MultiScaleCrop(32)
