@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tsm.data import (
+    SOMETHING_V2_FLIP_LABEL_MAP,
     EvalPipeline,
     MultiScaleCrop,
     TrainPipeline,
@@ -58,6 +59,19 @@ def test_multiscale_crops_stay_inside_the_frame(width: int, height: int, size: i
             assert left >= 0 and top >= 0 and left + crop_w <= width and top + crop_h <= height
 
 
+def test_multiscale_crop_draws_every_size_and_position() -> None:
+    crop = MultiScaleCrop(224)
+    frames = torch.zeros(2, 3, 256, 340, dtype=torch.uint8)
+    drawn = [crop.make_params([frames]) for _ in range(3000)]
+    sizes = {(params["width"], params["height"]) for params in drawn}
+    assert sizes == set(multiscale_crop_sizes(340, 256, 224, (1, 0.875, 0.75, 0.66), 1))
+    for width, height in sizes:
+        positions = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (width, height)}
+        assert positions <= set(fixed_crop_offsets(340, 256, width, height))
+    square = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (192, 192)}
+    assert len(square) == 13
+
+
 def test_multiscale_crop_is_one_crop_for_all_frames() -> None:
     clip = _ramp_clip(6, 60, 80)
     crop = MultiScaleCrop(32)
@@ -81,6 +95,13 @@ def test_train_pipeline_normalizes_and_flips_labels() -> None:
         labels.add(label)
     assert labels == {3, 4}  # mirrored half of the time, with the label swapped
     assert {pipeline(clip, 7)[1] for _ in range(20)} == {7}  # unmapped labels stay
+
+
+def test_something_v2_flip_map_is_the_published_one() -> None:
+    config = default_data_config(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
+    pairs = {int(key): value for key, value in config["flip_label_map"].items()}
+    assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # TSM-FACTS.md
+    assert all(pairs[pairs[key]] == key for key in pairs)
 
 
 def test_flip_label_map_goes_with_the_mirror() -> None:
