@@ -119,6 +119,8 @@ def test_class_folders_layout(tmp_path: Path) -> None:
     assert dataset.class_names == ["a_class", "b_class"] and dataset.layout == "class_folders"
     assert [record.label for record in dataset.records] == [0, 1]
     assert dataset[1][0].shape == (1, 4, 3, 16, 16)
+    with pytest.raises(ValueError, match="folder names"):
+        VideoDataset(tmp_path, classes=["x", "y"])
 
 
 def test_raw_frame_list_layout(tmp_path: Path) -> None:

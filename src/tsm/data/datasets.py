@@ -175,6 +175,8 @@ class VideoDataset(torch.utils.data.Dataset):
         if source.is_dir():
             if layout not in ("auto", "class_folders"):
                 raise ValueError(f"{source} is a folder: layout must be 'class_folders', got {layout!r}")
+            if classes is not None:
+                raise ValueError(f"{source} is a folder per class: class names come from the folder names")
             self.records, names = scan_class_folders(source)
             self.layout = "class_folders"
         else:

@@ -4,8 +4,11 @@ Frame ``i`` of a video is the ``i``-th frame a full sequential decode produces (
 packets is cheap and yields every frame's presentation timestamp (pts) and keyframe flag without
 decoding; the sorted pts list is the presentation order (correct with B-frames and variable frame
 rate). ``read_frames`` seeks to the keyframe at or before the first wanted frame, decodes forward
-and converts only the wanted frames to RGB. The per-video index is cached per process (an LRU keyed
-by path, size and modification time); no container stays open, so readers are safe across fork.
+(H.264/HEVC decoders drop the non-reference frames nobody asked for) and converts only the wanted
+frames to RGB. The per-video index is cached per process (an LRU keyed by path, size and
+modification time); no container stays open, so readers are safe across fork. Tested against a
+full sequential decode on H.264 mp4/mkv (GOP 1 to 250, B-frames, odd sizes, variable frame rate),
+VP9 webm, MPEG-4 avi and raw H.264 (no timestamps: counted and read by decoding).
 """
 
 from __future__ import annotations

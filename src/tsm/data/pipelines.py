@@ -24,6 +24,9 @@ from tsm.data.transforms import TSN_SCALES, MultiScaleCrop, flip_clip, three_cro
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_PIPELINES = ("multiscale_crop", "center_crop")
+# Something-Something V2 classes that swap under a horizontal flip ("... left to right" and
+# "... right to left" style pairs), as MMAction2 maps them; use as "flip_label_map".
+SOMETHING_V2_FLIP_LABEL_MAP = {"86": 87, "87": 86, "93": 94, "94": 93, "166": 167, "167": 166}
 TEST_VIEWS = {"center": 1, "three": 3, "ten": 10}
 
 DEFAULT_DATA_CONFIG: dict[str, Any] = {
@@ -198,6 +201,7 @@ __all__ = [
     "DEFAULT_DATA_CONFIG",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SOMETHING_V2_FLIP_LABEL_MAP",
     "TEST_VIEWS",
     "TRAIN_PIPELINES",
     "EvalPipeline",
