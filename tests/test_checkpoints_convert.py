@@ -27,6 +27,7 @@ def test_convert_round_trip_keeps_the_reference_logits(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "reference format" in printed and "max |logits difference| = 0" in printed
     assert "num_segments = 4  [file name" in printed and "backbone = 'resnet18'  [weights" in printed
+    assert "class names: 3 (archery, bowling, curling)" in printed
 
     model, info = tsm.load_checkpoint(out)
     assert info.format == "tsm" and info.class_names == ["archery", "bowling", "curling"]

@@ -8,6 +8,7 @@ the way that implementation does, loads it with ``tsm.load_checkpoint`` and comp
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tsm.io import UnsafeCheckpointError
 
 T = 4  # frames per clip in these tests
 SIZE = 32  # pixels
+R18_NAME = f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
 
 
 def _clips(batch: int = 2) -> torch.Tensor:
@@ -126,10 +128,34 @@ def test_reference_training_checkpoint_reads_its_folder_name(tmp_path):
     assert "best_prec1" in info.written_by
 
 
+def _as_if_saved_on_gpu(path: Path) -> None:
+    """Rewrite a torch.save zip so that its tensors say they were on cuda:0 (the reference's were)."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(item, source.read(item.filename)) for item in source.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as target:
+        for item, data in entries:
+            if item.filename.endswith("data.pkl"):  # pickle protocol 2: BINUNICODE location strings
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            target.writestr(item, data)
+
+
+def test_checkpoint_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    ref = randomize(ReferenceTSN(5, T, "resnet18"))
+    path = _save_reference(tmp_path / R18_NAME, ref)
+    _as_if_saved_on_gpu(path)
+    if not torch.cuda.is_available():  # the rewritten file really names a GPU
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    model, _ = tsm.load_checkpoint(path)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    _assert_same_logits(model, ref, _clips())
+
+
 def test_checkpoint_of_old_pytorch_without_batch_counters(tmp_path):
     ref = randomize(ReferenceTSN(5, T, "resnet18"))
     state = {k: v for k, v in nn.DataParallel(ref).state_dict().items() if "num_batches_tracked" not in k}
-    path = tmp_path / f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
+    path = tmp_path / R18_NAME
     torch.save({"state_dict": state}, path)
     model, info = tsm.load_checkpoint(path)
     _assert_same_logits(model, ref, _clips())
@@ -211,9 +237,7 @@ def test_mmaction2_checkpoint_gives_mmaction2_logits(
 def test_wrong_fold_div_changes_the_logits(tmp_path):
     """Control: the comparison above is sensitive to the settings read from the file name."""
     ref = randomize(ReferenceTSN(5, T, "resnet18"))
-    path = _save_reference(
-        tmp_path / f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth", ref
-    )
+    path = _save_reference(tmp_path / R18_NAME, ref)
     model, info = tsm.load_checkpoint(path, fold_div=4)
     assert info.sources["fold_div"] == "argument"
     clips = _clips()
@@ -268,7 +292,7 @@ def test_missing_settings_are_named_with_the_fix(tmp_path):
 
 def test_checkpoint_needing_full_unpickling_is_refused_unless_allowed(tmp_path):
     ref = randomize(ReferenceTSN(5, T, "resnet18"))
-    path = tmp_path / f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
+    path = tmp_path / R18_NAME
     torch.save({"state_dict": nn.DataParallel(ref).state_dict(), "args": argparse.Namespace(lr=0.01)}, path)
     with pytest.raises(
         UnsafeCheckpointError, match=r"argparse\.Namespace.*allow_pickle=True.*--allow-pickle"
@@ -282,7 +306,7 @@ def test_missing_and_unexpected_keys_are_summarised(tmp_path):
     state = nn.DataParallel(randomize(ReferenceTSN(5, T, "resnet18"))).state_dict()
     state = {k: v for k, v in state.items() if "layer4" not in k}
     state["module.base_model.extra_head.weight"] = torch.zeros(3)
-    path = tmp_path / f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
+    path = tmp_path / R18_NAME
     torch.save({"state_dict": state}, path)
     with pytest.raises(ValueError, match=r"2-2-2-0 basic blocks.*not a torchvision"):
         tsm.load_checkpoint(path)
@@ -296,7 +320,7 @@ def test_missing_and_unexpected_keys_are_summarised(tmp_path):
 
 def test_shape_mismatch_names_the_layer_and_both_shapes(tmp_path):
     path = _save_reference(
-        tmp_path / f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth",
+        tmp_path / R18_NAME,
         randomize(ReferenceTSN(5, T, "resnet18")),
     )
     with pytest.raises(ValueError, match=r"new_fc\.weight: checkpoint \(5, 512\) vs model \(10, 512\)"):

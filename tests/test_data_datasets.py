@@ -119,6 +119,8 @@ def test_class_folders_layout(tmp_path: Path) -> None:
     assert dataset.class_names == ["a_class", "b_class"] and dataset.layout == "class_folders"
     assert [record.label for record in dataset.records] == [0, 1]
     assert dataset[1][0].shape == (1, 4, 3, 16, 16)
+    with pytest.raises(ValueError, match="folder names"):
+        VideoDataset(tmp_path, classes=["x", "y"])
 
 
 def test_raw_frame_list_layout(tmp_path: Path) -> None:
@@ -141,6 +143,18 @@ def test_raw_frame_list_layout(tmp_path: Path) -> None:
     expected = torch.from_numpy(frames[[0, 2, 3, 5]]).permute(0, 3, 1, 2).float() / 255  # int(1.5 * i + 0.75)
     torch.testing.assert_close(clip[0], expected)
     assert label == 1
+
+
+def test_raw_frame_list_bad_entries_and_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "frames.txt").write_text("empty_dir 0 0\nmissing_dir 5 1\nempty_dir 3 0\n")
+    dataset = VideoDataset(tmp_path / "frames.txt", train=False, data_config=CONFIG)
+    reasons = [dataset[i].reason for i in range(3)]
+    assert "no frames" in reasons[0] and "not found" in reasons[1] and "img_00001.jpg" in reasons[2]
+    # A configuration that cannot fit the frames is an error, not a bad file.
+    too_big = {**CONFIG, "resize": None, "input_size": 64, "test_views": "three"}
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        VideoDataset(_synthetic() / "val.txt", train=False, data_config=too_big)[0]
 
 
 @pytest.mark.parametrize(
@@ -258,7 +272,7 @@ def test_cli_synth_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["data", "check", str(out / "train.txt")]) == 0
     assert "0 bad" in capsys.readouterr().out
     (out / "train" / "move_right_00000.mp4").write_bytes(b"broken")
-    assert main(["data", "check", str(out / "train.txt")]) == 1
+    assert main(["data", "check", str(out / "train.txt"), "--workers", "1"]) == 1
     report = capsys.readouterr().out
     assert "BAD" in report and "move_right_00000.mp4" in report and "1 bad" in report
     assert main(["data", "probe", str(out / "test" / "move_right_00000.mp4")]) == 0

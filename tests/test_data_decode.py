@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -18,15 +19,31 @@ import tsm.data.decode as decode
 from tsm.data import VideoReadError, probe, read_frame_folder, read_frames, write_video
 
 FRAMES = 40
-# name -> (suffix, width, height, pix_fmt, libx264 options, variable frame rate)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a test video is encoded."""
+
+    options: dict[str, str]
+    suffix: str = ".mp4"
+    size: tuple[int, int] = (64, 48)  # width, height
+    pix_fmt: str = "yuv420p"
+    variable_rate: bool = False
+    codec: str = "libx264"
+
+
 VIDEOS = {
-    "gop1": (".mp4", 64, 48, "yuv420p", {"g": "1", "bf": "0"}, False),
-    "gop5_bframes": (".mp4", 64, 48, "yuv420p", {"g": "5", "bf": "2"}, False),
-    "gop12_bframes3": (".mp4", 48, 64, "yuv420p", {"g": "12", "bf": "3", "b-pyramid": "normal"}, False),
-    "long_gop": (".mp4", 64, 48, "yuv420p", {"g": "250", "bf": "3"}, False),
-    "odd_size": (".mp4", 65, 47, "yuv444p", {"g": "7", "bf": "1"}, False),
-    "vfr": (".mp4", 64, 48, "yuv420p", {"g": "6", "bf": "2"}, True),
-    "mkv": (".mkv", 64, 48, "yuv420p", {"g": "8", "bf": "2"}, False),
+    "gop1": Spec({"g": "1", "bf": "0"}),
+    "gop5_bframes": Spec({"g": "5", "bf": "2"}),
+    "gop12_bframes3": Spec({"g": "12", "bf": "3", "b-pyramid": "normal"}, size=(48, 64)),
+    "long_gop": Spec({"g": "250", "bf": "3"}),
+    "odd_size": Spec({"g": "7", "bf": "1"}, size=(65, 47), pix_fmt="yuv444p"),
+    "vfr": Spec({"g": "6", "bf": "2"}, variable_rate=True),
+    "mkv": Spec({"g": "8", "bf": "2"}, suffix=".mkv"),
+    # Something-Something V2 ships VP9 webm, UCF101 MPEG-4 part 2 avi.
+    "vp9_webm": Spec({"g": "8", "deadline": "realtime", "cpu-used": "8"}, suffix=".webm", codec="libvpx-vp9"),
+    "mpeg4_avi": Spec({"g": "8", "bf": "2"}, suffix=".avi", codec="mpeg4"),
 }
 
 
@@ -44,10 +61,12 @@ def _content(width: int, height: int, seed: int) -> np.ndarray:
 def _videos() -> dict[str, Path]:
     folder = Path(tempfile.mkdtemp(prefix="tsm-decode-"))
     paths = {}
-    for seed, (name, (suffix, width, height, pix_fmt, options, vfr)) in enumerate(VIDEOS.items()):
-        timestamps = np.cumsum(np.random.default_rng(seed).uniform(0.01, 0.3, FRAMES)) if vfr else None
-        frames = _content(width, height, seed)
-        paths[name] = write_video(folder / f"{name}{suffix}", frames, 10, 23, pix_fmt, options, timestamps)
+    for seed, (name, spec) in enumerate(VIDEOS.items()):
+        rng = np.random.default_rng(seed)
+        timestamps = np.cumsum(rng.uniform(0.01, 0.3, FRAMES)) if spec.variable_rate else None
+        frames = _content(*spec.size, seed)
+        path = folder / f"{name}{spec.suffix}"
+        paths[name] = write_video(path, frames, 10, 23, spec.pix_fmt, spec.options, timestamps, spec.codec)
     return paths
 
 
@@ -91,6 +110,17 @@ def test_read_frames_any_indices(name: str, indices: list[int]) -> None:
     path = _videos()[name]
     np.testing.assert_array_equal(
         read_frames(path, indices).permute(0, 2, 3, 1).numpy(), _sequential(path)[indices]
+    )
+
+
+def test_streams_without_timestamps_are_counted_and_read_by_decoding(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "raw.h264", _content(32, 32, 9)[:12], options={"g": "4", "bf": "2"})
+    with av.open(str(path)) as container:  # a raw H.264 stream: packets carry no pts
+        assert all(packet.pts is None for packet in container.demux(video=0))
+    reference = _sequential(path)
+    assert probe(path).num_frames == len(reference) == 12
+    np.testing.assert_array_equal(
+        read_frames(path, [11, 2, 2]).permute(0, 2, 3, 1).numpy(), reference[[11, 2, 2]]
     )
 
 
@@ -201,7 +231,8 @@ class _CountingContainer:
 
 
 @pytest.mark.parametrize(
-    ("name", "gop"), [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6)]
+    ("name", "gop"),
+    [("gop5_bframes", 5), ("gop12_bframes3", 12), ("mkv", 8), ("vfr", 6), ("vp9_webm", 8), ("mpeg4_avi", 8)],
 )
 def test_seeks_to_the_keyframe_before_the_wanted_frame(
     name: str, gop: int, monkeypatch: pytest.MonkeyPatch

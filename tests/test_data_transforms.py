@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tsm.data import (
+    SOMETHING_V2_FLIP_LABEL_MAP,
     EvalPipeline,
     MultiScaleCrop,
     TrainPipeline,
@@ -47,6 +50,28 @@ def test_thirteen_fixed_offsets() -> None:
     assert all(x % step_w == 0 and y % step_h == 0 for x, y in offsets)
 
 
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(16, 500), height=st.integers(16, 500), size=st.integers(8, 300))
+@example(width=300, height=222, size=224)  # the 3-pixel snap would make a 224 crop of 222 rows
+def test_multiscale_crops_stay_inside_the_frame(width: int, height: int, size: int) -> None:
+    for crop_w, crop_h in multiscale_crop_sizes(width, height, size, (1, 0.875, 0.75, 0.66), 1):
+        for left, top in fixed_crop_offsets(width, height, crop_w, crop_h):
+            assert left >= 0 and top >= 0 and left + crop_w <= width and top + crop_h <= height
+
+
+def test_multiscale_crop_draws_every_size_and_position() -> None:
+    crop = MultiScaleCrop(224)
+    frames = torch.zeros(2, 3, 256, 340, dtype=torch.uint8)
+    drawn = [crop.make_params([frames]) for _ in range(3000)]
+    sizes = {(params["width"], params["height"]) for params in drawn}
+    assert sizes == set(multiscale_crop_sizes(340, 256, 224, (1, 0.875, 0.75, 0.66), 1))
+    for width, height in sizes:
+        positions = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (width, height)}
+        assert positions <= set(fixed_crop_offsets(340, 256, width, height))
+    square = {(p["left"], p["top"]) for p in drawn if (p["width"], p["height"]) == (192, 192)}
+    assert len(square) == 13
+
+
 def test_multiscale_crop_is_one_crop_for_all_frames() -> None:
     clip = _ramp_clip(6, 60, 80)
     crop = MultiScaleCrop(32)
@@ -70,6 +95,13 @@ def test_train_pipeline_normalizes_and_flips_labels() -> None:
         labels.add(label)
     assert labels == {3, 4}  # mirrored half of the time, with the label swapped
     assert {pipeline(clip, 7)[1] for _ in range(20)} == {7}  # unmapped labels stay
+
+
+def test_something_v2_flip_map_is_the_published_one() -> None:
+    config = default_data_config(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
+    pairs = {int(key): value for key, value in config["flip_label_map"].items()}
+    assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # TSM-FACTS.md
+    assert all(pairs[pairs[key]] == key for key in pairs)
 
 
 def test_flip_label_map_goes_with_the_mirror() -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tsm
+from foreign_models import ReferenceMobileNetV2, online_demo_stream, randomize
 from stream_helpers import decoded_frames, random_eval_model, synthetic_video
 from tsm.models import create_model, shifted_modules
 from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep
@@ -175,3 +176,47 @@ def test_smoothing_is_off_by_default_and_validated():
         assert smoother.update(logits[t]).tolist() == logits[t].argmax(1).tolist()
     with pytest.raises(ValueError, match="window"):
         LabelSmoother(window=0)
+
+
+def test_streams_the_reference_online_demo_checkpoint(tmp_path):
+    """The online demo's own frame loop (an independent re-creation) gives the same logits."""
+    demo = randomize(ReferenceMobileNetV2(n_class=27))
+    path = tmp_path / "mobilenetv2_jester_online.pth.tar"
+    torch.save(demo.state_dict(), path)
+    model, _ = tsm.load_checkpoint(path)
+    streamer = StreamingRecognizer(model)
+    frames = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        expected = online_demo_stream(demo, frames)
+    streamed = torch.cat([streamer.step(frame[None]) for frame in frames])
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-5 * scale)
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    streams=st.integers(1, 3),
+    size=st.sampled_from([16, 24, 32, 40]),
+    fold_div=st.sampled_from([2, 4, 8]),
+    place=st.sampled_from(["blockres", "block"]),
+    steps=st.integers(1, 5),
+    reset=st.tuples(st.integers(0, 4), st.integers(0, 2)),
+)
+def test_stream_equals_offline_on_random_shapes(streams, size, fold_div, place, steps, reset):
+    """Random batch, frame size, fold_div, placement, length and a partial reset."""
+    model = random_eval_model("tsm_online_resnet18", fold_div=fold_div, place=place)
+    frames = torch.randn(streams, steps, 3, size, size)
+    reset_step, reset_stream = reset[0] % steps, reset[1] % streams
+    streamer = StreamingRecognizer(model)
+    streamed = []
+    for t in range(steps):
+        if t == reset_step:
+            streamer.reset([reset_stream])
+        streamed.append(streamer.step(frames[:, t]))
+    streamed = torch.stack(streamed, dim=1)
+    for stream in range(streams):
+        cut = reset_step if stream == reset_stream else 0
+        for start, end in ((0, cut), (cut, steps)):
+            if end > start:
+                expected = offline_frame_logits(model, frames[stream, start:end])
+                torch.testing.assert_close(streamed[stream, start:end], expected, rtol=1e-4, atol=1e-5)

@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     if info.class_names is None:
         print("  class names: none (add them with --class-names FILE, one per line)")
+    else:
+        shown = ", ".join(info.class_names[:3]) + (", ..." if len(info.class_names) > 3 else "")
+        print(f"  class names: {len(info.class_names)} ({shown})")
     print(f"wrote {result.path}")
     print(
         f"reloaded and compared on a random clip {result.clip_shape}: "

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
+
+from torch.utils.data import DataLoader
 
 from tsm.data import (
     FailedSample,
@@ -15,15 +18,19 @@ from tsm.data import (
 )
 
 
+def _keep(sample: Any) -> Any:
+    return sample
+
+
 def _check(args: argparse.Namespace) -> int:
     config = default_data_config(json.loads(args.data_config) if args.data_config else None)
     dataset = VideoDataset(args.source, train=False, data_config=config, root=args.root)
     bad: list[FailedSample] = []
-    for index in range(len(dataset)):
-        sample = dataset[index]
+    loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, collate_fn=_keep)
+    for sample in loader:
         if isinstance(sample, FailedSample):
             bad.append(sample)
-            print(f"BAD {sample}")
+            print(f"BAD {sample}", flush=True)
     print(f"{len(dataset)} samples ({dataset.layout}, {len(dataset.class_names)} classes), {len(bad)} bad")
     return 1 if bad else 0
 
@@ -72,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--root", default=None, help="folder that list paths are relative to")
     check.add_argument("--data-config", default=None, help="data config as JSON (default: the defaults)")
+    check.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     check.set_defaults(handler=_check)
 
     probe_parser = commands.add_parser("probe", help="frame count, fps, size and duration of videos")

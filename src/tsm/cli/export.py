@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from tsm.data import load_clip
+from tsm.data import load_clip, render_synthetic_clip, write_video
 from tsm.io import load_checkpoint
 from tsm.io.export import EXPORT_FORMATS, ONNX_EXPORTERS, export_model
 from tsm.io.predict import crop_size, frame_transform, open_frames, prediction_data_config
@@ -24,13 +27,26 @@ def real_inputs(video: str, data_config: dict, streaming: bool) -> torch.Tensor:
     return torch.stack([transform(frame) for frame in itertools.islice(frames, CHECK_FRAMES)]).unsqueeze(1)
 
 
+def synthetic_video(folder: str, size: int, num_frames: int) -> Path:
+    """A short H.264 clip of tsm.data's synthetic task: decoded frames when no --video is given."""
+    even = size + size % 2  # yuv420p needs even sizes
+    frames = render_synthetic_clip("move_right", even, num_frames, np.random.default_rng(0))
+    return write_video(Path(folder) / "check.mp4", frames)
+
+
 def run(args: argparse.Namespace) -> int:
     model, info = load_checkpoint(args.checkpoint)
     data_config = prediction_data_config(info, model.num_segments)
     size = args.size or crop_size(data_config)
-    check_inputs = None
-    if args.video:
-        check_inputs = {"video": real_inputs(args.video, {**data_config, "input_size": size}, args.streaming)}
+    check_config = {**data_config, "input_size": size, "full_res": False}
+    with tempfile.TemporaryDirectory() as folder:
+        if args.no_check:
+            check_inputs = None
+        elif args.video:
+            check_inputs = {"video": real_inputs(args.video, check_config, args.streaming)}
+        else:
+            video = synthetic_video(folder, max(size, data_config["resize"] or 0), 2 * model.num_segments)
+            check_inputs = {"synthetic video": real_inputs(str(video), check_config, args.streaming)}
     check = export_model(
         model,
         args.out,
@@ -39,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         frame_size=size,
         class_names=info.class_names,
         data_config=data_config,
-        check=not args.no_check,
+        check=check_inputs is not None,
         check_inputs=check_inputs,
         onnx_exporter=args.onnx_exporter,
     )
@@ -70,7 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--streaming", action="store_true", help="export the streaming step (online models)")
     parser.add_argument("--size", type=int, help="frame size (default: the checkpoint's test crop)")
-    parser.add_argument("--video", help="also check on this video's frames")
+    parser.add_argument(
+        "--video", help="check on this video's decoded frames (default: a synthetic H.264 clip made for it)"
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the check after writing")
     parser.add_argument(
         "--onnx-exporter",

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(prediction.to_dict()))
         elif prediction.error is not None:
-            print(f"tsm predict: error: {prediction}", file=sys.stderr)
+            print(f"tsm predict: {prediction}", file=sys.stderr)
         else:
             print(prediction)
     return 1 if any(p.error is not None for p in predictions) else 0

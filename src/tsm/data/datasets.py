@@ -175,6 +175,8 @@ class VideoDataset(torch.utils.data.Dataset):
         if source.is_dir():
             if layout not in ("auto", "class_folders"):
                 raise ValueError(f"{source} is a folder: layout must be 'class_folders', got {layout!r}")
+            if classes is not None:
+                raise ValueError(f"{source} is a folder per class: class names come from the folder names")
             self.records, names = scan_class_folders(source)
             self.layout = "class_folders"
         else:
@@ -199,7 +201,7 @@ class VideoDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def load(self, index: int) -> tuple[torch.Tensor, int]:
-        """Sample ``index`` or an exception (``FileNotFoundError``, ``VideoReadError``, ``ValueError``)."""
+        """Sample ``index``; a missing or unreadable file raises FileNotFoundError or VideoReadError."""
         record = self.records[index]
         frames, _ = read_clip_frames(record.path, self.data_config, self.train, record.num_frames)
         return self.pipeline(frames, record.label)
@@ -207,7 +209,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | FailedSample:
         try:
             return self.load(index)
-        except (FileNotFoundError, VideoReadError, ValueError, IndexError) as error:
+        except (FileNotFoundError, VideoReadError) as error:  # bad data; configuration errors raise
             if self.on_error == "raise":
                 raise
             return FailedSample(index, self.records[index].path, str(error))

@@ -17,13 +17,16 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from tsm.data.decode import count_frame_files, probe, read_frame_folder, read_frames
+from tsm.data.decode import VideoReadError, count_frame_files, probe, read_frame_folder, read_frames
 from tsm.data.sampling import clip_indices
 from tsm.data.transforms import TSN_SCALES, MultiScaleCrop, flip_clip, three_crop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_PIPELINES = ("multiscale_crop", "center_crop")
+# Something-Something V2 classes that swap under a horizontal flip ("... left to right" and
+# "... right to left" style pairs), as MMAction2 maps them; use as "flip_label_map".
+SOMETHING_V2_FLIP_LABEL_MAP = {"86": 87, "87": 86, "93": 94, "94": 93, "166": 167, "167": 166}
 TEST_VIEWS = {"center": 1, "three": 3, "ten": 10}
 
 DEFAULT_DATA_CONFIG: dict[str, Any] = {
@@ -175,6 +178,8 @@ def read_clip_frames(
         template, start = config["frame_template"], config["frame_start_index"]
         if num_frames is None:
             num_frames = count_frame_files(path, template, start)
+        if num_frames < 1:
+            raise VideoReadError(path, f"no frames named like {template.format(start)}")
         indices, clips = clip_indices(num_frames, config, train)
         return read_frame_folder(path, indices, template, start), clips
     if num_frames is None:
@@ -196,6 +201,7 @@ __all__ = [
     "DEFAULT_DATA_CONFIG",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SOMETHING_V2_FLIP_LABEL_MAP",
     "TEST_VIEWS",
     "TRAIN_PIPELINES",
     "EvalPipeline",

@@ -125,25 +125,27 @@ def write_video(
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
     timestamps: Sequence[float] | None = None,
+    codec: str = "libx264",
 ) -> Path:
-    """Encode uint8 frames (F, H, W, 3) as H.264 with PyAV (container from the file suffix).
+    """Encode uint8 frames (F, H, W, 3) with PyAV, H.264 by default (container from the file suffix).
 
-    ``pix_fmt`` "yuv420p" needs even sizes ("yuv444p" takes any); ``options`` go to libx264 (e.g.
-    ``{"g": "12", "bf": "2"}``: GOP size, B-frames); ``timestamps`` (seconds, increasing) give a
-    variable frame rate.
+    ``pix_fmt`` "yuv420p" needs even sizes ("yuv444p" takes any with libx264); ``options`` go to
+    the encoder (e.g. ``{"g": "12", "bf": "2"}``: GOP size, B-frames); ``crf`` applies to libx264;
+    ``timestamps`` (seconds, increasing) give a variable frame rate.
     """
     path = Path(path)
     height, width = frames.shape[1:3]
     if pix_fmt == "yuv420p" and (height % 2 or width % 2):
-        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}; use pix_fmt='yuv444p'")
+        raise ValueError(f"yuv420p needs even frame sizes, got {width}x{height}; use pix_fmt='yuv444p'")
     if timestamps is not None and len(timestamps) != len(frames):
         raise ValueError(f"{len(timestamps)} timestamps for {len(frames)} frames")
     time_base = Fraction(1, 1000) if timestamps is not None else Fraction(1, fps)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.time_base = time_base
-        stream.options = {"crf": str(crf), "preset": "veryfast", **(options or {})}
+        x264_defaults = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+        stream.options = {**x264_defaults, **(options or {})}
         for number, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.time_base = time_base
@@ -207,9 +209,8 @@ def generate_synthetic_dataset(
         lists[split].write_text("".join(lines))
     classes_file = root / "classes.txt"
     classes_file.write_text("".join(f"{name}\n" for name in class_names))
-    data_config = {  # whole frames (the object may sit at the border), mirrored with label swaps
+    data_config = {  # the TSN augmentation at the clip size, mirrored clips with label swaps
         "num_segments": 8,
-        "train_pipeline": "center_crop",
         "resize": size,
         "input_size": size,
         "flip_label_map": synthetic_flip_label_map(class_names),

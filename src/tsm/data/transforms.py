@@ -31,10 +31,13 @@ def multiscale_crop_sizes(
     width: int, height: int, size: int, scales: Sequence[float], max_distort: int
 ) -> list[tuple[int, int]]:
     """Candidate (crop_width, crop_height) pairs: sides from ``scales`` x short side (snapped to
-    ``size`` when within 3 pixels), width and height at most ``max_distort`` scale steps apart."""
+    ``size`` when within 3 pixels and not larger than the frame), width and height at most
+    ``max_distort`` scale steps apart."""
     base = min(width, height)
     sides = [int(base * scale) for scale in scales]
-    sides = [size if abs(side - size) < 3 else side for side in sides]
+    sides = [
+        size if abs(side - size) < 3 and size <= base else side for side in sides
+    ]  # never past the frame
     return [
         (crop_w, crop_h)
         for i, crop_h in enumerate(sides)

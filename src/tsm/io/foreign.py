@@ -64,8 +64,8 @@ _NO_FLIP_DATASETS = ("something", "sthv", "jester")
 # Settings that only the weights may decide; file names merely cross-check them.
 _ARCHITECTURE = ("backbone", "num_classes", "shift", "place", "temporal_pool")
 _HOW_TO_PASS = {
-    "num_segments": "num_segments=T (CLI: --num-segments T; the published models use 8 or 16)",
-    "fold_div": "fold_div=D (CLI: --fold-div D; every published model uses 8)",
+    "num_segments": "num_segments=T (tsm convert: --num-segments T; the published models use 8 or 16)",
+    "fold_div": "fold_div=D (tsm convert: --fold-div D; every published model uses 8)",
 }
 
 
@@ -115,7 +115,8 @@ def _resolve(
     if missing:
         raise ValueError(
             f"the checkpoint does not say its {' and '.join(missing)} (not in its weights, metadata or "
-            f"file name); pass {' and '.join(_HOW_TO_PASS[name] for name in missing)}"
+            f"file name); pass {' and '.join(_HOW_TO_PASS[name] for name in missing)}, or convert the "
+            "file once with tsm convert so that every command can read them"
         )
     return settings, notes
 
