@@ -195,7 +195,7 @@ def test_wrapped_conv_equals_conv_of_shift(conv_name, mode, channels_last):
     expected = conv(naive_shift(x, 3, 8, mode))
     with torch.no_grad():
         copy_free = shift_module._can_skip_shift_copy(conv, x)
-        assert copy_free == conv_name in ("pointwise", "pointwise_bias")
+        assert copy_free == (conv_name in ("pointwise", "pointwise_bias"))
         torch.testing.assert_close(module(x), expected)
     x.requires_grad_(True)
     out = module(x)
