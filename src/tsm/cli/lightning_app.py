@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -82,6 +83,8 @@ class TSMLightningCLI(LightningCLI):
 def run_lightning(subcommand: str, argv: list[str]) -> int:
     """Run one Lightning subcommand with ``argv`` as its arguments."""
     argv = ["--print_config" if arg == "--print-config" else arg for arg in argv]
+    # `tsm` parsed sys.argv already and hands LightningCLI the rest as `args` on purpose.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     TSMLightningCLI(
         RecognizerModule,
         VideoDataModule,
