@@ -173,8 +173,9 @@ def test_module_rejects_bad_arguments():
 
 
 CONVS = {
-    "pointwise": lambda: nn.Conv2d(16, 12, 1, bias=False),
-    "pointwise_bias": lambda: nn.Conv2d(16, 12, 1),
+    "pointwise": lambda: nn.Conv2d(16, 8, 1, bias=False),  # narrowing: copy-free GEMM path
+    "pointwise_bias": lambda: nn.Conv2d(16, 4, 1),
+    "pointwise_expansion": lambda: nn.Conv2d(16, 48, 1, bias=False),  # widening: one-pass copy
     "3x3_stride2": lambda: nn.Conv2d(16, 8, 3, stride=2, padding=1, bias=False),
     "grouped_dilated": lambda: nn.Conv2d(16, 8, 3, padding=2, dilation=2, groups=4),
 }
@@ -193,6 +194,8 @@ def test_wrapped_conv_equals_conv_of_shift(conv_name, mode, channels_last):
         module = module.to(memory_format=torch.channels_last)
     expected = conv(naive_shift(x, 3, 8, mode))
     with torch.no_grad():
+        copy_free = shift_module._can_skip_shift_copy(conv, x)
+        assert copy_free == (conv_name in ("pointwise", "pointwise_bias"))
         torch.testing.assert_close(module(x), expected)
     x.requires_grad_(True)
     out = module(x)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
 from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
 from tsm.models.surgery import PLACEMENTS, Placement, add_temporal_pool, make_temporal_shift
 from tsm.ops import SHIFT_MODES, ShiftMode
+from tsm.ops.shift import is_exporting
 
 
 class Recognizer(nn.Module):
@@ -95,7 +95,7 @@ class Recognizer(nn.Module):
 
     def forward_frames(self, clips: Tensor) -> Tensor:
         """Per-frame logits (N, T', num_classes) before the temporal mean (T' = T/2 with tpool)."""
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if not is_exporting():
             self._check_clips(clips)
         frames = clips.flatten(0, 1)
         features = self.base_model(frames)
