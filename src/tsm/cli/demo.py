@@ -43,14 +43,28 @@ class DemoSettings:
 
 
 QUICK = {
-    "train": 16,
-    "val": 8,
-    "test": 8,
+    "train": 8,
+    "val": 4,
+    "test": 4,
     "size": 32,
     "frames": 8,
     "segments": 4,
     "epochs": 1,
-    "batch_size": 8,
+    "batch_size": 4,
+}
+HELP = {
+    "train": "training clips",
+    "val": "validation clips",
+    "test": "held-out test clips",
+    "size": "frame size in pixels",
+    "frames": "frames per video",
+    "segments": "frames sampled per clip (TSN segments)",
+    "backbone": "resnet18, resnet34, ... or mobilenet_v2",
+    "epochs": "training epochs of each model",
+    "batch_size": "clips per batch",
+    "lr": "SGD learning rate",
+    "seed": "seed of the data and of the trainings",
+    "threads": "CPU cores to use (0: all)",
 }
 
 
@@ -280,7 +294,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             dest=name,
             type=type(getattr(defaults, name)),
             default=None,
-            help=f"default {getattr(defaults, name)}"
-            + (f" (--quick: {QUICK[name]})" if name in QUICK else ""),
+            help=f"{HELP[name]} (default {getattr(defaults, name)}"
+            + (f"; --quick: {QUICK[name]})" if name in QUICK else ")"),
         )
     parser.set_defaults(handler=run)
