@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import tsm
+from tsm.cli.lightning_app import copy_matching_weights
 from tsm.cli.main import main
 from tsm.data import generate_synthetic_dataset
 
@@ -162,3 +164,16 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     assert (tmp_path / "training_curves.png").is_file()
     assert "TSM" in (tmp_path / "README.md").read_text()
     assert "test top-1" in output
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
+    """Same keys and shapes but another fold_div would load silently and mispredict: refuse it."""
+    path = tmp_path / "fold4.safetensors"
+    tsm.save_checkpoint(path, tsm.Recognizer(3, num_segments=2, backbone="resnet18", fold_div=4))
+    with pytest.raises(ValueError, match="fold_div: checkpoint 4 vs model 8"):
+        copy_matching_weights(tsm.Recognizer(3, num_segments=2, backbone="resnet18"), str(path), strict=True)
+    same = tsm.Recognizer(3, num_segments=2, backbone="resnet18", fold_div=4)
+    copy_matching_weights(same, str(path), strict=True)
+    reloaded, _ = tsm.load_checkpoint(path)
+    expected = reloaded.state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in same.state_dict().items())

@@ -36,10 +36,27 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Settings that change what the weights compute without changing their names or shapes.
+ARCHITECTURE_SETTINGS = ("backbone", "shift", "fold_div", "place", "temporal_pool", "mode")
+
+
 def copy_matching_weights(model: Recognizer, path: str, strict: bool = False) -> None:
     """Load the weights of a trained model file into ``model``; unless ``strict``, a classifier
     (``new_fc``) of another shape keeps its fresh initialisation (fine-tuning on a new label set)."""
     source, _ = load_checkpoint(path, num_segments=model.num_segments)
+    differing = {
+        key: (source.config[key], model.config[key])
+        for key in ARCHITECTURE_SETTINGS
+        if source.config.get(key) != model.config.get(key)
+    }
+    if differing:  # same keys and shapes, different computation: refuse rather than mispredict
+        details = ", ".join(
+            f"{key}: checkpoint {theirs!r} vs model {ours!r}" for key, (theirs, ours) in differing.items()
+        )
+        raise ValueError(
+            f"{path} was trained as a different network ({details}); set those model.* options to the "
+            "checkpoint's values"
+        )
     state = source.state_dict()
     if not strict:
         target = model.state_dict()
