@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_FRAME_TEMPLATE = "img_{:05d}.jpg"
@@ -170,8 +172,19 @@ def probe(path: str | Path) -> VideoInfo:
     return _index(path).info
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
+_reformatters = threading.local()
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as an (H, W, 3) uint8 RGB array.
+
+    ``frame.to_ndarray(format="rgb24")`` sets up a new swscale context for every frame, which
+    costs more than decoding a small frame; one reformatter per thread keeps its context.
+    """
+    reformatter = getattr(_reformatters, "instance", None)
+    if reformatter is None:
+        reformatter = _reformatters.instance = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def _check_indices(indices: Sequence[int], num_frames: int, path: str | Path) -> list[int]:
@@ -196,7 +209,7 @@ def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     try:
         for position, frame in enumerate(container.decode(video=0)):
             if position in targets:
-                frames[position] = _to_rgb(frame)
+                frames[position] = frame_to_rgb(frame)
             if position >= last:
                 break
     except av.FFmpegError as error:
@@ -258,7 +271,7 @@ def _read_seeking(path: Path, index: _VideoIndex, wanted: list[int]) -> dict[int
                         return _read_sequential(path, wanted)
                     current_pts = frame.pts
                     if frame.pts in position_of and position_of[frame.pts] not in frames:
-                        frames[position_of[frame.pts]] = _to_rgb(frame)
+                        frames[position_of[frame.pts]] = frame_to_rgb(frame)
                     reached = reached or frame.pts >= target_pts
                 if reached:
                     break
@@ -337,6 +350,7 @@ __all__ = [
     "VideoInfo",
     "VideoReadError",
     "count_frame_files",
+    "frame_to_rgb",
     "probe",
     "read_frame_folder",
     "read_frames",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from tsm.data import TEST_VIEWS, EvalPipeline, default_data_config, load_clip, views_per_sample
+from tsm.data.decode import frame_to_rgb
 from tsm.io import load_checkpoint
 from tsm.io.checkpoint import CheckpointInfo
 from tsm.models import Recognizer, StreamingRecognizer
@@ -213,7 +214,7 @@ def open_frames(source: str | int | Path) -> tuple[Iterator[Tensor], float]:
     def frames() -> Iterator[Tensor]:
         try:
             for frame in container.decode(stream):
-                yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                yield torch.from_numpy(frame_to_rgb(frame)).permute(2, 0, 1)
         except av.FFmpegError as error:
             raise ValueError(f"decoding {source!r} failed: {_one_line(error)}") from None
         finally:
