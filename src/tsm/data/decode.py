@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -181,9 +182,10 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     ``frame.to_ndarray(format="rgb24")`` sets up a new swscale context for every frame, which
     costs more than decoding a small frame; one reformatter per thread keeps its context.
     """
-    reformatter = getattr(_reformatters, "instance", None)
-    if reformatter is None:
-        reformatter = _reformatters.instance = VideoReformatter()
+    owner, reformatter = getattr(_reformatters, "instance", (None, None))
+    if owner != os.getpid():  # never reuse a context across fork (DataLoader workers): it can hang
+        reformatter = VideoReformatter()
+        _reformatters.instance = (os.getpid(), reformatter)
     return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
