@@ -16,8 +16,6 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,6 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from av.video.reformatter import VideoReformatter
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_FRAME_TEMPLATE = "img_{:05d}.jpg"
@@ -173,20 +170,9 @@ def probe(path: str | Path) -> VideoInfo:
     return _index(path).info
 
 
-_reformatters = threading.local()
-
-
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as an (H, W, 3) uint8 RGB array.
-
-    ``frame.to_ndarray(format="rgb24")`` sets up a new swscale context for every frame, which
-    costs more than decoding a small frame; one reformatter per thread keeps its context.
-    """
-    owner, reformatter = getattr(_reformatters, "instance", (None, None))
-    if owner != os.getpid():  # never reuse a context across fork (DataLoader workers): it can hang
-        reformatter = VideoReformatter()
-        _reformatters.instance = (os.getpid(), reformatter)
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    """A decoded frame as an (H, W, 3) uint8 RGB array."""
+    return frame.to_ndarray(format="rgb24")
 
 
 def _check_indices(indices: Sequence[int], num_frames: int, path: str | Path) -> list[int]:
