@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +182,51 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
     reloaded, _ = tsm.load_checkpoint(path)
     expected = reloaded.state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in same.state_dict().items())
+
+
+DEMO_POOL_SCRIPT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from tsm.cli.demo import _exit_with_parent
+
+def write_pid_and_sleep(path):
+    with open(path + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent)
+    pool.submit(write_pid_and_sleep, sys.argv[1])
+    time.sleep(120)
+"""
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_demo_trainings_end_when_the_demo_process_is_killed(tmp_path) -> None:
+    script, pid_file = tmp_path / "demo_pool.py", tmp_path / "worker.pid"
+    script.write_text(DEMO_POOL_SCRIPT)
+    demo = subprocess.Popen([sys.executable, str(script), str(pid_file)], env={**os.environ})
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        assert _is_running(worker)
+        demo.send_signal(signal.SIGTERM)  # not Ctrl-C: nothing reaches the worker but its parent's death
+        demo.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _is_running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _is_running(worker), "the training worker outlived the demo process"
+    finally:
+        demo.kill()

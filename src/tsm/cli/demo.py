@@ -28,14 +28,16 @@ DEMO_MODELS = {
 class DemoSettings:
     """The demo's budget; the defaults fit 10 minutes on a 2-core CPU."""
 
-    train: int = 320
+    # Many distinct clips, few epochs: from scratch, ResNet-18 overfits 320 clips (20 epochs, 800
+    # steps: TSM 85 %); 1280 clips x 4 epochs (640 steps) reach 95 % and fit in 10 minutes.
+    train: int = 1280
     val: int = 48
     test: int = 96
     size: int = 32
     frames: int = 16
     segments: int = 4
     backbone: str = "resnet18"
-    epochs: int = 20
+    epochs: int = 4
     batch_size: int = 8
     lr: float = 0.004  # 0.01 and above diverge from scratch on these flat synthetic frames
     seed: int = 0
@@ -76,6 +78,21 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"lightning\..*")
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _exit_with_parent() -> None:
+    """Worker initializer: end this worker when the demo process dies (a SIGTERM or a kill of the
+    parent would otherwise leave the spawned trainings running)."""
+    import threading
+
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        if parent is not None:
+            parent.join()  # returns when the parent process is gone
+            os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def train_and_test(
@@ -236,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with_parent) as pool:
         futures = {
             name: pool.submit(train_and_test, name, settings, dataset, out, threads) for name in DEMO_MODELS
         }

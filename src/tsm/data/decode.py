@@ -170,9 +170,15 @@ def probe(path: str | Path) -> VideoInfo:
     return _index(path).info
 
 
+# PyAV >= 17 converts with a new swscale thread pool (one thread per CPU) for every frame by
+# default: setting it up costs ~10x the conversion of a small frame, and a pool cannot be shared
+# across the fork of DataLoader workers. One thread per conversion: same pixels, no pool.
+_SINGLE_THREADED = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+
+
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as an (H, W, 3) uint8 RGB array."""
-    return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", **_SINGLE_THREADED)
 
 
 def _check_indices(indices: Sequence[int], num_frames: int, path: str | Path) -> list[int]:
