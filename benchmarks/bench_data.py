@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from tsm.data import build_pipeline, default_data_config, probe, read_frames, segment_indices, write_video
+from tsm.data.decode import frame_to_rgb
 
 WIDTH, HEIGHT, FPS, SECONDS = 340, 256, 30, 10
 
@@ -47,7 +48,7 @@ def _moving_scene(seed: int) -> np.ndarray:
 
 def _naive_clip(path: Path, pipeline, num_segments: int) -> torch.Tensor:
     with av.open(str(path)) as container:
-        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        every = [frame_to_rgb(frame) for frame in container.decode(video=0)]  # same conversion as ours
     indices = segment_indices(len(every), num_segments, train=True)
     frames = torch.from_numpy(np.stack([every[i] for i in indices])).permute(0, 3, 1, 2)
     return pipeline(frames, 0)[0]
