@@ -5,16 +5,21 @@ All three networks share one process and are timed interleaved (round-robin), th
 algorithm is re-created from its description in TSM-FACTS.md: ``zeros_like`` plus three slice
 copies, the shifted copy handed to the conv (so autograd stores it).
 
-    python benchmarks/bench_core.py [--rounds 7] [--frames 8] [--size 224] [--device cpu|cuda]
+    python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -103,12 +108,17 @@ def saved_bytes(model: nn.Module, clips: Tensor) -> int:
     return sum(storages.values())
 
 
-def report(title: str, medians: dict[str, float]) -> None:
-    base = medians["TSN"]
-    cells = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in medians.items())
-    ratios = ", ".join(
-        f"{name}/TSN {seconds / base:.3f}" for name, seconds in medians.items() if name != "TSN"
-    )
+def report(
+    title: str,
+    values: dict[str, float],
+    results: dict[str, dict[str, float]],
+    describe: Callable[[float], str] = lambda seconds: f"{seconds * 1e3:.1f} ms",
+) -> None:
+    """Print one measurement as ratios against TSN (and absolute values); record the ratios."""
+    base = values["TSN"]
+    results[title] = {name: value / base for name, value in values.items() if name != "TSN"}
+    cells = ", ".join(f"{name} {describe(value)}" for name, value in values.items())
+    ratios = ", ".join(f"{name}/TSN {ratio:.3f}" for name, ratio in results[title].items())
     print(f"{title}: {ratios}   ({cells})")
 
 
@@ -122,7 +132,19 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="repeat the whole measurement in this many fresh processes and report the median ratio "
+        "(on a noisy machine the ratios differ more between processes than between rounds)",
+    )
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # where a child process writes its ratios
     args = parser.parse_args()
+    if args.processes > 1:
+        repeat_in_processes(args)
+        return
+    results: dict[str, dict[str, float]] = {}
     device = torch.device(args.device)
     torch.manual_seed(0)
 
@@ -146,20 +168,13 @@ def main() -> None:
             model.to(memory_format=memory_format).eval()
         with torch.inference_mode():
             steps = {name: (lambda m=model: m(clips)) for name, model in models.items()}
-            report(f"inference latency, {format_name}", interleaved_medians(steps, args.rounds, device))
+            medians = interleaved_medians(steps, args.rounds, device)
+            report(f"inference latency, {format_name}", medians, results)
 
     for model in models.values():
         model.to(memory_format=torch.contiguous_format).train()
-    memory = {name: saved_bytes(model, clips) for name, model in models.items()}
-    print(
-        "bytes saved for backward: "
-        + ", ".join(
-            f"{name}/TSN {value / memory['TSN']:.3f}" for name, value in memory.items() if name != "TSN"
-        )
-        + "   ("
-        + ", ".join(f"{name} {value / 2**20:.1f} MiB" for name, value in memory.items())
-        + ")"
-    )
+    memory = {name: float(saved_bytes(model, clips)) for name, model in models.items()}
+    report("bytes saved for backward", memory, results, lambda size: f"{size / 2**20:.1f} MiB")
 
     if not args.skip_training:
 
@@ -168,7 +183,8 @@ def main() -> None:
             model(clips).sum().backward()
 
         steps = {name: (lambda m=model: training_step(m)) for name, model in models.items()}
-        report("training step (forward + backward), NCHW", interleaved_medians(steps, args.rounds, device))
+        medians = interleaved_medians(steps, args.rounds, device)
+        report("training step (forward + backward), NCHW", medians, results)
 
     if device.type == "cuda":
         for model in models.values():
@@ -176,7 +192,38 @@ def main() -> None:
         half = clips.to(torch.bfloat16)
         with torch.inference_mode():
             steps = {name: (lambda m=model: m(half)) for name, model in models.items()}
-            report("inference latency, bf16 channels_last", interleaved_medians(steps, args.rounds, device))
+            medians = interleaved_medians(steps, args.rounds, device)
+            report("inference latency, bf16 channels_last", medians, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
+
+
+def repeat_in_processes(args: argparse.Namespace) -> None:
+    """Run the measurement ``args.processes`` times, each in a fresh process; print median ratios."""
+    runs: list[dict[str, dict[str, float]]] = []
+    child_args = [
+        f"--rounds={args.rounds}",
+        f"--frames={args.frames}",
+        f"--size={args.size}",
+        f"--backbone={args.backbone}",
+        f"--device={args.device}",
+    ] + (["--skip-training"] if args.skip_training else [])
+    processes = args.processes
+    with tempfile.TemporaryDirectory() as folder:
+        for run in range(processes):
+            print(f"--- process {run + 1}/{processes}", flush=True)
+            result_file = Path(folder) / f"run{run}.json"
+            command = [sys.executable, __file__, *child_args, "--json", str(result_file)]
+            subprocess.run(command, check=True)
+            runs.append(json.loads(result_file.read_text()))
+    print(f"--- median over {processes} processes (each the median of its interleaved rounds)")
+    for title, ratios in runs[0].items():
+        cells = []
+        for name in ratios:
+            values = [run[title][name] for run in runs]
+            listed = ", ".join(f"{value:.3f}" for value in values)
+            cells.append(f"{name}/TSN {statistics.median(values):.3f} ({listed})")
+        print(f"{title}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":
