@@ -208,15 +208,14 @@ def repeat_in_processes(args: argparse.Namespace) -> None:
         f"--backbone={args.backbone}",
         f"--device={args.device}",
     ] + (["--skip-training"] if args.skip_training else [])
-    processes = args.processes
     with tempfile.TemporaryDirectory() as folder:
-        for run in range(processes):
-            print(f"--- process {run + 1}/{processes}", flush=True)
+        for run in range(args.processes):
+            print(f"--- process {run + 1}/{args.processes}", flush=True)
             result_file = Path(folder) / f"run{run}.json"
             command = [sys.executable, __file__, *child_args, "--json", str(result_file)]
             subprocess.run(command, check=True)
             runs.append(json.loads(result_file.read_text()))
-    print(f"--- median over {processes} processes (each the median of its interleaved rounds)")
+    print(f"--- median over {args.processes} processes (each the median of its interleaved rounds)")
     for title, ratios in runs[0].items():
         cells = []
         for name in ratios:
