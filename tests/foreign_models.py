@@ -31,6 +31,14 @@ def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def data_parallel_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as the reference's ``nn.DataParallel`` wrapper saves it (keys ``module.*``).
+
+    Built by hand: constructing ``nn.DataParallel`` on a machine with a GPU moves the model there.
+    """
+    return {f"module.{key}": value for key, value in model.state_dict().items()}
+
+
 # --- the reference (mit-han-lab/temporal-shift-module) -------------------------------------------------
 def reference_shift(x: torch.Tensor, n_segment: int, fold_div: int) -> torch.Tensor:
     """The reference's offline shift: slice assignment into zeros_like."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch import nn
 
 import tsm
-from foreign_models import MMRecognizer2D, ReferenceTSN, randomize
+from foreign_models import MMRecognizer2D, ReferenceTSN, data_parallel_state, randomize
 from tsm.cli.main import main
 
 T = 4
@@ -18,7 +17,7 @@ NAME = f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
 def test_convert_round_trip_keeps_the_reference_logits(tmp_path, capsys):
     ref = randomize(ReferenceTSN(3, T, "resnet18"))
     source = tmp_path / NAME
-    torch.save({"epoch": 50, "arch": "resnet18", "state_dict": nn.DataParallel(ref).state_dict()}, source)
+    torch.save({"epoch": 50, "arch": "resnet18", "state_dict": data_parallel_state(ref)}, source)
     labels = tmp_path / "labels.txt"
     labels.write_text("archery\nbowling\ncurling\n\n", encoding="utf-8")
     out = tmp_path / "converted" / "tsm_r18.safetensors"
@@ -61,7 +60,7 @@ def test_convert_takes_settings_from_options(tmp_path, capsys):
 
 def test_convert_error_paths(tmp_path, capsys):
     source = tmp_path / NAME
-    state = nn.DataParallel(ReferenceTSN(3, T, "resnet18")).state_dict()
+    state = data_parallel_state(ReferenceTSN(3, T, "resnet18"))
     torch.save({"state_dict": state, "args": argparse.Namespace(lr=0.1)}, source)
     out = tmp_path / "out.safetensors"
 

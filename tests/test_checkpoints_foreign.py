@@ -21,6 +21,7 @@ from foreign_models import (
     MMRecognizer2D,
     ReferenceMobileNetV2,
     ReferenceTSN,
+    data_parallel_state,
     online_demo_stream,
     randomize,
 )
@@ -41,7 +42,7 @@ def _save_reference(path: Path, ref: nn.Module, **torch_save_kwargs) -> Path:
     checkpoint = {
         "epoch": 50,
         "arch": "resnet50",
-        "state_dict": nn.DataParallel(ref).state_dict(),
+        "state_dict": data_parallel_state(ref),
         "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0, 1], "name": "normal_weight"}]},
         "best_prec1": 71.2,
     }
@@ -154,7 +155,7 @@ def test_checkpoint_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
 
 def test_checkpoint_of_old_pytorch_without_batch_counters(tmp_path):
     ref = randomize(ReferenceTSN(5, T, "resnet18"))
-    state = {k: v for k, v in nn.DataParallel(ref).state_dict().items() if "num_batches_tracked" not in k}
+    state = {k: v for k, v in data_parallel_state(ref).items() if "num_batches_tracked" not in k}
     path = tmp_path / R18_NAME
     torch.save({"state_dict": state}, path)
     model, info = tsm.load_checkpoint(path)
@@ -264,7 +265,7 @@ def test_reference_head_without_dropout_is_the_new_fc(tmp_path):
         ref = randomize(ReferenceTSN(5, T, arch))
         state = {
             key.replace("module.new_fc.", f"module.base_model.{head}."): value
-            for key, value in nn.DataParallel(ref).state_dict().items()
+            for key, value in data_parallel_state(ref).items()
         }
         path = tmp_path / f"TSM_kinetics_RGB_{arch}_shift8_blockres_avg_segment{T}_e50.pth"
         torch.save({"state_dict": state}, path)
@@ -293,7 +294,7 @@ def test_missing_settings_are_named_with_the_fix(tmp_path):
 def test_checkpoint_needing_full_unpickling_is_refused_unless_allowed(tmp_path):
     ref = randomize(ReferenceTSN(5, T, "resnet18"))
     path = tmp_path / R18_NAME
-    torch.save({"state_dict": nn.DataParallel(ref).state_dict(), "args": argparse.Namespace(lr=0.01)}, path)
+    torch.save({"state_dict": data_parallel_state(ref), "args": argparse.Namespace(lr=0.01)}, path)
     with pytest.raises(
         UnsafeCheckpointError, match=r"argparse\.Namespace.*allow_pickle=True.*--allow-pickle"
     ):
@@ -303,7 +304,7 @@ def test_checkpoint_needing_full_unpickling_is_refused_unless_allowed(tmp_path):
 
 
 def test_missing_and_unexpected_keys_are_summarised(tmp_path):
-    state = nn.DataParallel(randomize(ReferenceTSN(5, T, "resnet18"))).state_dict()
+    state = data_parallel_state(randomize(ReferenceTSN(5, T, "resnet18")))
     state = {k: v for k, v in state.items() if "layer4" not in k}
     state["module.base_model.extra_head.weight"] = torch.zeros(3)
     path = tmp_path / R18_NAME
@@ -335,7 +336,7 @@ def test_unsupported_models_are_refused_with_the_reason(tmp_path):
     )
     with pytest.raises(ValueError, match=r"10 input channels.*optical flow"):
         tsm.load_checkpoint(path)
-    state = nn.DataParallel(ReferenceTSN(5, T, "resnet18")).state_dict()
+    state = data_parallel_state(ReferenceTSN(5, T, "resnet18"))
     state["module.base_model.layer2.0.nl.g.weight"] = torch.zeros(1)
     torch.save({"state_dict": state}, path)
     with pytest.raises(ValueError, match="non-local"):
