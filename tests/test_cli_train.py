@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 import yaml
 
 import tsm
+from devices import needs_cuda
 from tsm.cli.lightning_app import copy_matching_weights
 from tsm.cli.main import main
 from tsm.data import generate_synthetic_dataset
@@ -98,7 +100,32 @@ def synthetic(tmp_path_factory):
     return generate_synthetic_dataset(root, train=8, val=4, test=4, size=32, frames=8, seed=1)
 
 
-def test_fit_then_test_from_the_exported_checkpoint(synthetic, tmp_path, capsys) -> None:
+ON_GPU = [  # bf16 autocast, channels_last, loader workers and pinned memory on a CUDA GPU
+    "--trainer.accelerator",
+    "gpu",
+    "--trainer.precision",
+    "bf16-mixed",
+    "--model.channels_last",
+    "true",
+    "--data.num_workers",
+    "2",
+    "--data.pin_memory",
+    "true",
+]
+
+
+@pytest.mark.parametrize("device_args", [[], pytest.param(ON_GPU, marks=needs_cuda)], ids=["cpu", "gpu"])
+def test_fit_then_test_from_the_exported_checkpoint(
+    synthetic, tmp_path, capsys, device_args, monkeypatch
+) -> None:
+    load = torch.load
+
+    def load_like_torch_before_2_14(path, *args, **kwargs):  # which could not read safetensors
+        if str(path).endswith(".safetensors"):
+            raise pickle.UnpicklingError("Weights only load failed ... Unsupported operand 184")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load_like_torch_before_2_14)
     common = [
         "--data.train",
         str(synthetic.lists["train"]),
@@ -126,6 +153,7 @@ def test_fit_then_test_from_the_exported_checkpoint(synthetic, tmp_path, capsys)
         json.dumps({"class_path": "CSVLogger", "init_args": {"save_dir": str(tmp_path)}}),
         "--trainer.enable_progress_bar",
         "false",
+        *device_args,
     ]
     code, output = run_cli(["fit", *common, "--trainer.max_epochs", "1"], capsys)
     assert code == 0, output

@@ -66,6 +66,11 @@ def copy_matching_weights(model: Recognizer, path: str, strict: bool = False) ->
     load_weights(model, state)
 
 
+def is_model_file(path: str | None) -> bool:
+    """A trained model's weights (tsm, reference, MMAction2), not a Lightning training checkpoint."""
+    return bool(path) and str(path).endswith((".safetensors", ".pth", ".pth.tar", ".pt"))
+
+
 class TSMLightningCLI(LightningCLI):
     """LightningCLI with the data/model links that make each setting live in one place."""
 
@@ -81,6 +86,14 @@ class TSMLightningCLI(LightningCLI):
             "checkpoint), all but a classifier of another size: fine-tuning, e.g. Kinetics -> UCF101",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads hyperparameters from ``--ckpt_path`` with ``torch.load``: a model file
+        (safetensors, a reference checkpoint) has none, and torch before 2.14 cannot read safetensors."""
+        subcommand = self.config.get("subcommand")
+        if subcommand and is_model_file(self.config[subcommand].get("ckpt_path")):
+            return
+        super()._parse_ckpt_path()
+
     def _prepare_run(self) -> None:
         """Load checkpoints with ``weights_only=True`` unless asked otherwise; ``--init_from`` and a
         ``--ckpt_path`` that is a model file (not a Lightning ``.ckpt``) set the weights only."""
@@ -90,7 +103,7 @@ class TSMLightningCLI(LightningCLI):
         if config.get("init_from"):
             copy_matching_weights(self.model.model, config["init_from"])
         ckpt_path = config.get("ckpt_path")
-        if ckpt_path and str(ckpt_path).endswith((".safetensors", ".pth", ".pth.tar", ".pt")):
+        if is_model_file(ckpt_path):
             copy_matching_weights(self.model.model, ckpt_path, strict=True)
             config["ckpt_path"] = None
 
