@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from devices import needs_cuda
 from tsm.data import generate_synthetic_dataset, load_clip
 from tsm.engine import RecognizerModule, TrainingDiverged, VideoDataModule
 from tsm.engine.callbacks import EpochSummary
@@ -54,10 +55,23 @@ def clips_loader(count: int = 8, batch_size: int = 4, seed: int = 0) -> DataLoad
     return DataLoader(TensorDataset(clips, labels), batch_size=batch_size, shuffle=False)
 
 
-def test_fit_loss_falls(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("accelerator", "precision", "channels_last"),
+    [("cpu", "32-true", False), pytest.param("gpu", "bf16-mixed", True, marks=needs_cuda)],
+)
+def test_fit_loss_falls(tmp_path, accelerator, precision, channels_last) -> None:
     summary = EpochSummary(printer=None)
-    module = tiny_module(schedule="constant", lr=0.02, warmup_epochs=0.0)
-    tiny_trainer(tmp_path, 6, callbacks=[summary], enable_checkpointing=False).fit(module, clips_loader())
+    module = tiny_module(schedule="constant", lr=0.02, warmup_epochs=0.0, channels_last=channels_last)
+    trainer = tiny_trainer(
+        tmp_path,
+        6,
+        callbacks=[summary],
+        enable_checkpointing=False,
+        accelerator=accelerator,
+        precision=precision,
+        deterministic=accelerator == "cpu",  # CUDA's adaptive average pooling backward is not
+    )
+    trainer.fit(module, clips_loader())
     losses = [row["train_loss"] for row in summary.history]
     assert len(losses) == 6
     assert losses[-1] < 0.5 * losses[0], losses

@@ -97,14 +97,17 @@ def _shift_by_concatenation(x: Tensor, num_segments: int, fold: int, offsets: tu
     return _shift_groups(x5, 2, fold, offsets).reshape(-1, channels, height, width)
 
 
-def _shift_by_copy(x: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...]) -> Tensor:
-    """One pass over memory: each output element is written once into a fresh tensor.
+def _shift_by_copy(
+    x: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...], dtype: torch.dtype | None = None
+) -> Tensor:
+    """One pass over memory: each output element is written once into a fresh tensor (cast to
+    ``dtype`` by the same copies).
 
     The output is allocated with ``x``'s memory format and never aliases ``x``. Eager only: a
     tracer would freeze the fresh tensor into a constant.
     """
     _, channels, height, width = x.shape
-    out = torch.empty_like(x)
+    out = torch.empty_like(x, dtype=dtype)
     source = x.view(-1, num_segments, channels, height, width)
     target = out.view(-1, num_segments, channels, height, width)
     for group, offset in enumerate(offsets):
@@ -120,11 +123,23 @@ def _shift_by_copy(x: Tensor, num_segments: int, fold: int, offsets: tuple[int, 
     return out
 
 
-def _apply_shift(x: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...]) -> Tensor:
-    """Shift a (N*T, C, H, W) tensor, keeping its memory format (NCHW or channels_last)."""
+def _apply_shift(
+    x: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...], dtype: torch.dtype | None = None
+) -> Tensor:
+    """Shift a (N*T, C, H, W) tensor, keeping its memory format (NCHW or channels_last).
+
+    ``dtype`` casts on the way (in the same pass where the CUDA kernel runs): the recomputing conv
+    under autocast shifts float32 activations into its bfloat16/float16 input.
+    """
+    dtype = dtype or x.dtype
     if is_exporting() or torch.compiler.is_compiling():
-        return _shift_by_concatenation(x, num_segments, fold, offsets)
-    return _shift_by_copy(x, num_segments, fold, offsets)
+        return _shift_by_concatenation(x.to(dtype), num_segments, fold, offsets)
+    if x.is_cuda:
+        from tsm.ops import triton_shift  # imported on first use: Triton takes 0.3 s to import
+
+        if triton_shift.available(x):  # one kernel instead of five strided copies
+            return triton_shift.TritonShift.apply(x, num_segments, fold, offsets, dtype)
+    return _shift_by_copy(x, num_segments, fold, offsets, dtype)
 
 
 def is_exporting() -> bool:
@@ -153,9 +168,11 @@ def temporal_shift(
     return _apply_shift(x, num_segments, x.shape[1] // fold_div, offsets)
 
 
-def _reverse_shift(grad: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...]) -> Tensor:
+def _reverse_shift(
+    grad: Tensor, num_segments: int, fold: int, offsets: tuple[int, ...], dtype: torch.dtype | None = None
+) -> Tensor:
     """The adjoint of a shift: move every group the opposite way (the shift's exact gradient)."""
-    return _apply_shift(grad, num_segments, fold, tuple(-o for o in offsets))
+    return _apply_shift(grad, num_segments, fold, tuple(-o for o in offsets), dtype)
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -168,17 +185,18 @@ class _ShiftConv2dFunction(torch.autograd.Function):
     """conv2d(shift(x)) that saves ``x`` (already kept by the previous layer), not the shifted copy.
 
     Backward recomputes the shift (a memory copy) instead of storing it, so TSM keeps no more
-    activations for backward than the TSN network it was made from.
+    activations for backward than the TSN network it was made from. Under autocast the shift
+    also casts (one pass on CUDA), and ``x`` is saved uncast, where TSN's conv saves a cast copy.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, conv: nn.Conv2d, num_segments: int, fold: int, offsets):
         autocast_dtype = _autocast_dtype(x.device.type)
-        if autocast_dtype is not None:  # run the conv as autocast would, then save the cast tensors
-            x, weight = x.to(autocast_dtype), weight.to(autocast_dtype)
+        if autocast_dtype is not None:  # run the conv in the dtype autocast would
+            weight = weight.to(autocast_dtype)
             bias = None if bias is None else bias.to(autocast_dtype)
         with torch.autocast(x.device.type, enabled=False):
-            shifted = _apply_shift(x, num_segments, fold, offsets)
+            shifted = _apply_shift(x, num_segments, fold, offsets, weight.dtype)
             out = F.conv2d(shifted, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         ctx.save_for_backward(x, weight)
         ctx.conv_args = (conv.stride, conv.padding, conv.dilation, conv.groups)
@@ -192,9 +210,12 @@ class _ShiftConv2dFunction(torch.autograd.Function):
         stride, padding, dilation, groups = ctx.conv_args
         num_segments, fold, offsets = ctx.shift_args
         needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
-        shifted = _apply_shift(x, num_segments, fold, offsets) if needs_w else x
+        if needs_w:
+            shifted = _apply_shift(x, num_segments, fold, offsets, weight.dtype)
+        else:  # only its shape and dtype are read
+            shifted = x.to(weight.dtype)
         grad_shifted, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_out.to(x.dtype),
+            grad_out.to(weight.dtype),
             shifted,
             weight,
             ctx.bias_shape,
@@ -206,7 +227,7 @@ class _ShiftConv2dFunction(torch.autograd.Function):
             groups,
             [needs_x, needs_w, needs_b and ctx.bias_shape is not None],
         )
-        grad_x = _reverse_shift(grad_shifted, num_segments, fold, offsets) if needs_x else None
+        grad_x = _reverse_shift(grad_shifted, num_segments, fold, offsets, x.dtype) if needs_x else None
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
@@ -285,6 +306,12 @@ def _can_skip_shift_copy(net: nn.Module, x: Tensor) -> bool:
     if is_exporting() or torch.compiler.is_compiling():
         return False
     if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        return False
+    if x.is_cuda and not (
+        x.dtype in (torch.float16, torch.bfloat16) and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        # On a GPU the NCHW path loops over clips, and float32 matrix products skip the TF32
+        # tensor cores that cuDNN's convs use: there the shift kernel + conv is faster.
         return False
     # The GEMMs re-read and re-write the output rows once per moved group: cheaper than copying
     # the input only when the conv narrows the channels (ResNet bottlenecks, not MobileNetV2's
