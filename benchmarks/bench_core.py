@@ -6,11 +6,17 @@ algorithm is re-created from its description in TSM-FACTS.md: ``zeros_like`` plu
 copies, the shifted copy handed to the conv (so autograd stores it).
 
     python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224] [--device cpu|cuda]
+
+On a GPU it adds bf16 channels_last figures (bf16 weights for inference, bf16 autocast for
+training, peak GPU memory) and "TSM copy": our TSM with every shift materialised by the one-pass
+copy, to show whether the copy-free GEMM path pays on that device. ``--clips`` sets the batch
+(a GPU needs several clips to be busy) and ``--repeat`` the steps inside one timed round.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -19,12 +25,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 import tsm
+from tsm.ops.shift import _shift_by_copy, shift_offsets
 
 
 class ReferenceShift(nn.Module):
@@ -58,6 +66,39 @@ def reference_model(ours: tsm.Recognizer) -> tsm.Recognizer:
     return model
 
 
+def eager_shift(module: tsm.TemporalShift, x: Tensor) -> Tensor:
+    """The module's shift by the eager one-pass copy, whatever the device."""
+    fold = x.shape[1] // module.fold_div
+    return _shift_by_copy(x, module.num_segments, fold, shift_offsets(module.mode))
+
+
+def copy_path_model(ours: tsm.Recognizer, eager: bool = False) -> tsm.Recognizer:
+    """A copy of ``ours`` whose shifts always materialise the shifted input, then run the wrapped
+    module (no GEMM folding): with the default shift (one Triton kernel on a GPU) or, ``eager``,
+    with the eager one-pass copy (a copy and a zero fill per moved group, a copy of the rest)."""
+    model = copy.deepcopy(ours)
+    for module in model.modules():
+        if isinstance(module, tsm.TemporalShift):
+            shift = partial(eager_shift, module) if eager else module.shift
+            module.forward = lambda x, net=module.net, shift=shift: net(shift(x))
+    return model
+
+
+def graph_replay(model: nn.Module, inputs: Tensor) -> Callable[[], None]:
+    """Capture one inference of ``model`` in a CUDA graph; return its replay (no launch overhead)."""
+    static_inputs = inputs.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.inference_mode():
+        for _ in range(3):  # warm-up outside the capture (cuDNN picks its algorithms)
+            model(static_inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        model(static_inputs)
+    return graph.replay
+
+
 def machine_name(device: torch.device) -> str:
     """The processor (or GPU) the figures were measured on, and the CPU threads used."""
     if device.type == "cuda":
@@ -77,21 +118,31 @@ def synchronize(device: torch.device) -> None:
 
 
 def interleaved_medians(
-    steps: dict[str, Callable[[], None]], rounds: int, device: torch.device
+    steps: dict[str, Callable[[], None]], rounds: int, device: torch.device, repeat: int = 1
 ) -> dict[str, float]:
-    """Run every step once per round, round-robin; return each step's median seconds."""
-    for step in steps.values():  # warm-up (allocator, kernels)
-        step()
-        step()
+    """Run every step ``repeat`` times per round, round-robin; return each step's median seconds."""
+    for step in steps.values():  # warm-up (allocator, kernels, cuDNN's algorithm search)
+        for _ in range(max(2, repeat)):
+            step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
             synchronize(device)
             start = time.perf_counter()
-            step()
+            for _ in range(repeat):
+                step()
             synchronize(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append((time.perf_counter() - start) / repeat)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_gpu_bytes(step: Callable[[], None], device: torch.device) -> int:
+    """Peak GPU memory allocated while ``step`` runs (weights and gradients included)."""
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
 
 
 def saved_bytes(model: nn.Module, clips: Tensor) -> int:
@@ -131,6 +182,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--clips", type=int, default=1, help="clips per batch")
+    parser.add_argument(
+        "--repeat", type=int, help="steps per timed round (default: 1 on the CPU, 10 on a GPU)"
+    )
     parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
     parser.add_argument(
         "--processes",
@@ -146,6 +201,8 @@ def main() -> None:
         return
     results: dict[str, dict[str, float]] = {}
     device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    repeat = args.repeat or (10 if on_gpu else 1)
     torch.manual_seed(0)
 
     ours = tsm.Recognizer(400, num_segments=args.frames, backbone=args.backbone)
@@ -154,46 +211,68 @@ def main() -> None:
         "TSM": ours,
         "reference": reference_model(ours),
     }
-    for model in models.values():
+    copy_variant = {}
+    if on_gpu:
+        copy_variant = {
+            "TSM copy": copy_path_model(ours),
+            "TSM eager copy": copy_path_model(ours, eager=True),
+        }
+    for model in [*models.values(), *copy_variant.values()]:
         model.to(device)
-    clips = torch.randn(1, args.frames, 3, args.size, args.size, device=device)
+    clips = torch.randn(args.clips, args.frames, 3, args.size, args.size, device=device)
     print(
-        f"{args.backbone}, 1 clip x {args.frames} frames x {args.size}^2, fp32, {machine_name(device)}, "
-        f"torch {torch.__version__}, median of {args.rounds} interleaved rounds"
+        f"{args.backbone}, {args.clips} clip(s) x {args.frames} frames x {args.size}^2, "
+        f"{machine_name(device)}, torch {torch.__version__}, median of {args.rounds} interleaved "
+        f"rounds of {repeat} step(s)"
     )
+
+    def time_inference(title: str, inputs: Tensor, **conversion) -> None:
+        candidates = {**models, **copy_variant}
+        for model in candidates.values():
+            model.to(**conversion).eval()
+        with torch.inference_mode():
+            steps = {name: (lambda m=model: m(inputs)) for name, model in candidates.items()}
+            report(title, interleaved_medians(steps, args.rounds, device, repeat), results)
 
     formats = [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
     for format_name, memory_format in formats:
-        for model in models.values():
-            model.to(memory_format=memory_format).eval()
-        with torch.inference_mode():
-            steps = {name: (lambda m=model: m(clips)) for name, model in models.items()}
-            medians = interleaved_medians(steps, args.rounds, device)
-            report(f"inference latency, {format_name}", medians, results)
+        time_inference(f"inference latency, fp32 {format_name}", clips, memory_format=memory_format)
 
     for model in models.values():
         model.to(memory_format=torch.contiguous_format).train()
     memory = {name: float(saved_bytes(model, clips)) for name, model in models.items()}
     report("bytes saved for backward", memory, results, lambda size: f"{size / 2**20:.1f} MiB")
 
+    def training_step(model: nn.Module, autocast: bool = False) -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = model(clips).float().sum()
+        loss.backward()
+
     if not args.skip_training:
-
-        def training_step(model: nn.Module) -> None:
-            model.zero_grad(set_to_none=True)
-            model(clips).sum().backward()
-
         steps = {name: (lambda m=model: training_step(m)) for name, model in models.items()}
-        medians = interleaved_medians(steps, args.rounds, device)
-        report("training step (forward + backward), NCHW", medians, results)
+        medians = interleaved_medians(steps, args.rounds, device, repeat)
+        report("training step (forward + backward), fp32 NCHW", medians, results)
 
-    if device.type == "cuda":
-        for model in models.values():
-            model.to(dtype=torch.bfloat16, memory_format=torch.channels_last).eval()
-        half = clips.to(torch.bfloat16)
-        with torch.inference_mode():
-            steps = {name: (lambda m=model: m(half)) for name, model in models.items()}
-            medians = interleaved_medians(steps, args.rounds, device)
-            report("inference latency, bf16 channels_last", medians, results)
+    if on_gpu:
+        time_inference(
+            "inference latency, bf16 channels_last",
+            clips.to(torch.bfloat16),
+            dtype=torch.bfloat16,
+            memory_format=torch.channels_last,
+        )
+        for model in models.values():  # fp32 weights, bf16 autocast: mixed-precision training
+            model.to(dtype=torch.float32, memory_format=torch.channels_last).train()
+        steps = {name: (lambda m=model: training_step(m, autocast=True)) for name, model in models.items()}
+        medians = interleaved_medians(steps, args.rounds, device, repeat)
+        report("training step, bf16 autocast channels_last", medians, results)
+        peaks = {name: float(peak_gpu_bytes(step, device)) for name, step in steps.items()}
+        report("peak GPU memory of that step", peaks, results, lambda size: f"{size / 2**20:.0f} MiB")
+        for model in models.values():  # last: a failing capture must not cost the figures above
+            model.to(dtype=torch.bfloat16).eval()
+        replays = {name: graph_replay(model, clips.to(torch.bfloat16)) for name, model in models.items()}
+        medians = interleaved_medians(replays, args.rounds, device, repeat)
+        report("inference latency, bf16 channels_last, CUDA graph replay", medians, results)
     if args.json:
         Path(args.json).write_text(json.dumps(results))
 
@@ -207,7 +286,10 @@ def repeat_in_processes(args: argparse.Namespace) -> None:
         f"--size={args.size}",
         f"--backbone={args.backbone}",
         f"--device={args.device}",
-    ] + (["--skip-training"] if args.skip_training else [])
+        f"--clips={args.clips}",
+        *([f"--repeat={args.repeat}"] if args.repeat else []),
+        *(["--skip-training"] if args.skip_training else []),
+    ]
     with tempfile.TemporaryDirectory() as folder:
         for run in range(args.processes):
             print(f"--- process {run + 1}/{args.processes}", flush=True)
