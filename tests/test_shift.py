@@ -321,18 +321,23 @@ def test_shift_casts_on_the_way(device, channels_last):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_recomputing_path_under_autocast_bf16(device):
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_recomputing_path_under_autocast_bf16(device, input_dtype):
     conv = nn.Conv2d(16, 8, 3, padding=1).to(device)
     module = tsm.TemporalShift(conv, num_segments=4)
-    x = torch.randn(8, 16, 6, 6, device=device, requires_grad=True)
+    x = torch.randn(8, 16, 6, 6, device=device, dtype=input_dtype, requires_grad=True)
     with torch.autocast(device, dtype=torch.bfloat16):
         out = module(x)
         expected = F.conv2d(tsm.temporal_shift(x, 4), conv.weight, conv.bias, padding=1)
     assert out.dtype == expected.dtype == torch.bfloat16
     torch.testing.assert_close(out, expected)
-    out.float().sum().backward()
-    assert x.grad.dtype == torch.float32
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected_grads = torch.autograd.grad(expected, [x, conv.weight], grad)
+    assert x.grad.dtype == input_dtype
     assert conv.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(x.grad, expected_grads[0])
+    torch.testing.assert_close(conv.weight.grad, expected_grads[1])
 
 
 def _saved_bytes(model: nn.Module, clips: torch.Tensor) -> int:

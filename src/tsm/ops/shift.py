@@ -192,11 +192,12 @@ class _ShiftConv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, conv: nn.Conv2d, num_segments: int, fold: int, offsets):
         autocast_dtype = _autocast_dtype(x.device.type)
+        compute_dtype = autocast_dtype or x.dtype
         if autocast_dtype is not None:  # run the conv in the dtype autocast would
             weight = weight.to(autocast_dtype)
             bias = None if bias is None else bias.to(autocast_dtype)
         with torch.autocast(x.device.type, enabled=False):
-            shifted = _apply_shift(x, num_segments, fold, offsets, weight.dtype)
+            shifted = _apply_shift(x, num_segments, fold, offsets, compute_dtype)
             out = F.conv2d(shifted, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         ctx.save_for_backward(x, weight)
         ctx.conv_args = (conv.stride, conv.padding, conv.dilation, conv.groups)

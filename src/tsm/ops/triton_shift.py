@@ -32,7 +32,7 @@ def available(x: Tensor) -> bool:
         triton is not None
         and x.is_cuda
         and 0 < frames <= _MAX_FRAMES
-        and channels * height * width < 2**31
+        and 0 < channels * height * width < 2**31
         and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
     )
 
