@@ -5,12 +5,15 @@ All three networks share one process and are timed interleaved (round-robin), th
 algorithm is re-created from its description in TSM-FACTS.md: ``zeros_like`` plus three slice
 copies, the shifted copy handed to the conv (so autograd stores it).
 
-    python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224] [--device cpu|cuda]
+    python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224]
+        [--device cpu|cuda] [--clips 1] [--repeat N]
 
 On a GPU it adds bf16 channels_last figures (bf16 weights for inference, bf16 autocast for
-training, peak GPU memory) and "TSM copy": our TSM with every shift materialised by the one-pass
-copy, to show whether the copy-free GEMM path pays on that device. ``--clips`` sets the batch
-(a GPU needs several clips to be busy) and ``--repeat`` the steps inside one timed round.
+training, peak GPU memory, CUDA graph replay) and two inference variants of our TSM whose shifts
+are always materialised: "TSM copy" (the default shift, one Triton kernel there) and "TSM eager
+copy" (the eager five-kernel copy), to show what the kernel and the copy-free GEMM path each buy.
+``--clips`` sets the batch (a GPU needs several clips to be busy) and ``--repeat`` the steps
+inside one timed round.
 """
 
 from __future__ import annotations
@@ -186,7 +189,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, help="steps per timed round (default: 1 on the CPU, 10 on a GPU)"
     )
-    parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
+    parser.add_argument("--skip-training", action="store_true", help="no fp32 training step")
     parser.add_argument(
         "--processes",
         type=int,
