@@ -25,7 +25,7 @@ import av
 import numpy as np
 import torch
 
-from tsm.data import build_pipeline, default_data_config, probe, read_frames, segment_indices, write_video
+from tsm.data import DataConfig, build_pipeline, probe, read_frames, segment_indices, write_video
 from tsm.data.decode import frame_to_rgb
 
 WIDTH, HEIGHT, FPS, SECONDS = 340, 256, 30, 10
@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = default_data_config(num_segments=args.segments)
+    config = DataConfig(num_segments=args.segments)
     pipeline = build_pipeline(config, train=True)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, torch threads 1")
     print(

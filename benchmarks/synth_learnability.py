@@ -57,7 +57,7 @@ def train(root: Path, shift: bool, epochs: int, seed: int) -> None:
     config = json.loads((root / "data_config.json").read_text())
     train_set = VideoDataset(root / "train.txt", train=True, data_config=config)
     val_set = VideoDataset(root / "val.txt", train=False, data_config=config)
-    segments, classes = train_set.data_config["num_segments"], len(train_set.class_names)
+    segments, classes = train_set.data_config.num_segments, len(train_set.class_names)
     model = tiny_model(classes, segments, shift)
     loader = torch.utils.data.DataLoader(train_set, batch_size=16, shuffle=True, collate_fn=train_set.collate)
     val = val_set.collate([val_set[i] for i in range(len(val_set))])

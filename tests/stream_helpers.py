@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import tsm
-from tsm.data import EvalPipeline, default_data_config, read_frames, render_synthetic_clip, write_video
+from tsm.data import DataConfig, EvalPipeline, read_frames, render_synthetic_clip, write_video
 from tsm.models import create_model
 
 FRAME_SIZE = 40
@@ -24,7 +24,7 @@ def decoded_frames(path: Path, size: int = FRAME_SIZE) -> torch.Tensor:
     """Every frame of a video, decoded and put through the test pipeline: (F, 3, size, size)."""
     num_frames = tsm.data.probe(path).num_frames
     frames = read_frames(path, range(num_frames))
-    config = default_data_config(num_segments=num_frames, resize=size, input_size=size)
+    config = DataConfig(num_segments=num_frames, resize=size, input_size=size)
     views, _ = EvalPipeline(config)(frames, -1)
     return views[0]
 

@@ -25,7 +25,7 @@ from foreign_models import (
     online_demo_stream,
     randomize,
 )
-from tsm.io import UnsafeCheckpointError
+from tsm.checkpoint import UnsafeCheckpointError
 
 T = 4  # frames per clip in these tests
 SIZE = 32  # pixels
@@ -113,9 +113,9 @@ def test_reference_checkpoint_gives_the_reference_logits(tmp_path, arch, kwargs,
     assert info.sources["backbone"].startswith("weights")
     if arch == "resnet101":  # n_round: every other block of the deep net is shifted
         assert len(tsm.models.shifted_modules(model)) == 18
-    assert info.data_config["num_segments"] == T
-    assert info.data_config["sampling"] == ("dense" if "_dense" in file_name else "uniform")
-    assert info.data_config["flip"] == ("_something" not in file_name)  # direction-sensitive classes
+    assert info.data_config.num_segments == T
+    assert info.data_config.sampling == ("dense" if "_dense" in file_name else "uniform")
+    assert info.data_config.flip == ("_something" not in file_name)  # direction-sensitive classes
 
 
 def test_reference_training_checkpoint_reads_its_folder_name(tmp_path):

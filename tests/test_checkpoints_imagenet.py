@@ -18,7 +18,7 @@ from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights
 
 import tsm
 from foreign_models import ReferenceMobileNetV2, randomize
-from tsm.models import SUPPORTED_BACKBONES, build_backbone
+from tsm.models import build_backbone, list_backbones
 
 FEATURE_WIDTHS = {"resnet18": 512, "resnet34": 512, "mobilenet_v2": 1280}
 
@@ -41,7 +41,7 @@ def _assert_loaded(net: nn.Module, state: dict[str, torch.Tensor], head: str) ->
         assert torch.equal(loaded[key], value), key
 
 
-@pytest.mark.parametrize("name", SUPPORTED_BACKBONES)
+@pytest.mark.parametrize("name", list_backbones())
 def test_every_backbone_loads_a_local_torchvision_file(tmp_path, name):
     state = _torchvision_state(name)
     if name in ("resnet101", "resnet152"):  # both file kinds; safetensors writes the large ones fastest
@@ -107,7 +107,7 @@ def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch):
         build_backbone("resnet18", tmp_path / "absent.pth")
     wrong_depth = tmp_path / "resnet34.pth"
     torch.save(_torchvision_state("resnet34"), wrong_depth)
-    with pytest.raises(ValueError, match=r"do not fit resnet18: 0 shapes differ.*unexpected keys"):
+    with pytest.raises(ValueError, match=r"do not fit resnet18: unexpected keys"):
         build_backbone("resnet18", wrong_depth)
     wrong_shape = tmp_path / "resnet18-flow.pth"
     state = _torchvision_state("resnet18")

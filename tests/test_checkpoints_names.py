@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tsm.io.infer_config import mmaction2_settings, reference_name_settings
+from tsm.checkpoint.infer import mmaction2_settings, reference_name_settings
 
 ARCHS = {"resnet50": "resnet50", "resnet101": "resnet101", "mobilenetv2": "mobilenet_v2"}
 

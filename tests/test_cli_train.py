@@ -17,7 +17,7 @@ import yaml
 
 import tsm
 from devices import needs_cuda
-from tsm.cli.lightning_app import copy_matching_weights
+from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
 from tsm.data import generate_synthetic_dataset
 
@@ -55,7 +55,11 @@ def test_every_recipe_parses_and_keeps_its_settings(config, capsys) -> None:
     written = yaml.safe_load(config.read_text())
     for section in ("model", "data"):
         for key, value in written[section].items():
-            assert printed[section][key] == value, (section, key)
+            if isinstance(value, dict):  # data_config: printed whole, every setting of the DataConfig
+                assert set(printed[section][key]) == set(tsm.DataConfig().to_dict()), (section, key)
+                assert {k: printed[section][key][k] for k in value} == value, (section, key)
+            else:
+                assert printed[section][key] == value, (section, key)
     assert "num_segments" not in printed["model"]  # set once, in data, and linked to the model
 
 
@@ -161,8 +165,8 @@ def test_fit_then_test_from_the_exported_checkpoint(
     assert (folder / "last.ckpt").is_file()
     model, info = tsm.load_checkpoint(folder / "best.safetensors")
     assert info.class_names == synthetic.class_names
-    assert info.data_config["num_segments"] == model.num_segments == 4
-    assert info.data_config["input_size"] == 32
+    assert info.data_config.num_segments == model.num_segments == 4
+    assert info.data_config.input_size == 32
     assert (folder / "last.safetensors").is_file()
 
     report = tmp_path / "report"
@@ -203,9 +207,9 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
     path = tmp_path / "fold4.safetensors"
     tsm.save_checkpoint(path, tsm.Recognizer(3, num_segments=2, backbone="resnet18", fold_div=4))
     with pytest.raises(ValueError, match="fold_div: checkpoint 4 vs model 8"):
-        copy_matching_weights(tsm.Recognizer(3, num_segments=2, backbone="resnet18"), str(path), strict=True)
+        init_from_checkpoint(tsm.Recognizer(3, num_segments=2, backbone="resnet18"), str(path), strict=True)
     same = tsm.Recognizer(3, num_segments=2, backbone="resnet18", fold_div=4)
-    copy_matching_weights(same, str(path), strict=True)
+    init_from_checkpoint(same, str(path), strict=True)
     reloaded, _ = tsm.load_checkpoint(path)
     expected = reloaded.state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in same.state_dict().items())

@@ -107,7 +107,7 @@ def test_video_list_train_and_eval_shapes() -> None:
 
 def test_num_segments_argument_overrides_config() -> None:
     dataset = VideoDataset(_synthetic() / "train.txt", num_segments=2, data_config=CONFIG)
-    assert dataset.data_config["num_segments"] == 2 and dataset[0][0].shape[0] == 2
+    assert dataset.data_config.num_segments == 2 and dataset[0][0].shape[0] == 2
 
 
 def test_class_folders_layout(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsm.data import clip_indices, default_data_config, dense_indices, segment_indices
+from tsm.data import DataConfig, clip_indices, dense_indices, segment_indices
 
 frames = st.integers(1, 400)
 segments = st.integers(1, 16)
@@ -67,12 +67,12 @@ def test_dense_train_window(n: int, t: int, seed: int) -> None:
 
 
 def test_clip_indices_follow_config() -> None:
-    config = default_data_config(num_segments=4, sampling="dense")
+    config = DataConfig(num_segments=4, sampling="dense")
     indices, clips = clip_indices(300, config, train=False)
     assert clips == 10 and len(indices) == 40
-    indices, clips = clip_indices(300, default_data_config(num_segments=4, twice_sample=True), train=False)
+    indices, clips = clip_indices(300, DataConfig(num_segments=4, twice_sample=True), train=False)
     assert clips == 2 and len(indices) == 8
-    indices, clips = clip_indices(300, default_data_config(num_segments=4, twice_sample=True), train=True)
+    indices, clips = clip_indices(300, DataConfig(num_segments=4, twice_sample=True), train=True)
     assert clips == 1 and len(indices) == 4
 
 
@@ -83,7 +83,7 @@ def test_bad_arguments_are_named() -> None:
         segment_indices(10, 0, train=True)
     with pytest.raises(ValueError, match="twice_sample"):
         segment_indices(10, 2, train=True, twice_sample=True)
-    with pytest.raises(ValueError, match="unknown keys"):
-        default_data_config(num_segment=8)
+    with pytest.raises(ValueError, match="unknown settings"):
+        DataConfig.from_dict(num_segment=8)
     with pytest.raises(ValueError, match="twice_sample"):
-        default_data_config(num_clips=3)
+        DataConfig(num_clips=3)

@@ -9,14 +9,13 @@ from hypothesis import strategies as st
 
 from tsm.data import (
     SOMETHING_V2_FLIP_LABEL_MAP,
+    DataConfig,
     EvalPipeline,
     MultiScaleCrop,
     TrainPipeline,
     build_pipeline,
-    default_data_config,
     fixed_crop_offsets,
     multiscale_crop_sizes,
-    views_per_sample,
 )
 
 
@@ -84,7 +83,7 @@ def test_multiscale_crop_is_one_crop_for_all_frames() -> None:
 
 
 def test_train_pipeline_normalizes_and_flips_labels() -> None:
-    config = default_data_config(resize=40, input_size=32, flip_label_map={"3": 4, "4": 3})
+    config = DataConfig(resize=40, input_size=32, flip_label_map={"3": 4, "4": 3})
     pipeline = build_pipeline(config, train=True)
     assert isinstance(pipeline, TrainPipeline)
     clip = _ramp_clip(4, 48, 64)
@@ -98,8 +97,8 @@ def test_train_pipeline_normalizes_and_flips_labels() -> None:
 
 
 def test_something_v2_flip_map_is_the_published_one() -> None:
-    config = default_data_config(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
-    pairs = {int(key): value for key, value in config["flip_label_map"].items()}
+    config = DataConfig(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
+    pairs = {int(key): value for key, value in config.flip_label_map.items()}
     assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # TSM-FACTS.md
     assert all(pairs[pairs[key]] == key for key in pairs)
 
@@ -109,7 +108,7 @@ def test_flip_label_map_goes_with_the_mirror() -> None:
     clip = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
     clip[..., 16:] = 255
     pipeline = TrainPipeline(
-        default_data_config(
+        DataConfig(
             resize=None,
             input_size=32,
             train_pipeline="center_crop",
@@ -128,7 +127,7 @@ def test_no_flip_when_disabled() -> None:
     clip = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
     clip[..., 16:] = 255
     pipeline = TrainPipeline(
-        default_data_config(resize=None, input_size=32, train_pipeline="center_crop", flip=False)
+        DataConfig(resize=None, input_size=32, train_pipeline="center_crop", flip=False)
     )
     for _ in range(10):
         out, _ = pipeline(clip, 0)
@@ -145,7 +144,7 @@ def test_no_flip_when_disabled() -> None:
     ],
 )
 def test_eval_views_shapes(views: str, full_res: bool, twice: bool, expected: int) -> None:
-    config = default_data_config(
+    config = DataConfig(
         num_segments=3, resize=40, input_size=32, test_views=views, full_res=full_res, twice_sample=twice
     )
     pipeline = build_pipeline(config, train=False)
@@ -154,11 +153,11 @@ def test_eval_views_shapes(views: str, full_res: bool, twice: bool, expected: in
     out, label = pipeline(_ramp_clip(3 * clips, 40, 60), 5)
     size = 40 if full_res else 32
     assert out.shape == (expected, 3, 3, size, size) and label == 5
-    assert views_per_sample(config) == expected
+    assert config.views_per_sample == expected
 
 
 def test_eval_crops_are_the_expected_windows() -> None:
-    config = default_data_config(
+    config = DataConfig(
         num_segments=2, resize=None, input_size=20, test_views="three", mean=[0, 0, 0], std=[1, 1, 1]
     )
     frames = torch.randint(0, 256, (4, 3, 20, 50), dtype=torch.uint8)  # 2 clips of 2 frames
@@ -166,13 +165,13 @@ def test_eval_crops_are_the_expected_windows() -> None:
     expected = [frames[..., left : left + 20] for left in (0, 15, 30)]
     reference = torch.stack([crop.view(2, 2, 3, 20, 20)[clip] for clip in range(2) for crop in expected])
     torch.testing.assert_close(out, reference.float() / 255)
-    ten = EvalPipeline({**config, "test_views": "ten"})(frames[:2], 0)[0]
+    ten = EvalPipeline(config.replace(test_views="ten"))(frames[:2], 0)[0]
     torch.testing.assert_close(ten[0], frames[:2, :, :, :20].float() / 255)  # top-left
     torch.testing.assert_close(ten[5], frames[:2, :, :, :20].flip(-1).float() / 255)  # its mirror
 
 
 def test_eval_rejects_partial_clips() -> None:
     with pytest.raises(ValueError, match="whole number"):
-        EvalPipeline(default_data_config(num_segments=3, resize=None, input_size=8))(
+        EvalPipeline(DataConfig(num_segments=3, resize=None, input_size=8))(
             torch.zeros(4, 3, 8, 8, dtype=torch.uint8), 0
         )

@@ -12,16 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from tsm import create_model
-from tsm.engine import (
-    average_views,
-    build_optimizer,
-    build_scheduler,
-    compute_metrics,
-    lr_factor,
-    multi_view_scores,
-    write_evaluation_report,
-)
+from tsm import average_views, create_model, multi_view_scores
+from tsm.engine import build_optimizer, build_scheduler, compute_metrics, lr_factor, write_evaluation_report
 
 
 def test_step_schedule_with_warmup_matches_hand_values() -> None:

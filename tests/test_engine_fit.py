@@ -124,7 +124,7 @@ def test_multi_view_test_matches_a_hand_computation_and_reports_failures(synthet
     test_list = tmp_path / "test.txt"
     lines = synthetic.lists["test"].read_text().splitlines()
     test_list.write_text("\n".join([*lines[:2], "missing.mp4 1", *lines[2:]]) + "\n")
-    data_config = {**synthetic.data_config, "num_segments": SEGMENTS, "test_views": "three"}
+    data_config = synthetic.data_config.replace(num_segments=SEGMENTS, test_views="three")
     data = VideoDataModule(
         test=str(test_list),
         root=str(synthetic.root),

@@ -12,7 +12,7 @@ import torch
 
 import tsm
 from stream_helpers import decoded_frames, random_eval_model, synthetic_video
-from tsm.io.export import export_model, read_export_metadata, verify_export
+from tsm.export import export_model, read_export_metadata, verify_export
 from tsm.models import StreamingStep
 
 SIZE = 40

@@ -136,7 +136,10 @@ def test_wrong_clip_shapes_get_clear_errors():
         ({"num_classes": 3, "backbone": "vgg16"}, "unknown backbone 'vgg16'"),
         ({"num_classes": 3, "mode": "forward"}, "unknown shift mode"),
         ({"num_classes": 3, "dropout": 1.0}, "dropout"),
-        ({"num_classes": 3, "backbone": "mobilenet_v2", "temporal_pool": True}, "MobileNetV2"),
+        (
+            {"num_classes": 3, "backbone": "mobilenet_v2", "temporal_pool": True},
+            "mobilenet_v2 supports place='blockres' without temporal_pool",
+        ),
     ],
 )
 def test_recognizer_argument_errors(kwargs, message):

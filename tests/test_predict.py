@@ -10,8 +10,8 @@ import torch
 import tsm
 from stream_helpers import random_eval_model, synthetic_video
 from tsm.cli.main import main
-from tsm.data import load_clip, read_frames
-from tsm.io.predict import Predictor, frame_transform, open_frames, prediction_data_config, stream_predictions
+from tsm.data import frame_transform, load_clip, open_frames, read_frames
+from tsm.inference import Predictor, prediction_data_config, stream_predictions
 from tsm.models import StreamingRecognizer
 
 CLASSES = ["move_right", "move_left", "grow", "shrink"]
@@ -39,7 +39,7 @@ def test_predictor_averages_views_with_the_checkpoint_pipeline(files):
     assert prediction.views == 6 and len(prediction.classes) == 3
     # Independent: every view through the model alone, logits averaged, then softmax.
     model, info = tsm.load_checkpoint(checkpoints["tsm_resnet18"])
-    config = tsm.default_data_config(DATA_CONFIG, test_views="three", twice_sample=True)
+    config = tsm.DataConfig.from_dict(DATA_CONFIG, test_views="three", twice_sample=True)
     views = load_clip(videos[0], config)
     assert views.shape == (6, 4, 3, 32, 32)
     with torch.no_grad():
@@ -68,7 +68,7 @@ def test_predict_options_are_checked(files):
         Predictor.from_checkpoint(checkpoints["tsm_resnet18"], clips=3)
     with pytest.raises(ValueError, match="unknown views"):
         Predictor.from_checkpoint(checkpoints["tsm_resnet18"], views="five")
-    assert prediction_data_config(None, 8, clips=2)["twice_sample"] is True
+    assert prediction_data_config(None, 8, clips=2).twice_sample is True
 
 
 def test_cli_predict_json(files, capsys):

@@ -1,38 +1,42 @@
 """tsm: the Temporal Shift Module (Lin, Gan & Han, ICCV 2019) for efficient video understanding."""
 
+from tsm.checkpoint import (
+    CheckpointInfo,
+    UnsafeCheckpointError,
+    convert_checkpoint,
+    init_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tsm.data import (
+    DataConfig,
     VideoDataset,
     build_pipeline,
-    default_data_config,
     generate_synthetic_dataset,
     load_clip,
     probe,
+    read_class_names,
     read_frames,
     segment_indices,
 )
-from tsm.io import CheckpointInfo, UnsafeCheckpointError, load_checkpoint, save_checkpoint
-from tsm.io.convert import convert_checkpoint
-from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
-from tsm.io.predict import Prediction, Predictor, predict
+from tsm.export import ExportCheck, export_model, read_export_metadata, verify_export
+from tsm.inference import Prediction, Predictor, predict, stream_predictions
 from tsm.models import (
     LabelSmoother,
     Recognizer,
     StreamingRecognizer,
+    average_views,
     create_model,
+    list_backbones,
     list_models,
     make_temporal_shift,
+    multi_view_scores,
 )
 from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
 # The training engine needs Lightning, which takes seconds to import: load it on first use.
-_ENGINE_NAMES = (
-    "RecognizerModule",
-    "VideoDataModule",
-    "average_views",
-    "multi_view_scores",
-    "write_evaluation_report",
-)
+_ENGINE_NAMES = ("RecognizerModule", "VideoDataModule", "write_evaluation_report")
 
 
 def __getattr__(name: str):
@@ -45,6 +49,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "CheckpointInfo",
+    "DataConfig",
     "ExportCheck",
     "LabelSmoother",
     "Prediction",
@@ -62,9 +67,10 @@ __all__ = [
     "build_pipeline",
     "convert_checkpoint",
     "create_model",
-    "default_data_config",
     "export_model",
     "generate_synthetic_dataset",
+    "init_from_checkpoint",
+    "list_backbones",
     "list_models",
     "load_checkpoint",
     "load_clip",
@@ -72,10 +78,12 @@ __all__ = [
     "multi_view_scores",
     "predict",
     "probe",
+    "read_class_names",
     "read_export_metadata",
     "read_frames",
     "save_checkpoint",
     "segment_indices",
+    "stream_predictions",
     "temporal_pool",
     "temporal_shift",
     "verify_export",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tsm.io.convert import convert_checkpoint, read_class_names
+from tsm.checkpoint import convert_checkpoint
+from tsm.data import read_class_names
 from tsm.ops import SHIFT_MODES
 
 

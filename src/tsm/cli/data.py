@@ -10,9 +10,9 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from tsm.data import (
+    DataConfig,
     FailedSample,
     VideoDataset,
-    default_data_config,
     generate_synthetic_dataset,
     probe,
 )
@@ -23,7 +23,7 @@ def _keep(sample: Any) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = default_data_config(json.loads(args.data_config) if args.data_config else None)
+    config = DataConfig.from_dict(json.loads(args.data_config) if args.data_config else None)
     dataset = VideoDataset(args.source, train=False, data_config=config, root=args.root)
     bad: list[FailedSample] = []
     loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, collate_fn=_keep)

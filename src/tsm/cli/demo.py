@@ -107,18 +107,15 @@ def train_and_test(
     import torch
     from lightning.pytorch.loggers import CSVLogger
 
+    from tsm.checkpoint import save_checkpoint
     from tsm.engine import RecognizerModule, VideoDataModule
     from tsm.engine.callbacks import EpochSummary
-    from tsm.io import save_checkpoint
 
     torch.set_num_threads(threads)
     _quiet_lightning()
     pl.seed_everything(settings.seed, verbose=False)
-    data_config = {
-        **dataset.data_config,
-        "num_segments": settings.segments,
-        "train_pipeline": "center_crop",  # no spatial augmentation at this size; flips stay on
-    }
+    # No spatial augmentation at this size; flips stay on.
+    data_config = dataset.data_config.replace(num_segments=settings.segments, train_pipeline="center_crop")
     data = VideoDataModule(
         train=str(dataset.lists["train"]),
         val=str(dataset.lists["val"]),

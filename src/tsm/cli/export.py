@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsm.data import load_clip, render_synthetic_clip, write_video
-from tsm.io import load_checkpoint
-from tsm.io.export import EXPORT_FORMATS, ONNX_EXPORTERS, export_model
-from tsm.io.predict import crop_size, frame_transform, open_frames, prediction_data_config
+from tsm.checkpoint import load_checkpoint
+from tsm.data import DataConfig, frame_transform, load_clip, open_frames, render_synthetic_clip, write_video
+from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, export_model
+from tsm.inference import prediction_data_config
 
 CHECK_FRAMES = 8  # streaming check: steps on the first frames of --video
 
 
-def real_inputs(video: str, data_config: dict, streaming: bool) -> torch.Tensor:
+def real_inputs(video: str, data_config: DataConfig, streaming: bool) -> torch.Tensor:
     """Check inputs from a video: its test views (V, T, 3, S, S), or first frames (S, 1, 3, S, S)."""
     if not streaming:
         return load_clip(video, data_config)
@@ -37,15 +37,15 @@ def synthetic_video(folder: str, size: int, num_frames: int) -> Path:
 def run(args: argparse.Namespace) -> int:
     model, info = load_checkpoint(args.checkpoint)
     data_config = prediction_data_config(info, model.num_segments)
-    size = args.size or crop_size(data_config)
-    check_config = {**data_config, "input_size": size, "full_res": False}
+    size = args.size or data_config.test_crop_size
+    check_config = data_config.replace(input_size=size, full_res=False)
     with tempfile.TemporaryDirectory() as folder:
         if args.no_check:
             check_inputs = None
         elif args.video:
             check_inputs = {"video": real_inputs(args.video, check_config, args.streaming)}
         else:
-            video = synthetic_video(folder, max(size, data_config["resize"] or 0), 2 * model.num_segments)
+            video = synthetic_video(folder, max(size, data_config.resize or 0), 2 * model.num_segments)
             check_inputs = {"synthetic video": real_inputs(str(video), check_config, args.streaming)}
     check = export_model(
         model,
@@ -80,9 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint (tsm, reference or MMAction2)")
-    parser.add_argument("--out", required=True, help="file to write (.onnx, or .pt for TorchScript)")
     parser.add_argument(
-        "--format", choices=EXPORT_FORMATS, help="default: onnx for .onnx files, else torchscript"
+        "--out", required=True, help="file to write: .onnx (ONNX), .pt / .ts / .torchscript (TorchScript)"
+    )
+    parser.add_argument(
+        "--format", choices=EXPORT_FORMATS, help="default: from the --out suffix (must agree with it)"
     )
     parser.add_argument("--streaming", action="store_true", help="export the streaming step (online models)")
     parser.add_argument("--size", type=int, help="frame size (default: the checkpoint's test crop)")

@@ -8,11 +8,8 @@ from typing import Any
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from tsm.engine import RecognizerModule, VideoDataModule
-from tsm.io import load_checkpoint
-from tsm.io.checkpoint import load_weights
-from tsm.io.training import ExportNativeCheckpoints
-from tsm.models import Recognizer
+from tsm.checkpoint import init_from_checkpoint
+from tsm.engine import ExportNativeCheckpoints, RecognizerModule, VideoDataModule
 
 
 def best_checkpoint_callback() -> ModelCheckpoint:
@@ -34,36 +31,6 @@ TRAINER_DEFAULTS: dict[str, Any] = {
         {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
     ],
 }
-
-
-# Settings that change what the weights compute without changing their names or shapes.
-ARCHITECTURE_SETTINGS = ("backbone", "shift", "fold_div", "place", "temporal_pool", "mode")
-
-
-def copy_matching_weights(model: Recognizer, path: str, strict: bool = False) -> None:
-    """Load the weights of a trained model file into ``model``; unless ``strict``, a classifier
-    (``new_fc``) of another shape keeps its fresh initialisation (fine-tuning on a new label set)."""
-    source, _ = load_checkpoint(path, num_segments=model.num_segments)
-    differing = {
-        key: (source.config[key], model.config[key])
-        for key in ARCHITECTURE_SETTINGS
-        if source.config.get(key) != model.config.get(key)
-    }
-    if differing:  # same keys and shapes, different computation: refuse rather than mispredict
-        details = ", ".join(
-            f"{key}: checkpoint {theirs!r} vs model {ours!r}" for key, (theirs, ours) in differing.items()
-        )
-        raise ValueError(
-            f"{path} was trained as a different network ({details}); set those model.* options to the "
-            "checkpoint's values"
-        )
-    state = source.state_dict()
-    if not strict:
-        target = model.state_dict()
-        for key in ("new_fc.weight", "new_fc.bias"):
-            if state[key].shape != target[key].shape:
-                state[key] = target[key]  # another label set: keep the fresh classifier
-    load_weights(model, state)
 
 
 def is_model_file(path: str | None) -> bool:
@@ -101,10 +68,10 @@ class TSMLightningCLI(LightningCLI):
         if config.get("weights_only") is None:
             config["weights_only"] = True
         if config.get("init_from"):
-            copy_matching_weights(self.model.model, config["init_from"])
+            init_from_checkpoint(self.model.model, config["init_from"])
         ckpt_path = config.get("ckpt_path")
         if is_model_file(ckpt_path):
-            copy_matching_weights(self.model.model, ckpt_path, strict=True)
+            init_from_checkpoint(self.model.model, ckpt_path, strict=True)
             config["ckpt_path"] = None
 
     before_fit = before_validate = before_test = _prepare_run

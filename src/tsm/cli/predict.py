@@ -7,7 +7,7 @@ import json
 import sys
 
 from tsm.data import TEST_VIEWS
-from tsm.io.predict import Predictor
+from tsm.inference import Predictor
 
 
 def run(args: argparse.Namespace) -> int:

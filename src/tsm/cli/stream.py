@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torchvision.utils import draw_bounding_boxes
 
+from tsm.checkpoint import load_checkpoint
 from tsm.data import write_video
-from tsm.io import load_checkpoint
-from tsm.io.predict import StreamEvent, class_names_of, prediction_data_config, stream_predictions
+from tsm.inference import StreamEvent, class_names_of, prediction_data_config, stream_predictions
 from tsm.models import StreamingRecognizer
 
 

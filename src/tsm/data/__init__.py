@@ -1,12 +1,22 @@
 """Video data: frame-accurate decoding, segment sampling, clip transforms, named pipelines built
-from a JSON-able data config, datasets with a bad-file policy, and a synthetic temporal task."""
+from a typed data config, datasets with a bad-file policy, and a synthetic temporal task."""
 
+from tsm.data.config import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SOMETHING_V2_FLIP_LABEL_MAP,
+    TEST_VIEWS,
+    TRAIN_PIPELINES,
+    DataConfig,
+    as_data_config,
+)
 from tsm.data.datasets import (
     VIDEO_EXTENSIONS,
     FailedSample,
     VideoBatch,
     VideoDataset,
     VideoRecord,
+    read_class_names,
     read_list_file,
     scan_class_folders,
     summarize_failures,
@@ -16,24 +26,19 @@ from tsm.data.decode import (
     VideoInfo,
     VideoReadError,
     count_frame_files,
+    one_line,
+    open_frames,
     probe,
     read_frame_folder,
     read_frames,
 )
 from tsm.data.pipelines import (
-    DEFAULT_DATA_CONFIG,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    SOMETHING_V2_FLIP_LABEL_MAP,
-    TEST_VIEWS,
-    TRAIN_PIPELINES,
     EvalPipeline,
     TrainPipeline,
     build_pipeline,
-    default_data_config,
+    frame_transform,
     load_clip,
     read_clip_frames,
-    views_per_sample,
 )
 from tsm.data.sampling import DENSE_WINDOW, clip_indices, dense_indices, segment_indices
 from tsm.data.synth import (
@@ -54,7 +59,6 @@ from tsm.data.transforms import (
 )
 
 __all__ = [
-    "DEFAULT_DATA_CONFIG",
     "DEFAULT_FRAME_TEMPLATE",
     "DENSE_WINDOW",
     "IMAGENET_MEAN",
@@ -64,6 +68,7 @@ __all__ = [
     "TRAIN_PIPELINES",
     "TSN_SCALES",
     "VIDEO_EXTENSIONS",
+    "DataConfig",
     "EvalPipeline",
     "FailedSample",
     "MultiScaleCrop",
@@ -74,17 +79,21 @@ __all__ = [
     "VideoInfo",
     "VideoReadError",
     "VideoRecord",
+    "as_data_config",
     "build_pipeline",
     "clip_indices",
     "count_frame_files",
-    "default_data_config",
     "dense_indices",
     "fixed_crop_offsets",
     "flip_clip",
+    "frame_transform",
     "generate_synthetic_dataset",
     "load_clip",
     "multiscale_crop_sizes",
+    "one_line",
+    "open_frames",
     "probe",
+    "read_class_names",
     "read_clip_frames",
     "read_frame_folder",
     "read_frames",
@@ -96,6 +105,5 @@ __all__ = [
     "synthetic_class_names",
     "synthetic_flip_label_map",
     "three_crop",
-    "views_per_sample",
     "write_video",
 ]

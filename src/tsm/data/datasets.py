@@ -27,8 +27,9 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
+from tsm.data.config import DataConfig, as_data_config
 from tsm.data.decode import VideoReadError
-from tsm.data.pipelines import build_pipeline, default_data_config, read_clip_frames
+from tsm.data.pipelines import build_pipeline, read_clip_frames
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 Layout = Literal["auto", "video_list", "frame_list", "class_folders"]
@@ -134,14 +135,26 @@ def scan_class_folders(root: str | Path) -> tuple[list[VideoRecord], list[str]]:
     return records, class_names
 
 
-def _read_class_names(classes: Sequence[str] | str | Path | None, list_file: Path) -> list[str] | None:
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names from a text file, one per line in label order (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class-names file {str(path)!r} does not exist")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"class-names file {path} is empty; write one class name per line")
+    return names
+
+
+def _class_names_for(classes: Sequence[str] | str | Path | None, list_file: Path) -> list[str] | None:
+    """``classes`` (names or a file), else ``classes.txt`` beside the list file, else None."""
     if classes is None:
         beside = list_file.parent / "classes.txt"
         if not beside.is_file():
             return None
         classes = beside
     if isinstance(classes, (str, Path)):
-        return [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+        return read_class_names(classes)
     return list(classes)
 
 
@@ -149,7 +162,7 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips of a video dataset: ``(clip, label)`` with clip float (T, 3, H, W) in training and
     (V, T, 3, H, W) in evaluation (V test views: clips x crops; V is there even when 1).
 
-    ``data_config`` is the JSON-able dict of ``tsm.data.default_data_config`` (store
+    ``data_config`` is a :class:`tsm.data.DataConfig` (or its dict form; store
     ``dataset.data_config`` in the checkpoint); ``num_segments`` overrides its ``num_segments``.
     ``pipeline`` replaces the named pipeline with any callable ``(uint8 frames, label) -> (clip, label)``.
     """
@@ -160,7 +173,7 @@ class VideoDataset(torch.utils.data.Dataset):
         num_segments: int | None = None,
         train: bool = True,
         pipeline: Callable[[torch.Tensor, int], tuple[torch.Tensor, int]] | None = None,
-        data_config: Mapping[str, Any] | None = None,
+        data_config: DataConfig | Mapping[str, Any] | None = None,
         root: str | Path | None = None,
         classes: Sequence[str] | str | Path | None = None,
         layout: Layout = "auto",
@@ -171,7 +184,7 @@ class VideoDataset(torch.utils.data.Dataset):
         if not source.exists():
             raise FileNotFoundError(f"dataset source not found: {source} (a list file or a folder per class)")
         overrides = {} if num_segments is None else {"num_segments": num_segments}
-        self.data_config = default_data_config(data_config, **overrides)
+        self.data_config = as_data_config(data_config, **overrides)
         if source.is_dir():
             if layout not in ("auto", "class_folders"):
                 raise ValueError(f"{source} is a folder: layout must be 'class_folders', got {layout!r}")
@@ -183,7 +196,7 @@ class VideoDataset(torch.utils.data.Dataset):
             self.records, self.layout = read_list_file(source, root)
             if layout not in ("auto", self.layout):
                 raise ValueError(f"{source} looks like a {self.layout} file, not {layout!r}")
-            names = _read_class_names(classes, source)
+            names = _class_names_for(classes, source)
         num_labels = max(record.label for record in self.records) + 1
         if names is None:
             names = [str(label) for label in range(num_labels)]
@@ -245,6 +258,7 @@ __all__ = [
     "VideoBatch",
     "VideoDataset",
     "VideoRecord",
+    "read_class_names",
     "read_list_file",
     "scan_class_folders",
     "summarize_failures",

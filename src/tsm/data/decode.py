@@ -339,12 +339,56 @@ def read_frame_folder(
     return torch.stack([images[i] for i in wanted])
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (FFmpeg's may span several), or its type's name."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def open_frames(source: str | int | Path) -> tuple[Iterator[torch.Tensor], float]:
+    """Decoded RGB frames, uint8 (3, H, W), of a video file or a camera (an index), and the frame rate.
+
+    Cameras are opened with PyAV: ``/dev/video{N}`` (v4l2) on Linux, ``N`` (avfoundation) on macOS.
+    """
+    camera = isinstance(source, int) or (isinstance(source, str) and source.isdigit())
+    if not camera and not Path(source).is_file():
+        raise FileNotFoundError(f"video {str(source)!r} does not exist")
+    try:
+        if not camera:
+            container = av.open(str(source))
+        elif Path(f"/dev/video{int(source)}").exists():
+            container = av.open(f"/dev/video{int(source)}", format="v4l2")
+        else:
+            container = av.open(str(int(source)), format="avfoundation")
+    except (av.FFmpegError, ValueError) as error:
+        hint = " (cameras are /dev/videoN with v4l2 on Linux, avfoundation on macOS)" if camera else ""
+        kind = "camera" if camera else "video"
+        raise ValueError(f"cannot open {kind} {source!r}: {one_line(error)}{hint}") from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{source!r} has no video stream")
+    stream = container.streams.video[0]
+    fps = _stream_fps(stream) or 25.0
+
+    def frames() -> Iterator[torch.Tensor]:
+        try:
+            for frame in container.decode(stream):
+                yield torch.from_numpy(frame_to_rgb(frame)).permute(2, 0, 1)
+        except av.FFmpegError as error:
+            raise ValueError(f"decoding {source!r} failed: {one_line(error)}") from None
+        finally:
+            container.close()
+
+    return frames(), fps
+
+
 __all__ = [
     "DEFAULT_FRAME_TEMPLATE",
     "VideoInfo",
     "VideoReadError",
     "count_frame_files",
     "frame_to_rgb",
+    "one_line",
+    "open_frames",
     "probe",
     "read_frame_folder",
     "read_frames",

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tsm.data.config import DataConfig
+
 DENSE_WINDOW = 64
 
 
@@ -93,22 +95,20 @@ def dense_indices(
 
 
 def clip_indices(
-    num_frames: int, config: dict, train: bool, rng: torch.Generator | None = None
+    num_frames: int, config: DataConfig, train: bool, rng: torch.Generator | None = None
 ) -> tuple[list[int], int]:
     """Frame indices for one sample under a data config, and how many clips they hold.
 
-    Uses ``num_segments``, ``sampling`` ("uniform" or "dense"), ``twice_sample``, ``num_clips``
-    and ``dense_window`` of ``config`` (see ``tsm.data.default_data_config``).
+    Uses ``num_segments``, ``sampling`` ("uniform" or "dense"), ``twice_sample``, ``test_clips``
+    and ``dense_window`` of ``config``.
     """
-    num_segments = config["num_segments"]
-    if config["sampling"] == "dense":
+    num_segments = config.num_segments
+    if config.sampling == "dense":
         indices = dense_indices(
-            num_frames, num_segments, train, rng, num_clips=config["num_clips"], window=config["dense_window"]
+            num_frames, num_segments, train, rng, num_clips=config.test_clips, window=config.dense_window
         )
-    elif config["sampling"] == "uniform":
-        indices = segment_indices(num_frames, num_segments, train, rng, config["twice_sample"] and not train)
     else:
-        raise ValueError(f"unknown sampling {config['sampling']!r}; use 'uniform' or 'dense'")
+        indices = segment_indices(num_frames, num_segments, train, rng, config.twice_sample and not train)
     return indices, len(indices) // num_segments
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from tsm.data.config import DataConfig
+
 MOTIONS = ("move_right", "grow", "rotate_clockwise", "move_down")
 REVERSED = {
     "move_right": "move_left",
@@ -163,7 +165,7 @@ class SyntheticDataset:
     root: Path
     lists: dict[str, Path]
     classes_file: Path
-    data_config: dict
+    data_config: DataConfig
     class_names: list[str]
 
 
@@ -209,13 +211,10 @@ def generate_synthetic_dataset(
         lists[split].write_text("".join(lines))
     classes_file = root / "classes.txt"
     classes_file.write_text("".join(f"{name}\n" for name in class_names))
-    data_config = {  # the TSN augmentation at the clip size, mirrored clips with label swaps
-        "num_segments": 8,
-        "resize": size,
-        "input_size": size,
-        "flip_label_map": synthetic_flip_label_map(class_names),
-    }
-    (root / "data_config.json").write_text(json.dumps(data_config, indent=2) + "\n")
+    # The TSN augmentation at the clip size, mirrored clips with label swaps.
+    flips = synthetic_flip_label_map(class_names)
+    data_config = DataConfig(resize=size, input_size=size, flip_label_map=flips)
+    (root / "data_config.json").write_text(json.dumps(data_config.to_dict(), indent=2) + "\n")
     return SyntheticDataset(root, lists, classes_file, data_config, class_names)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
-from tsm.data import VideoDataset, default_data_config
+from tsm.data import DataConfig, VideoDataset, as_data_config
 
 SPLITS = ("train", "val", "test")
 
@@ -22,7 +21,7 @@ class VideoDataModule(pl.LightningDataModule):
         root: folder that relative paths in list files start from (default: the list's folder).
         classes: class-names file (one per line; default: ``classes.txt`` beside the list).
         num_segments: frames per clip; ``tsm fit`` passes it on to the model.
-        data_config: sampling / augmentation / test-view settings (see ``tsm.data.default_data_config``);
+        data_config: sampling / augmentation / test-view settings (:class:`tsm.data.DataConfig`);
             stored in the exported checkpoints so ``tsm predict`` rebuilds the test pipeline.
         batch_size: clips per batch and device (scale the learning rate with the total batch).
         eval_batch_size: clips per batch in validation/test (default: ``batch_size``).
@@ -37,7 +36,7 @@ class VideoDataModule(pl.LightningDataModule):
         root: str | None = None,
         classes: str | None = None,
         num_segments: int = 8,
-        data_config: dict[str, Any] | None = None,
+        data_config: DataConfig | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -52,7 +51,7 @@ class VideoDataModule(pl.LightningDataModule):
                 "give at least one split: data.train, data.val or data.test (list file or folder)"
             )
         self.root, self.classes = root, classes
-        self.data_config = default_data_config(data_config, num_segments=num_segments)
+        self.data_config = as_data_config(data_config, num_segments=num_segments)
         self.num_segments = num_segments
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

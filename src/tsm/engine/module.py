@@ -12,10 +12,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from tsm.data import VideoBatch
-from tsm.engine.evaluation import ViewAverage, multi_view_scores, write_evaluation_report
+from tsm.data import DataConfig, VideoBatch, as_data_config
+from tsm.engine.evaluation import write_evaluation_report
 from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
 from tsm.models import Recognizer, create_model
+from tsm.models.specs import Placement
+from tsm.models.views import ViewAverage, multi_view_scores
+from tsm.ops import ShiftMode
 
 
 class TrainingDiverged(RuntimeError):
@@ -30,8 +33,8 @@ class RecognizerModule(pl.LightningModule):
         num_classes: classes of the task (linked to the data module's class list by ``tsm fit``).
         num_segments: frames per clip (linked to the data module's ``num_segments`` by ``tsm fit``).
         pretrained: backbone initialisation: None, ``"imagenet"`` or a state-dict file.
-        model_options: further :class:`tsm.Recognizer` arguments (``fold_div``, ``place``,
-            ``temporal_pool``, ``mode``).
+        fold_div, place, temporal_pool, mode: shift settings (see :class:`tsm.Recognizer`); None
+            keeps what the model name stands for (e.g. ``tsm_online_*`` is uni-directional).
         lr, weight_decay, momentum, fc_lr5: SGD of the reference (lr scales linearly with the batch).
         schedule, milestones, gamma, warmup_epochs: learning-rate schedule (see :mod:`tsm.engine.optim`).
         label_smoothing: cross-entropy label smoothing (0 = off, the reference's setting).
@@ -49,7 +52,10 @@ class RecognizerModule(pl.LightningModule):
         pretrained: str | None = None,
         dropout: float = 0.5,
         partial_bn: bool = False,
-        model_options: dict[str, Any] | None = None,
+        fold_div: int | None = None,
+        place: Placement | None = None,
+        temporal_pool: bool | None = None,
+        mode: ShiftMode | None = None,
         lr: float = 0.01,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
@@ -62,7 +68,7 @@ class RecognizerModule(pl.LightningModule):
         view_average: ViewAverage = "logits",
         channels_last: bool = False,
         class_names: list[str] | None = None,
-        data_config: dict[str, Any] | None = None,
+        data_config: DataConfig | None = None,
         report_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -70,7 +76,10 @@ class RecognizerModule(pl.LightningModule):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["data_config"])
+        self.data_config = as_data_config(data_config, num_segments=num_segments)
+        # Stored as plain JSON values: Lightning checkpoints are read back with weights_only=True.
+        self.hparams["data_config"] = self.data_config.to_dict()
         self.model: Recognizer = create_model(
             model,
             num_classes=num_classes,
@@ -78,12 +87,20 @@ class RecognizerModule(pl.LightningModule):
             pretrained=pretrained,
             dropout=dropout,
             partial_bn=partial_bn,
-            **(model_options or {}),
+            **{
+                name: value
+                for name, value in (
+                    ("fold_div", fold_div),
+                    ("place", place),
+                    ("temporal_pool", temporal_pool),
+                    ("mode", mode),
+                )
+                if value is not None
+            },
         )
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
-        self.data_config = data_config or {}
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_top1 = MulticlassAccuracy(num_classes, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, average="micro")

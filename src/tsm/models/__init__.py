@@ -1,24 +1,45 @@
-"""TSM networks: backbone surgery, the recognizer, the model registry."""
+"""TSM networks: backbone specs and surgery, the recognizer, the model registry, streaming."""
 
-from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
+from tsm.models.backbones import build_backbone
 from tsm.models.recognizer import Recognizer
 from tsm.models.registry import create_model, list_models, model_config
+from tsm.models.specs import (
+    BACKBONES,
+    BackboneSpec,
+    Setting,
+    backbone_spec,
+    list_backbones,
+    register_backbone,
+)
+from tsm.models.state import load_weights, strip_data_parallel
 from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep, check_streamable
 from tsm.models.surgery import add_temporal_pool, is_temporal, make_temporal_shift, shifted_modules
+from tsm.models.views import VIEW_AVERAGES, ViewAverage, average_views, multi_view_scores
 
 __all__ = [
-    "SUPPORTED_BACKBONES",
+    "BACKBONES",
+    "VIEW_AVERAGES",
+    "BackboneSpec",
     "LabelSmoother",
     "Recognizer",
+    "Setting",
     "StreamingRecognizer",
     "StreamingStep",
+    "ViewAverage",
     "add_temporal_pool",
+    "average_views",
+    "backbone_spec",
     "build_backbone",
     "check_streamable",
     "create_model",
     "is_temporal",
+    "list_backbones",
     "list_models",
+    "load_weights",
     "make_temporal_shift",
     "model_config",
+    "multi_view_scores",
+    "register_backbone",
     "shifted_modules",
+    "strip_data_parallel",
 ]

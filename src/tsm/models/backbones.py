@@ -9,49 +9,34 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from tsm.models.layouts import is_reference_mobilenet, reference_mobilenet_to_torchvision
-
-SUPPORTED_BACKBONES: tuple[str, ...] = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "mobilenet_v2",
-)
+from tsm.models.specs import BackboneSpec, backbone_spec
+from tsm.models.state import state_dict_problems, strip_data_parallel
 
 # The weights the reference started from (torchvision's first ImageNet release).
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 _FILE_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".safetensors", ".ckpt")
 
 
-def _check_backbone(name: str) -> None:
-    if name not in SUPPORTED_BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}: supported are {', '.join(SUPPORTED_BACKBONES)}")
-
-
-def _head_prefix(name: str) -> str:
-    return "classifier." if name == "mobilenet_v2" else "fc."
-
-
 def _weights_enum(name: str, weights: str | WeightsEnum) -> WeightsEnum:
     """Resolve ``weights`` (an enum member, ``"IMAGENET1K_V2"`` or ``"ResNet50_Weights.IMAGENET1K_V2"``)."""
     available = torchvision.models.get_model_weights(name)
-    if isinstance(weights, WeightsEnum):
-        if not isinstance(weights, available):
-            raise ValueError(f"{weights} are weights of another model, not {name}: use {available.__name__}")
-        return weights
-    member = str(weights).split(".")[-1]
-    if member not in available.__members__:
+    if isinstance(weights, WeightsEnum) and not isinstance(weights, available):
+        raise ValueError(f"{weights} are weights of another model, not {name}: use {available.__name__}")
+    try:
+        return available.verify(weights)
+    except (ValueError, KeyError):  # torchvision raises either, by version
         choices = ", ".join(w.name for w in available)
-        raise ValueError(f"{name} has no weights {weights!r}: choose one of {choices}")
-    return available[member]
+        raise ValueError(f"{name} has no weights {weights!r}: choose one of {choices}") from None
 
 
 def imagenet_state_dict(name: str, weights: str | WeightsEnum = IMAGENET_WEIGHTS) -> dict[str, torch.Tensor]:
     """Download (or read from the torch hub cache) torchvision's ImageNet weights for ``name``."""
-    _check_backbone(name)
-    enum = _weights_enum(name, weights)
+    spec = backbone_spec(name)
+    if spec.weights_name is None:
+        raise ValueError(
+            f"torchvision has no ImageNet weights for {name}: pass a weights file as pretrained=PATH"
+        )
+    enum = _weights_enum(spec.weights_name, weights)
     try:
         return enum.get_state_dict(progress=True)
     except Exception as error:  # network errors come in many types (URLError, OSError, ...)
@@ -81,7 +66,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    return {key.removeprefix("module."): value for key, value in state.items()}
+    return strip_data_parallel(state)
 
 
 def _is_weights_file(pretrained: str | Path) -> bool:
@@ -90,30 +75,20 @@ def _is_weights_file(pretrained: str | Path) -> bool:
     return isinstance(pretrained, Path) or "/" in text or "\\" in text or Path(text).suffix in _FILE_SUFFIXES
 
 
-def _load_imagenet_weights(net: nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
+def _load_imagenet_weights(net: nn.Module, spec: BackboneSpec, state: dict[str, torch.Tensor]) -> None:
     """Make ``state`` the weights of ``net`` (built on "meta") but for the ImageNet classifier;
     say briefly what does not fit."""
-    head = _head_prefix(name)
+    head = f"{spec.head}."
     state = {k: v for k, v in state.items() if not k.startswith(head)}
     expected = {k: v for k, v in net.state_dict().items() if not k.startswith(head)}
-    mismatched = [
-        f"{k}: file {tuple(v.shape)} vs {name} {tuple(expected[k].shape)}"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if mismatched or missing or unexpected:
+    problems = state_dict_problems(expected, state, names=("file", spec.name))
+    if problems:
         hint = (
             "; a TSM recognizer checkpoint is loaded with tsm.load_checkpoint instead"
-            if any(k.startswith(("base_model.", "backbone.")) for k in unexpected)
+            if any(k.startswith(("base_model.", "backbone.")) for k in state)
             else ""
         )
-        raise ValueError(
-            f"pretrained weights do not fit {name}: {len(mismatched)} shapes differ (e.g. "
-            f"{mismatched[:2]}), {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}){hint}"
-        )
+        raise ValueError(f"pretrained weights do not fit {spec.name}: {'; '.join(problems)}{hint}")
     net.load_state_dict(state, strict=False, assign=True)  # the classifier stays empty: it is dropped
 
 
@@ -127,23 +102,19 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
     ``mobilenetv2_1.0-f2a8633.pth.tar``). The ImageNet classifier (``fc`` / ``classifier``) is
     dropped.
     """
-    _check_backbone(name)
+    spec = backbone_spec(name)
     if pretrained is None:
-        net = torchvision.models.get_model(name, weights=None)
+        net = spec.build()
     else:
         if not isinstance(pretrained, WeightsEnum) and _is_weights_file(pretrained):
             state = load_state_dict_file(pretrained)
         else:
             state = imagenet_state_dict(name, IMAGENET_WEIGHTS if pretrained == "imagenet" else pretrained)
-        if name == "mobilenet_v2" and is_reference_mobilenet(state):  # the reference's ImageNet file
-            state = reference_mobilenet_to_torchvision(state)
+        if spec.adapt_imagenet_state is not None:
+            state = spec.adapt_imagenet_state(state)
         with torch.device("meta"):  # no random init for weights that are replaced at once
-            net = torchvision.models.get_model(name, weights=None)
-        _load_imagenet_weights(net, name, state)
-    if name == "mobilenet_v2":
-        feature_dim = net.classifier[-1].in_features
-        net.classifier = nn.Identity()
-    else:
-        feature_dim = net.fc.in_features
-        net.fc = nn.Identity()
+            net = spec.build()
+        _load_imagenet_weights(net, spec, state)
+    feature_dim = spec.feature_dim(net)
+    setattr(net, spec.head, nn.Identity())
     return net, feature_dim

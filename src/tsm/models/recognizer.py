@@ -8,10 +8,11 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from tsm.models.backbones import SUPPORTED_BACKBONES, build_backbone
-from tsm.models.surgery import PLACEMENTS, Placement, add_temporal_pool, make_temporal_shift
-from tsm.ops import SHIFT_MODES, ShiftMode
-from tsm.ops.shift import is_exporting
+from tsm.models.backbones import build_backbone
+from tsm.models.specs import PLACEMENTS, Placement, backbone_spec
+from tsm.models.surgery import add_temporal_pool, make_temporal_shift
+from tsm.ops import ShiftMode
+from tsm.ops.shift import check_shift_arguments, is_exporting
 
 
 class Recognizer(nn.Module):
@@ -40,12 +41,9 @@ class Recognizer(nn.Module):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        if not isinstance(num_segments, int) or num_segments < 1:
-            raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
-        if backbone not in SUPPORTED_BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}: supported are {', '.join(SUPPORTED_BACKBONES)}")
-        if mode not in SHIFT_MODES:
-            raise ValueError(f"unknown shift mode {mode!r}: use one of {', '.join(SHIFT_MODES)}")
+        # Bad settings fail here, before anything is built (also those a TSN model does not use).
+        check_shift_arguments(num_segments, fold_div, mode)
+        backbone_spec(backbone)
         if place not in PLACEMENTS:
             raise ValueError(f"unknown shift placement {place!r}: use one of {', '.join(PLACEMENTS)}")
         if not 0.0 <= dropout < 1.0:

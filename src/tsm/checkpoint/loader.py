@@ -1,4 +1,5 @@
-"""Checkpoints (this project's format), conversion of foreign checkpoints, export."""
+"""``load_checkpoint``: any supported checkpoint file in, a :class:`tsm.Recognizer` and what the
+file said about itself out."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from tsm.io.checkpoint import CheckpointInfo, load_native_checkpoint, read_native_metadata, save_checkpoint
-from tsm.io.export import ExportCheck, export_model, read_export_metadata, verify_export
-from tsm.io.foreign import load_foreign_checkpoint
-from tsm.io.formats import FOREIGN_FORMATS, UnsafeCheckpointError
+from tsm.checkpoint.foreign import load_foreign_checkpoint
+from tsm.checkpoint.native import CheckpointInfo, load_native_checkpoint, read_native_metadata
+from tsm.checkpoint.weights import copy_matching_weights
 from tsm.models import Recognizer
 
 
@@ -42,14 +42,9 @@ def load_checkpoint(
     return load_foreign_checkpoint(path, allow_pickle=allow_pickle, **overrides)
 
 
-__all__ = [
-    "FOREIGN_FORMATS",
-    "CheckpointInfo",
-    "ExportCheck",
-    "UnsafeCheckpointError",
-    "export_model",
-    "load_checkpoint",
-    "read_export_metadata",
-    "save_checkpoint",
-    "verify_export",
-]
+def init_from_checkpoint(model: Recognizer, path: str | Path, strict: bool = False) -> CheckpointInfo:
+    """Start ``model`` from the weights of the trained model in ``path`` (any supported format);
+    unless ``strict``, a classifier of another size stays fresh (fine-tuning). Returns the file's info."""
+    source, info = load_checkpoint(path, num_segments=model.num_segments)
+    copy_matching_weights(model, source, strict=strict, name=str(path))
+    return info

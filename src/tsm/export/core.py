@@ -16,40 +16,23 @@ onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from tsm.io.checkpoint import atomic_write
+from tsm.data import DataConfig, as_data_config
+from tsm.export.formats import FORMATS, format_for, write_options
+from tsm.export.onnx import OnnxExporter
 from tsm.models import Recognizer, StreamingStep
 
-ExportFormat = Literal["onnx", "torchscript"]
 ExportKind = Literal["clip", "stream"]
-OnnxExporter = Literal["dynamo", "torchscript"]
-EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
-ONNX_EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
-LEGACY_OPSET = 17  # for the TorchScript-based ONNX exporter
 TOLERANCE = 1e-4
-METADATA_FILE = "tsm_export.json"  # the metadata's name inside a TorchScript archive
 _EXAMPLE_BATCH = 2  # > 1, so that the exporter keeps the batch dimension dynamic
-
-
-def require_export_extra(module: str) -> Any:
-    """Import ``module`` (onnx, onnxruntime, onnxscript) or explain how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise RuntimeError(
-            f"ONNX export and checking need the '{module}' package: pip install 'tsm[export]'"
-        ) from None
 
 
 @dataclass
@@ -70,7 +53,7 @@ class ExportCheck:
         """One line: PASS/FAIL and the largest difference on each input set."""
         verdict = "PASS" if self.passed else "FAIL"
         details = ", ".join(f"{name} inputs max |diff| {error:.2e}" for name, error in self.errors.items())
-        runtime = "onnxruntime (CPU)" if self.format == "onnx" else "TorchScript"
+        runtime = FORMATS[self.format].runtime
         return f"{verdict}: {runtime} vs PyTorch, {details} (tolerance {self.tolerance:g})"
 
 
@@ -81,7 +64,7 @@ def export_metadata(
     output_names: Sequence[str],
     frame_size: tuple[int, int],
     class_names: Sequence[str] | None = None,
-    data_config: dict[str, Any] | None = None,
+    data_config: DataConfig | Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """What an exported file records about itself (all values JSON strings)."""
     values = {
@@ -91,7 +74,7 @@ def export_metadata(
         "num_classes": model.num_classes,
         "model_config": model.config,
         "class_names": list(class_names) if class_names is not None else None,
-        "data_config": data_config or {},
+        "data_config": as_data_config(data_config, num_segments=model.num_segments).to_dict(),
         "inputs": list(input_names),
         "outputs": list(output_names),
     }
@@ -103,47 +86,10 @@ def read_export_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exported model {str(path)!r} does not exist")
-    if _format_of(path) == "onnx":
-        onnx = require_export_extra("onnx")
-        proto = onnx.load(str(path), load_external_data=False)
-        raw = {entry.key: entry.value for entry in proto.metadata_props}
-    else:
-        files = {METADATA_FILE: ""}
-        with _torchscript_without_deprecation_warnings():
-            torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-        raw = json.loads(files[METADATA_FILE] or "{}")
+    raw = format_for(path).read_metadata(path)
     if "tsm_export" not in raw:
         raise ValueError(f"{path} was not written by tsm export (no tsm metadata)")
     return {key: json.loads(value) for key, value in raw.items()}
-
-
-def _format_of(path: Path) -> str:
-    return "onnx" if path.suffix == ".onnx" else "torchscript"
-
-
-class _ClipShapeGuard(nn.Module):
-    """TorchScript front of a traced clip model: refuses clips whose T or frame size differ.
-
-    A trace bakes in T; a clip with another T would otherwise be silently split into wrong clips.
-    """
-
-    def __init__(self, traced: nn.Module, num_segments: int, frame_size: tuple[int, int]) -> None:
-        super().__init__()
-        self.traced = traced
-        self.num_segments = num_segments
-        self.height, self.width = frame_size
-
-    def forward(self, clips: Tensor) -> Tensor:
-        expected = [self.num_segments, 3, self.height, self.width]
-        if clips.dim() != 5 or clips.shape[1:] != expected:
-            raise ValueError(
-                "this exported model takes clips (N, "
-                + ", ".join([str(size) for size in expected])
-                + "), got "
-                + str(clips.shape)
-                + "; sample that many frames per clip at that size, or export again with other settings"
-            )
-        return self.traced(clips)
 
 
 def _example_inputs(
@@ -165,81 +111,14 @@ def _io_names(kind: ExportKind, num_caches: int) -> tuple[list[str], list[str]]:
     return ["frames", *caches], ["logits", *[f"new_{name}" for name in caches]]
 
 
-def _write_onnx(
-    network: nn.Module,
-    example: tuple[Tensor, ...],
-    path: Path,
-    names: tuple[list[str], list[str]],
-    metadata: dict[str, str],
-    exporter: OnnxExporter,
-) -> None:
-    onnx = require_export_extra("onnx")
-    input_names, output_names = names
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # exporter deprecation notes and constant-folding chatter
-            if exporter == "dynamo":
-                require_export_extra("onnxscript")
-                batch = {0: torch.export.Dim("batch")}
-                # A clip model takes (clips,); a streaming step (frames, *caches): varargs as a tuple.
-                dynamic = (batch,) if len(example) == 1 else (batch, tuple(batch for _ in example[1:]))
-                program = torch.onnx.export(
-                    network,
-                    example,
-                    dynamo=True,
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_shapes=dynamic,
-                    verbose=False,
-                )
-                program.save(tmp, external_data=False)
-            else:
-                torch.onnx.export(
-                    network,
-                    example,
-                    tmp,
-                    dynamo=False,
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes={name: {0: "batch"} for name in input_names + output_names},
-                    opset_version=LEGACY_OPSET,
-                )
-        proto = onnx.load(tmp)
-        onnx.helper.set_model_props(proto, metadata)
-        onnx.save(proto, tmp)
-
-    atomic_write(path, write)
-
-
-def _write_torchscript(
-    network: nn.Module, example: tuple[Tensor, ...], path: Path, kind: ExportKind, metadata, frame_size
-) -> None:
-    with _torchscript_without_deprecation_warnings():
-        traced = torch.jit.trace(network, example, check_trace=False)
-        if kind == "clip":
-            traced = torch.jit.script(_ClipShapeGuard(traced, network.num_segments, frame_size))
-        extra = {METADATA_FILE: json.dumps(metadata)}
-        atomic_write(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
-
-
-@contextlib.contextmanager
-def _torchscript_without_deprecation_warnings() -> Iterator[None]:
-    """torch.jit is deprecated in favour of torch.export, but TorchScript is what many C++ and
-    mobile runtimes still load, so it is offered as asked, without a warning on every call."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\..*` is deprecated", category=FutureWarning)
-        yield
-
-
 def export_model(
     model: Recognizer,
     path: str | Path,
-    format: ExportFormat | None = None,
+    format: str | None = None,
     streaming: bool = False,
     frame_size: int | tuple[int, int] = 224,
     class_names: Sequence[str] | None = None,
-    data_config: dict[str, Any] | None = None,
+    data_config: DataConfig | Mapping[str, Any] | None = None,
     check: bool = True,
     check_inputs: dict[str, Tensor] | None = None,
     onnx_exporter: OnnxExporter = "dynamo",
@@ -248,7 +127,8 @@ def export_model(
 
     Args:
         model: the Recognizer; moved to the CPU in float32 and exported in eval mode.
-        path: output file; ``format`` defaults to ``"onnx"`` for ``.onnx`` files, else TorchScript.
+        path: output file; its suffix says the format (``.onnx``; ``.pt``/``.ts``/``.torchscript``
+            for TorchScript); ``format``, when given, must agree with it.
         streaming: export one streaming step (uni-directional models only) instead of whole clips.
         frame_size: frame height and width the file is made for.
         class_names, data_config: recorded in the file's metadata for the runtime.
@@ -262,11 +142,7 @@ def export_model(
         The :class:`ExportCheck` (None when ``check`` is False).
     """
     path = Path(path)
-    format = format or _format_of(path)
-    if format not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
-    if onnx_exporter not in ONNX_EXPORTERS:
-        raise ValueError(f"unknown ONNX exporter {onnx_exporter!r}: use one of {', '.join(ONNX_EXPORTERS)}")
+    spec = format_for(path, format)
     if not isinstance(model, Recognizer):
         raise TypeError(f"export_model expects a tsm.Recognizer, got {type(model).__name__}")
     size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
@@ -279,37 +155,13 @@ def export_model(
         example = _example_inputs(model, kind, size, stepper)
         names = _io_names(kind, len(example) - 1)
         metadata = export_metadata(model, kind, *names, size, class_names, data_config)
-        if format == "onnx":
-            _write_onnx(network, example, path, names, metadata, onnx_exporter)
-        else:
-            _write_torchscript(network, example, path, kind, metadata, size)
+        options = write_options(spec, {"exporter": onnx_exporter})
+        spec.write(network, example, path, names, metadata, **options)
         if not check:
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)
     finally:
         model.train(was_training)
-
-
-def _load_runner(path: Path) -> Callable[[Sequence[Tensor]], list[Tensor]]:
-    """A function running the exported file on tensors and returning tensors."""
-    if _format_of(path) == "onnx":
-        ort = require_export_extra("onnxruntime")
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [node.name for node in session.get_inputs()]
-
-        def run_onnx(inputs: Sequence[Tensor]) -> list[Tensor]:
-            feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
-            return [torch.from_numpy(output) for output in session.run(None, feeds)]
-
-        return run_onnx
-    with _torchscript_without_deprecation_warnings():
-        module = torch.jit.load(str(path), map_location="cpu")
-
-    def run_torchscript(inputs: Sequence[Tensor]) -> list[Tensor]:
-        outputs = module(*inputs)
-        return list(outputs) if isinstance(outputs, tuple | list) else [outputs]
-
-    return run_torchscript
 
 
 def _max_difference(expected: Sequence[Tensor], actual: Sequence[Tensor]) -> float:
@@ -335,10 +187,11 @@ def verify_export(
     path = Path(path)
     metadata = read_export_metadata(path)
     height, width = metadata["frame_size"]
-    run = _load_runner(path)
+    spec = format_for(path)
+    run = spec.runner(path)
     generator = torch.Generator().manual_seed(1)
     model = model.eval()
-    check = ExportCheck(path, _format_of(path), "stream" if streaming else "clip", tolerance=tolerance)
+    check = ExportCheck(path, spec.name, "stream" if streaming else "clip", tolerance=tolerance)
     sets: dict[str, Tensor] = {}
     if streaming:
         sets["random"] = torch.randn(3, 3, 3, height, width, generator=generator)

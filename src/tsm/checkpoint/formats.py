@@ -88,16 +88,6 @@ def state_dict_of(obj: Any, path: str | Path) -> tuple[StateDict, dict[str, Any]
     return tensors, extras
 
 
-def strip_data_parallel(state: StateDict) -> StateDict:
-    """Remove the ``module.`` prefixes that (Distributed)DataParallel adds, however nested."""
-    stripped = {}
-    for key, value in state.items():
-        while key.startswith("module."):
-            key = key.removeprefix("module.")
-        stripped[key] = value
-    return stripped
-
-
 def detect_format(state: StateDict) -> str:
     """Name the layout of a (prefix-stripped) foreign state dict, or raise listing its keys."""
     keys = list(state)

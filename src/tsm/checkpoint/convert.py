@@ -8,19 +8,8 @@ from typing import Any
 
 import torch
 
-from tsm.io import load_checkpoint
-from tsm.io.checkpoint import CheckpointInfo, save_checkpoint
-
-
-def read_class_names(path: str | Path) -> list[str]:
-    """Class names from a text file, one per line in label order (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"class-names file {str(path)!r} does not exist")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise ValueError(f"class-names file {path} is empty; write one class name per line")
-    return names
+from tsm.checkpoint.loader import load_checkpoint
+from tsm.checkpoint.native import CheckpointInfo, save_checkpoint
 
 
 @dataclass

@@ -10,80 +10,11 @@ or MMAction2's (``..._1x1x8_...``). Each setting is returned with the place it w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tsm.io.formats import StateDict
-
-# (blocks per stage, bottleneck) -> ResNet depth, for torchvision's ResNets.
-_RESNET_DEPTHS = {
-    ((2, 2, 2, 2), False): 18,
-    ((3, 4, 6, 3), False): 34,
-    ((3, 4, 6, 3), True): 50,
-    ((3, 4, 23, 3), True): 101,
-    ((3, 8, 36, 3), True): 152,
-}
-_RESNET_BLOCK_KEY = re.compile(r"^base_model\.layer(\d)\.(net\.)?(\d+)\.(.+)$")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A configuration value and where it was read from (shown to the user)."""
-
-    value: Any
-    source: str
-
-
-def _resnet_architecture(state: StateDict) -> dict[str, Setting]:
-    blocks: dict[int, set[int]] = {1: set(), 2: set(), 3: set(), 4: set()}
-    wrapped_blocks, shifted_convs, pooled, bottleneck = set(), set(), False, False
-    for key in state:
-        match = _RESNET_BLOCK_KEY.match(key)
-        if match is None:
-            continue
-        stage, pool_wrapper, block, rest = match.groups()
-        pooled |= bool(pool_wrapper) and stage == "2"
-        blocks[int(stage)].add(int(block))
-        bottleneck |= ".conv3." in f".{rest}"
-        if rest.startswith("net."):
-            wrapped_blocks.add((stage, block))
-        elif rest.startswith("conv1.net."):
-            shifted_convs.add((stage, block))
-    counts = tuple(len(blocks[stage]) for stage in (1, 2, 3, 4))
-    depth = _RESNET_DEPTHS.get((counts, bottleneck))
-    layout = f"weights: {'-'.join(map(str, counts))} {'bottleneck' if bottleneck else 'basic'} blocks"
-    settings = {
-        # None: no torchvision ResNet has this layout; resolved later unless an argument names one.
-        "backbone": Setting(None if depth is None else f"resnet{depth}", layout),
-        "temporal_pool": Setting(
-            pooled, "weights: " + ("layer2 wrapped by a temporal pool" if pooled else "no temporal pool")
-        ),
-    }
-    if wrapped_blocks:
-        settings["shift"] = Setting(True, f"weights: {len(wrapped_blocks)} shifted blocks")
-        settings["place"] = Setting("block", "weights: whole blocks wrapped (in-place placement)")
-    elif shifted_convs:
-        settings["shift"] = Setting(True, f"weights: {len(shifted_convs)} shifted conv1 layers")
-        settings["place"] = Setting("blockres", "weights: shifts wrap each block's conv1 (residual)")
-    else:
-        settings["shift"] = Setting(False, "weights: no shifted layers (TSN)")
-    return settings
-
-
-def _mobilenet_architecture(state: StateDict) -> dict[str, Setting]:
-    shifted = {key.split(".")[2] for key in state if ".net." in key}
-    settings = {
-        "backbone": Setting("mobilenet_v2", "weights: MobileNetV2 features"),
-        "temporal_pool": Setting(False, "weights: MobileNetV2 has no temporal pool"),
-        "shift": Setting(
-            bool(shifted),
-            f"weights: {len(shifted)} shifted blocks" if shifted else "weights: no shifted layers (TSN)",
-        ),
-    }
-    if shifted:
-        settings["place"] = Setting("blockres", "weights: shifts wrap the expansion convs (residual)")
-    return settings
+from tsm.checkpoint.formats import StateDict
+from tsm.models.specs import Setting, list_backbones, reveal_backbone
 
 
 def infer_architecture(state: StateDict) -> dict[str, Setting]:
@@ -94,7 +25,7 @@ def infer_architecture(state: StateDict) -> dict[str, Setting]:
             "the checkpoint has no classifier (new_fc / cls_head.fc_cls / classifier weight); an "
             "ImageNet backbone file is not a recognizer: use it as Recognizer(pretrained=PATH)"
         )
-    stem = state.get("base_model.conv1.weight", state.get("base_model.features.0.0.weight"))
+    stem = next((v for k, v in state.items() if k.startswith("base_model.") and v.dim() == 4), None)
     if stem is not None and stem.shape[1] != 3:
         raise ValueError(
             f"the first convolution takes {stem.shape[1]} input channels, not 3 (RGB): optical flow "
@@ -106,12 +37,12 @@ def infer_architecture(state: StateDict) -> dict[str, Setting]:
             f"non-local TSM models are not supported by tsm (found {nonlocal_keys[0]!r}); use a "
             "checkpoint without non-local blocks"
         )
-    if any(k.startswith("base_model.features.") for k in state):
-        settings = _mobilenet_architecture(state)
-    elif any(k.startswith("base_model.layer1.") for k in state):
-        settings = _resnet_architecture(state)
-    else:
-        raise ValueError("the checkpoint's backbone is neither a ResNet nor a MobileNetV2")
+    settings = reveal_backbone(state)
+    if settings is None:
+        raise ValueError(
+            f"the checkpoint's backbone is none of tsm's ({', '.join(list_backbones())}); its first keys: "
+            + ", ".join(list(state)[:4])
+        )
     settings["num_classes"] = Setting(int(head.shape[0]), f"weights: classifier {tuple(head.shape)}")
     return settings
 

@@ -13,9 +13,7 @@ from typing import Any
 
 import torch
 
-from tsm.data import default_data_config
-from tsm.io.checkpoint import CheckpointInfo, recognizer_with_weights
-from tsm.io.formats import (
+from tsm.checkpoint.formats import (
     MAPPERS,
     MMACTION2,
     REFERENCE,
@@ -24,10 +22,12 @@ from tsm.io.formats import (
     detect_format,
     read_torch_file,
     state_dict_of,
-    strip_data_parallel,
 )
-from tsm.io.infer_config import Setting, infer_architecture, mmaction2_settings, reference_name_settings
-from tsm.models import Recognizer
+from tsm.checkpoint.infer import infer_architecture, mmaction2_settings, reference_name_settings
+from tsm.checkpoint.native import CheckpointInfo
+from tsm.checkpoint.weights import recognizer_with_weights
+from tsm.data import DataConfig
+from tsm.models import Recognizer, Setting, strip_data_parallel
 
 # The online demo's labels: the 27 Jester classes in sorted order, as its demo prints them.
 JESTER_CLASSES = [
@@ -163,7 +163,7 @@ def load_foreign_checkpoint(
     if "dataset" in hints:
         notes.append(f"trained on {hints['dataset'].value!r} ({hints['dataset'].source})")
     dataset = str(hints["dataset"].value) if "dataset" in hints else ""
-    data_config = default_data_config(
+    data_config = DataConfig(
         num_segments=model.num_segments,
         sampling="dense" if "dense" in hints and hints["dense"].value else "uniform",
         flip=not dataset.startswith(_NO_FLIP_DATASETS) and fmt != REFERENCE_ONLINE,

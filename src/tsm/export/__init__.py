@@ -1,0 +1,18 @@
+"""Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch."""
+
+from tsm.export.core import ExportCheck, export_metadata, export_model, read_export_metadata, verify_export
+from tsm.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, format_for
+from tsm.export.onnx import ONNX_EXPORTERS
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "ONNX_EXPORTERS",
+    "ExportCheck",
+    "ExportFormat",
+    "export_metadata",
+    "export_model",
+    "format_for",
+    "read_export_metadata",
+    "verify_export",
+]

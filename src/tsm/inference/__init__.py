@@ -1,0 +1,14 @@
+"""Inference with trained models: top-k classes of whole videos, and online recognition of streams."""
+
+from tsm.inference.predictor import Prediction, Predictor, class_names_of, predict, prediction_data_config
+from tsm.inference.streaming import StreamEvent, stream_predictions
+
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "StreamEvent",
+    "class_names_of",
+    "predict",
+    "prediction_data_config",
+    "stream_predictions",
+]

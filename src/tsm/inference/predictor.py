@@ -1,0 +1,153 @@
+"""Top-k classes of whole videos with a trained model, its class names and its test pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tsm.checkpoint import CheckpointInfo, load_checkpoint
+from tsm.data import TEST_VIEWS, DataConfig, as_data_config, load_clip, one_line
+from tsm.models import VIEW_AVERAGES, Recognizer, ViewAverage, average_views
+
+
+@dataclass
+class Prediction:
+    """The top classes of one video, or the reason it could not be read."""
+
+    path: str
+    classes: list[str] = field(default_factory=list)  # best first
+    scores: list[float] = field(default_factory=list)  # softmax probability of each class
+    views: int = 0  # clips x crops that were averaged
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``tsm predict --json``)."""
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
+        top = [{"class": name, "score": score} for name, score in zip(self.classes, self.scores, strict=True)]
+        return {"path": self.path, "views": self.views, "top": top}
+
+    def __str__(self) -> str:
+        if self.error is not None:
+            return f"{self.path}: error: {self.error}"
+        ranked = ", ".join(
+            f"{name} {score:.3f}" for name, score in zip(self.classes, self.scores, strict=True)
+        )
+        return f"{self.path}: {ranked}"
+
+
+def class_names_of(info: CheckpointInfo | None, num_classes: int) -> list[str]:
+    """The checkpoint's class names, or ``class_0 ...`` when it has none."""
+    names = info.class_names if info is not None else None
+    if names is None:
+        return [f"class_{index}" for index in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"the checkpoint has {len(names)} class names for a model with {num_classes} classes"
+        )
+    return list(names)
+
+
+def prediction_data_config(
+    info: CheckpointInfo | None,
+    num_segments: int,
+    views: str | None = None,
+    clips: int | None = None,
+) -> DataConfig:
+    """The checkpoint's test pipeline, with the model's T and the asked views.
+
+    ``views``: crops per clip, ``"center"``, ``"three"`` or ``"ten"``. ``clips``: 1 (uniform), 2
+    (uniform plus the segment-start clip, ``twice_sample``) or, for dense sampling, any count.
+    """
+    # The model's T decides, not a second copy of it.
+    config = as_data_config(info.data_config if info is not None else None, num_segments=num_segments)
+    changes: dict[str, Any] = {}
+    if views is not None:
+        if views not in TEST_VIEWS:
+            raise ValueError(f"unknown views {views!r}: use one of {', '.join(TEST_VIEWS)}")
+        changes["test_views"] = views
+    if clips is not None:
+        if config.sampling == "dense":
+            changes["num_clips"] = clips
+        elif clips in (1, 2):
+            changes["twice_sample"] = clips == 2
+        else:
+            raise ValueError(
+                f"uniform sampling takes 1 or 2 clips per video, not {clips}; dense sampling "
+                "(data config sampling='dense') takes any number"
+            )
+    return config.replace(**changes)
+
+
+class Predictor:
+    """Top-k classes of whole videos with a trained model and its test pipeline.
+
+    ``Predictor.from_checkpoint(path)`` reads the model, class names and data config from any
+    checkpoint :func:`tsm.load_checkpoint` reads. Scores of all views (clips x crops) are averaged
+    as logits (``average="logits"``, the reference's default) or as softmax probabilities.
+    """
+
+    def __init__(
+        self,
+        model: Recognizer,
+        info: CheckpointInfo | None = None,
+        views: str | None = None,
+        clips: int | None = None,
+        topk: int = 5,
+        average: ViewAverage = "logits",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if average not in VIEW_AVERAGES:
+            raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}")
+        if topk < 1:
+            raise ValueError(f"topk must be at least 1, got {topk}")
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.class_names = class_names_of(info, model.num_classes)
+        self.data_config = prediction_data_config(info, model.num_segments, views, clips)
+        self.topk = min(topk, model.num_classes)
+        self.average = average
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> Predictor:
+        """Load ``checkpoint`` (any format :func:`tsm.load_checkpoint` reads) and wrap it."""
+        model, info = load_checkpoint(checkpoint)
+        return cls(model, info, **options)
+
+    @torch.inference_mode()
+    def scores(self, video: str | Path) -> Tensor:
+        """Class probabilities (K,) of one video, averaged over the test views."""
+        views = load_clip(video, self.data_config).to(self.device)  # (V, T, 3, S, S)
+        scores = average_views(self.model(views).unsqueeze(0), self.average)[0]
+        return (scores if self.average == "softmax" else scores.softmax(dim=0)).cpu()
+
+    def predict_video(self, video: str | Path) -> Prediction:
+        """The top-k classes of one video; raises on unreadable files."""
+        probabilities = self.scores(video)
+        top = probabilities.topk(self.topk)
+        return Prediction(
+            path=str(video),
+            classes=[self.class_names[i] for i in top.indices.tolist()],
+            scores=top.values.tolist(),
+            views=self.data_config.views_per_sample,
+        )
+
+    def predict(self, videos: Iterable[str | Path]) -> list[Prediction]:
+        """Predictions for many videos; a file that cannot be read gets an ``error``, not an exception."""
+        predictions = []
+        for video in videos:
+            try:
+                predictions.append(self.predict_video(video))
+            except (OSError, ValueError, RuntimeError, IndexError) as error:
+                predictions.append(Prediction(path=str(video), error=one_line(error)))
+        return predictions
+
+
+def predict(videos: Sequence[str | Path], checkpoint: str | Path, **options: Any) -> list[Prediction]:
+    """Top-k classes of each video with a checkpoint; see :class:`Predictor` for ``options``."""
+    return Predictor.from_checkpoint(checkpoint, **options).predict(videos)
