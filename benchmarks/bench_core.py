@@ -2,7 +2,8 @@
 
 All three networks share one process and are timed interleaved (round-robin), the median of
 ``--rounds`` rounds is reported, and only ratios against TSN are claimed. The reference
-algorithm is re-created from its description in TSM-FACTS.md: ``zeros_like`` plus three slice
+algorithm is re-created from the reference's ``ops/temporal_shift.py`` (``TemporalShift.shift``):
+``zeros_like`` plus three slice
 copies, the shifted copy handed to the conv (so autograd stores it).
 
     python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224]

@@ -1,6 +1,8 @@
 """Independent re-creations of the reference's and MMAction2's TSM networks, for the checkpoint tests.
 
-Written for the tests from the layouts documented in TSM-FACTS.md: module names reproduce each
+Written for the tests from the publishers' code (the reference's ``ops/models.py``,
+``ops/temporal_shift.py`` and ``online_demo/mobilenet_v2_tsm.py``; MMAction2's
+``mmaction/models/backbones/resnet_tsm.py`` and ``mobilenet_v2_tsm.py``): module names reproduce each
 implementation's state-dict keys, and each forward pass follows that implementation (its own
 shift code, its own temporal pool, its own head), so these share no code with ``tsm``.
 """

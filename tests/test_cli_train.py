@@ -43,7 +43,10 @@ def test_help_lists_the_training_commands(capsys) -> None:
 def test_fit_help_comes_from_lightning_and_lists_model_options(capsys) -> None:
     code, output = run_cli(["fit", "--help"], capsys)
     assert code == 0
-    for option in ("--model.lr", "--model.schedule", "--data.train", "--trainer.max_epochs", "--init_from"):
+    options = ("--model.lr", "--model.schedule", "--model.fold_div", "--model.mode", "--data.train")
+    options += ("--data.data_config.test_views", "--data.data_config.resize", "--trainer.max_epochs")
+    options += ("--init_from",)
+    for option in options:
         assert option in output
 
 

@@ -1,4 +1,5 @@
-"""Sampling against naive re-statements of the reference's formulas (TSM-FACTS.md, Sampling)."""
+"""Sampling against naive re-statements of the reference's formulas
+(the reference's ops/dataset.py: _sample_indices, _get_val_indices, _get_test_indices)."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_train_pipeline_normalizes_and_flips_labels() -> None:
 def test_something_v2_flip_map_is_the_published_one() -> None:
     config = DataConfig(flip_label_map=SOMETHING_V2_FLIP_LABEL_MAP)
     pairs = {int(key): value for key, value in config.flip_label_map.items()}
-    assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # TSM-FACTS.md
+    assert pairs == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}  # MMAction2's SSv2 TSM configs
     assert all(pairs[pairs[key]] == key for key in pairs)
 
 

@@ -89,7 +89,7 @@ def test_tsn_streams_without_caches(video_frames):
 
 
 def test_mobilenet_cache_shapes_match_reference_demo():
-    """TSM-FACTS: the online MobileNetV2 caches at 224 px (about 106 KB fp32)."""
+    """The reference online demo's MobileNetV2 caches at 224 px (online_demo/main.py: about 106 KB fp32)."""
     step = StreamingStep(create_model("tsm_online_mobilenet_v2", num_classes=27))
     shapes = step.cache_shapes((1, 3, 224, 224))
     expected = [(1, 3, 56, 56), *[(1, 4, 28, 28)] * 2, *[(1, 8, 14, 14)] * 3]

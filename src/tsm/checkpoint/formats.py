@@ -1,6 +1,7 @@
 """Foreign checkpoint files: safe reading, format detection and key mapping to tsm's layout.
 
-Supported layouts (TSM-FACTS.md, "Checkpoint layout of the reference"):
+Supported layouts (as the reference's ``main.py`` / ``ops/models.py`` and MMAction2's
+``mmaction/models/backbones/resnet_tsm.py`` / ``mobilenet_v2_tsm.py`` write them):
 
 * ``reference``: the reference's ``ckpt.pth.tar`` / published ``.pth`` (a dict with
   ``state_dict``), keys ``module.base_model.*`` and ``module.new_fc.*`` from DataParallel.

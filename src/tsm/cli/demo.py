@@ -171,12 +171,10 @@ def train_and_test(
 
 def plot_curves(results: dict[str, dict[str, Any]], path: Path) -> None:
     """Training loss and validation top-1 per epoch of every demo model, side by side."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     for name, result in results.items():
         epochs = [row["epoch"] for row in result["history"]]
         loss_ax.plot(epochs, [row["train_loss"] for row in result["history"]], marker="o", label=name)
@@ -188,7 +186,6 @@ def plot_curves(results: dict[str, dict[str, Any]], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 README = """# What `tsm demo` showed

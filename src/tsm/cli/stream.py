@@ -30,13 +30,11 @@ def plot_timeline(
     events_time: list[float], probabilities: torch.Tensor, class_names: list[str], path: str, topk: int
 ):
     """Probability over time of the ``topk`` classes with the highest mean probability (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     top = probabilities.mean(dim=0).topk(min(topk, probabilities.shape[1])).indices.tolist()
-    figure, axis = plt.subplots(figsize=(8, 3), layout="constrained")
+    figure = Figure(figsize=(8, 3), layout="constrained")
+    axis = figure.subplots()
     for index in top:
         axis.plot(events_time, probabilities[:, index].numpy(), label=class_names[index])
     axis.set_xlabel("time (s)")
@@ -45,7 +43,6 @@ def plot_timeline(
     axis.set_title("online TSM: top classes per frame")
     axis.legend(loc="upper left", fontsize="small")
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def run(args: argparse.Namespace) -> int:

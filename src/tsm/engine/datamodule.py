@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from tsm.data import DataConfig, VideoDataset, as_data_config
 
 SPLITS = ("train", "val", "test")
+DEFAULT_DATA_CONFIG = DataConfig()  # frozen: safe to share as a default
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -21,7 +22,8 @@ class VideoDataModule(pl.LightningDataModule):
         root: folder that relative paths in list files start from (default: the list's folder).
         classes: class-names file (one per line; default: ``classes.txt`` beside the list).
         num_segments: frames per clip; ``tsm fit`` passes it on to the model.
-        data_config: sampling / augmentation / test-view settings (:class:`tsm.data.DataConfig`);
+        data_config: sampling / augmentation / test-view settings (:class:`tsm.data.DataConfig`;
+            its ``num_segments`` is set from ``num_segments``);
             stored in the exported checkpoints so ``tsm predict`` rebuilds the test pipeline.
         batch_size: clips per batch and device (scale the learning rate with the total batch).
         eval_batch_size: clips per batch in validation/test (default: ``batch_size``).
@@ -36,7 +38,7 @@ class VideoDataModule(pl.LightningDataModule):
         root: str | None = None,
         classes: str | None = None,
         num_segments: int = 8,
-        data_config: DataConfig | None = None,
+        data_config: DataConfig = DEFAULT_DATA_CONFIG,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,

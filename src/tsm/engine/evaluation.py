@@ -54,31 +54,17 @@ def confusion_matrix(scores: Tensor, labels: Tensor, num_classes: int) -> Tensor
 def plot_confusion_matrix(
     matrix: Tensor, class_names: Sequence[str], path: str | Path, title: str = ""
 ) -> None:
-    """Save the confusion matrix (rows: true class, columns: predicted) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Save the confusion matrix (rows: true class, columns: predicted) as a PNG, drawn by
+    torchmetrics on a figure of its own (no pyplot state, no backend switch)."""
+    from matplotlib.figure import Figure
+    from torchmetrics.utilities.plot import plot_confusion_matrix as draw_confusion_matrix
 
     size = max(4.0, 0.45 * len(class_names) + 2.0)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix.numpy(), cmap="Blues")
-    ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
-    ax.set_yticks(ticks, class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if len(class_names) <= 30:
-        peak = int(matrix.max()) or 1
-        for (row, col), count in zip(
-            ((r, c) for r in ticks for c in ticks), matrix.flatten().tolist(), strict=True
-        ):
-            color = "white" if count > peak / 2 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", color=color)
-    ax.set_title(title or "confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    axis = figure.subplots()
+    draw_confusion_matrix(matrix, ax=axis, add_text=len(class_names) <= 30, labels=list(class_names))
+    axis.set_title(title or "confusion matrix")
+    figure.savefig(path, dpi=100)
 
 
 def write_evaluation_report(

@@ -1,7 +1,7 @@
 """The temporal shift: move a fraction of the channels one frame along time, at zero FLOPs.
 
-Semantics (TSM-FACTS.md): the input (N*T, C, H, W) is viewed as N clips of T frames and
-``fold = C // fold_div``.
+Semantics (the paper, Sec. 3; the reference's ``ops/temporal_shift.py``): the input (N*T, C, H, W)
+is viewed as N clips of T frames and ``fold = C // fold_div``.
 
 * ``"bidirectional"`` (offline): channels ``[0, fold)`` of frame t come from frame t+1, channels
   ``[fold, 2*fold)`` from frame t-1, the rest stay; clip ends are zero padded.
