@@ -221,7 +221,7 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
 DEMO_POOL_SCRIPT = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from tsm.cli.demo import _exit_with_parent
+from tsm.engine.demo import exit_with_parent
 
 def write_pid_and_sleep(path):
     with open(path + ".tmp", "w") as file:
@@ -231,7 +231,7 @@ def write_pid_and_sleep(path):
 
 if __name__ == "__main__":
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent)
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent)
     pool.submit(write_pid_and_sleep, sys.argv[1])
     time.sleep(120)
 """

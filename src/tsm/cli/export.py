@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import itertools
-import tempfile
-from pathlib import Path
-
-import numpy as np
-import torch
 
 from tsm.checkpoint import load_checkpoint
-from tsm.data import DataConfig, frame_transform, load_clip, open_frames, render_synthetic_clip, write_video
-from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, export_model
+from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, decoded_check_inputs, export_model
 from tsm.inference import prediction_data_config
-
-CHECK_FRAMES = 8  # streaming check: steps on the first frames of --video
-
-
-def real_inputs(video: str, data_config: DataConfig, streaming: bool) -> torch.Tensor:
-    """Check inputs from a video: its test views (V, T, 3, S, S), or first frames (S, 1, 3, S, S)."""
-    if not streaming:
-        return load_clip(video, data_config)
-    frames, _ = open_frames(video)
-    transform = frame_transform(data_config)
-    return torch.stack([transform(frame) for frame in itertools.islice(frames, CHECK_FRAMES)]).unsqueeze(1)
-
-
-def synthetic_video(folder: str, size: int, num_frames: int) -> Path:
-    """A short H.264 clip of tsm.data's synthetic task: decoded frames when no --video is given."""
-    even = size + size % 2  # yuv420p needs even sizes
-    frames = render_synthetic_clip("move_right", even, num_frames, np.random.default_rng(0))
-    return write_video(Path(folder) / "check.mp4", frames)
 
 
 def run(args: argparse.Namespace) -> int:
     model, info = load_checkpoint(args.checkpoint)
     data_config = prediction_data_config(info, model.num_segments)
     size = args.size or data_config.test_crop_size
-    check_config = data_config.replace(input_size=size, full_res=False)
-    with tempfile.TemporaryDirectory() as folder:
-        if args.no_check:
-            check_inputs = None
-        elif args.video:
-            check_inputs = {"video": real_inputs(args.video, check_config, args.streaming)}
-        else:
-            video = synthetic_video(folder, max(size, data_config.resize or 0), 2 * model.num_segments)
-            check_inputs = {"synthetic video": real_inputs(str(video), check_config, args.streaming)}
+    check_inputs = None
+    if not args.no_check:
+        check_inputs = decoded_check_inputs(data_config, size, args.streaming, args.video)
     check = export_model(
         model,
         args.out,

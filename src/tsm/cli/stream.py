@@ -8,41 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import draw_bounding_boxes
 
 from tsm.checkpoint import load_checkpoint
 from tsm.data import write_video
-from tsm.inference import StreamEvent, class_names_of, prediction_data_config, stream_predictions
+from tsm.inference import (
+    annotate_frame,
+    class_names_of,
+    plot_stream_timeline,
+    prediction_data_config,
+    stream_predictions,
+)
 from tsm.models import StreamingRecognizer
-
-
-def annotate(event: StreamEvent) -> np.ndarray:
-    """The frame with its label and score on a dark band at the top: uint8 (H, W, 3)."""
-    frame = event.frame
-    height, width = frame.shape[1:]
-    band = torch.tensor([[0, 0, width - 1, min(height - 1, 14)]])
-    text = f"{event.label} {float(event.probabilities.max()):.2f}"
-    drawn = draw_bounding_boxes(frame, band, labels=[text], colors="black", label_colors="white", fill=True)
-    return drawn.permute(1, 2, 0).numpy()
-
-
-def plot_timeline(
-    events_time: list[float], probabilities: torch.Tensor, class_names: list[str], path: str, topk: int
-):
-    """Probability over time of the ``topk`` classes with the highest mean probability (PNG)."""
-    from matplotlib.figure import Figure
-
-    top = probabilities.mean(dim=0).topk(min(topk, probabilities.shape[1])).indices.tolist()
-    figure = Figure(figsize=(8, 3), layout="constrained")
-    axis = figure.subplots()
-    for index in top:
-        axis.plot(events_time, probabilities[:, index].numpy(), label=class_names[index])
-    axis.set_xlabel("time (s)")
-    axis.set_ylabel("probability (per frame)")
-    axis.set_ylim(0, 1)
-    axis.set_title("online TSM: top classes per frame")
-    axis.legend(loc="upper left", fontsize="small")
-    figure.savefig(path, dpi=100)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{event.time:8.2f}s  frame {event.index:6d}  {event.label} ({score:.2f})", flush=True)
             shown = event.label
         if args.out_video:
-            annotated.append(annotate(event))
+            annotated.append(annotate_frame(event))
     total_seconds = time.perf_counter() - start
     if not times:
         raise ValueError(f"{args.source} gave no frames")
@@ -78,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         fps = max(1, round(frames / times[-1])) if times[-1] > 0 else 25
         print(f"wrote {write_video(Path(args.out_video), np.stack(annotated), fps=fps, pix_fmt=pix_fmt)}")
     if args.timeline:
-        plot_timeline(times, torch.stack(probabilities), class_names, args.timeline, args.topk)
+        plot_stream_timeline(times, torch.stack(probabilities), class_names, args.timeline, args.topk)
         print(f"wrote {args.timeline}")
     return 0
 

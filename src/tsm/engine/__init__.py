@@ -1,22 +1,36 @@
 """Training and evaluation on PyTorch Lightning: the LightningModule, data module, optimizer and
-schedules, multi-view evaluation and its report."""
+schedules, multi-view evaluation and its report, callbacks, and the demo.
 
-from tsm.engine.callbacks import EpochSummary, ExportNativeCheckpoints
-from tsm.engine.datamodule import VideoDataModule
-from tsm.engine.evaluation import EvaluationMetrics, compute_metrics, write_evaluation_report
-from tsm.engine.module import RecognizerModule, TrainingDiverged
-from tsm.engine.optim import build_optimizer, build_scheduler, lr_factor
+Names load on first use, so that ``tsm.engine.demo``'s settings (needed by ``tsm --help``) come
+without importing Lightning, which takes seconds.
+"""
 
-__all__ = [
-    "EpochSummary",
-    "EvaluationMetrics",
-    "ExportNativeCheckpoints",
-    "RecognizerModule",
-    "TrainingDiverged",
-    "VideoDataModule",
-    "build_optimizer",
-    "build_scheduler",
-    "compute_metrics",
-    "lr_factor",
-    "write_evaluation_report",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULE_OF = {
+    "EpochSummary": "callbacks",
+    "ExportNativeCheckpoints": "callbacks",
+    "VideoDataModule": "datamodule",
+    "EvaluationMetrics": "evaluation",
+    "compute_metrics": "evaluation",
+    "write_evaluation_report": "evaluation",
+    "RecognizerModule": "module",
+    "TrainingDiverged": "module",
+    "build_optimizer": "optim",
+    "build_scheduler": "optim",
+    "lr_factor": "optim",
+    "DemoSettings": "demo",
+    "run_demo": "demo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULE_OF:
+        return getattr(importlib.import_module(f"tsm.engine.{_SUBMODULE_OF[name]}"), name)
+    raise AttributeError(f"module 'tsm.engine' has no attribute {name!r}")
+
+
+__all__ = sorted(_SUBMODULE_OF)

@@ -1,6 +1,13 @@
 """Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch."""
 
-from tsm.export.core import ExportCheck, export_metadata, export_model, read_export_metadata, verify_export
+from tsm.export.core import (
+    ExportCheck,
+    decoded_check_inputs,
+    export_metadata,
+    export_model,
+    read_export_metadata,
+    verify_export,
+)
 from tsm.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, format_for
 from tsm.export.onnx import ONNX_EXPORTERS
 
@@ -10,6 +17,7 @@ __all__ = [
     "ONNX_EXPORTERS",
     "ExportCheck",
     "ExportFormat",
+    "decoded_check_inputs",
     "export_metadata",
     "export_model",
     "format_for",

@@ -16,16 +16,27 @@ onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
 
 from __future__ import annotations
 
+import itertools
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from tsm.data import DataConfig, as_data_config
+from tsm.data import (
+    DataConfig,
+    as_data_config,
+    frame_transform,
+    load_clip,
+    open_frames,
+    render_synthetic_clip,
+    write_video,
+)
 from tsm.export.formats import FORMATS, format_for, write_options
 from tsm.export.onnx import OnnxExporter
 from tsm.models import Recognizer, StreamingStep
@@ -33,6 +44,7 @@ from tsm.models import Recognizer, StreamingStep
 ExportKind = Literal["clip", "stream"]
 TOLERANCE = 1e-4
 _EXAMPLE_BATCH = 2  # > 1, so that the exporter keeps the batch dimension dynamic
+CHECK_FRAMES = 8  # streaming check: steps on the first frames of a video
 
 
 @dataclass
@@ -213,3 +225,26 @@ def verify_export(
             expected_caches, actual_caches = expected[1:], actual[1:]
         check.errors[name] = error
     return check
+
+
+def decoded_check_inputs(
+    data_config: DataConfig, size: int, streaming: bool, video: str | Path | None = None
+) -> dict[str, Tensor]:
+    """Real decoded inputs for :func:`verify_export`: the test views (V, T, 3, S, S) of ``video``,
+    or for streaming its first frames (S, 1, 3, S, S). Without ``video``, a short H.264 clip of the
+    synthetic task is encoded for it, so the check always sees decoded frames."""
+    config = data_config.replace(input_size=size, full_res=False)
+    with tempfile.TemporaryDirectory() as folder:
+        name = "video"
+        if video is None:
+            side = max(size, data_config.resize or 0)
+            side += side % 2  # yuv420p needs even sizes
+            rng = np.random.default_rng(0)
+            frames = render_synthetic_clip("move_right", side, 2 * config.num_segments, rng)
+            video, name = write_video(Path(folder) / "check.mp4", frames), "synthetic video"
+        if not streaming:
+            return {name: load_clip(video, config)}
+        decoded, _ = open_frames(video)
+        transform = frame_transform(config)
+        steps = [transform(frame) for frame in itertools.islice(decoded, CHECK_FRAMES)]
+        return {name: torch.stack(steps).unsqueeze(1)}

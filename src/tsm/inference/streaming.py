@@ -7,7 +7,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
 from torch import Tensor
+from torchvision.utils import draw_bounding_boxes
 
 from tsm.data import DataConfig, frame_transform, open_frames
 from tsm.models import StreamingRecognizer
@@ -52,3 +55,32 @@ def stream_predictions(
             frame=frame,
             step_seconds=elapsed,
         )
+
+
+def annotate_frame(event: StreamEvent) -> np.ndarray:
+    """The frame with its label and score on a dark band at the top: uint8 (H, W, 3)."""
+    frame = event.frame
+    height, width = frame.shape[1:]
+    band = torch.tensor([[0, 0, width - 1, min(height - 1, 14)]])
+    text = f"{event.label} {float(event.probabilities.max()):.2f}"
+    drawn = draw_bounding_boxes(frame, band, labels=[text], colors="black", label_colors="white", fill=True)
+    return drawn.permute(1, 2, 0).numpy()
+
+
+def plot_stream_timeline(
+    events_time: list[float], probabilities: Tensor, class_names: list[str], path: str | Path, topk: int
+) -> None:
+    """Probability over time of the ``topk`` classes with the highest mean probability (PNG)."""
+    from matplotlib.figure import Figure
+
+    top = probabilities.mean(dim=0).topk(min(topk, probabilities.shape[1])).indices.tolist()
+    figure = Figure(figsize=(8, 3), layout="constrained")
+    axis = figure.subplots()
+    for index in top:
+        axis.plot(events_time, probabilities[:, index].numpy(), label=class_names[index])
+    axis.set_xlabel("time (s)")
+    axis.set_ylabel("probability (per frame)")
+    axis.set_ylim(0, 1)
+    axis.set_title("online TSM: top classes per frame")
+    axis.legend(loc="upper left", fontsize="small")
+    figure.savefig(path, dpi=100)
