@@ -1,5 +1,6 @@
 """Video data: frame-accurate decoding, segment sampling, clip transforms, named pipelines built
-from a typed data config, datasets with a bad-file policy, and a synthetic temporal task."""
+from a typed data config, datasets with a bad-file policy, a synthetic temporal task, and
+preparation of the public datasets (list files, class names, re-encoding)."""
 
 from tsm.data.config import (
     IMAGENET_MEAN,
@@ -16,6 +17,7 @@ from tsm.data.datasets import (
     VideoBatch,
     VideoDataset,
     VideoRecord,
+    format_list_line,
     read_class_names,
     read_list_file,
     scan_class_folders,
@@ -40,6 +42,18 @@ from tsm.data.pipelines import (
     load_clip,
     read_clip_frames,
 )
+from tsm.data.preparation import (
+    CLASS_ORDERS,
+    DATASETS,
+    AnnotationError,
+    PreparedDataset,
+    TranscodeReport,
+    dataset_class_names,
+    extract_frames,
+    prepare_dataset,
+    resize_video,
+    resize_videos,
+)
 from tsm.data.sampling import DENSE_WINDOW, clip_indices, dense_indices, segment_indices
 from tsm.data.synth import (
     SyntheticDataset,
@@ -59,6 +73,8 @@ from tsm.data.transforms import (
 )
 
 __all__ = [
+    "CLASS_ORDERS",
+    "DATASETS",
     "DEFAULT_FRAME_TEMPLATE",
     "DENSE_WINDOW",
     "IMAGENET_MEAN",
@@ -68,12 +84,15 @@ __all__ = [
     "TRAIN_PIPELINES",
     "TSN_SCALES",
     "VIDEO_EXTENSIONS",
+    "AnnotationError",
     "DataConfig",
     "EvalPipeline",
     "FailedSample",
     "MultiScaleCrop",
+    "PreparedDataset",
     "SyntheticDataset",
     "TrainPipeline",
+    "TranscodeReport",
     "VideoBatch",
     "VideoDataset",
     "VideoInfo",
@@ -83,15 +102,19 @@ __all__ = [
     "build_pipeline",
     "clip_indices",
     "count_frame_files",
+    "dataset_class_names",
     "dense_indices",
+    "extract_frames",
     "fixed_crop_offsets",
     "flip_clip",
+    "format_list_line",
     "frame_transform",
     "generate_synthetic_dataset",
     "load_clip",
     "multiscale_crop_sizes",
     "one_line",
     "open_frames",
+    "prepare_dataset",
     "probe",
     "read_class_names",
     "read_clip_frames",
@@ -99,6 +122,8 @@ __all__ = [
     "read_frames",
     "read_list_file",
     "render_synthetic_clip",
+    "resize_video",
+    "resize_videos",
     "scan_class_folders",
     "segment_indices",
     "summarize_failures",

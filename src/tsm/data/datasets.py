@@ -20,6 +20,7 @@ them out of the metrics.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,24 +83,36 @@ def summarize_failures(failures: Iterable[FailedSample]) -> str:
     return "\n".join(lines)
 
 
+# A list line: a path (which may hold spaces), then one integer (label) or two (num_frames label).
+_LIST_LINE = re.compile(r"^\s*(?P<path>.+?)\s+(?:(?P<frames>-?\d+)\s+)?(?P<label>-?\d+)\s*$")
+
+
 def _parse_list_line(line: str, list_file: Path, number: int) -> tuple[str, int | None, int]:
-    parts = line.split()
-    try:
-        if len(parts) == 2:
-            return parts[0], None, int(parts[1])
-        if len(parts) == 3:
-            return parts[0], int(parts[1]), int(parts[2])
-    except ValueError:
-        pass
-    raise ValueError(
-        f"{list_file}:{number}: cannot parse {line.strip()!r}; expected 'path label' (video list) "
-        "or 'dir num_frames label' (raw-frame list) with integer num_frames and label"
-    )
+    match = _LIST_LINE.match(line)
+    if match is None:
+        raise ValueError(
+            f"{list_file}:{number}: cannot parse {line.strip()!r}; expected 'path label' (video list) "
+            "or 'dir num_frames label' (raw-frame list) with integer num_frames and label"
+        )
+    frames = match["frames"]
+    return match["path"], None if frames is None else int(frames), int(match["label"])
+
+
+def format_list_line(path: str, label: int, num_frames: int | None = None) -> str:
+    """One list-file line (``path label`` or ``dir num_frames label``) that ``read_list_file``
+    reads back as the same path; a path it cannot hold (line breaks, surrounding whitespace,
+    ending in a space and a number) is a ValueError."""
+    line = f"{path} {label}" if num_frames is None else f"{path} {num_frames} {label}"
+    match = _LIST_LINE.match(line)
+    if "\n" in path or "\r" in path or match is None or match["path"] != path:
+        raise ValueError(f"path {path!r} cannot be written to a list file (line break or edge whitespace)")
+    return line + "\n"
 
 
 def read_list_file(list_file: str | Path, root: str | Path | None = None) -> tuple[list[VideoRecord], str]:
     """Records of a list file and its layout ("video_list" or "frame_list"); a clear error names
-    the first malformed line."""
+    the first malformed line. Paths may hold spaces (the last one or two fields are the numbers);
+    relative paths are relative to ``root`` (default: the list file's folder)."""
     list_file = Path(list_file)
     root = Path(root) if root is not None else list_file.parent
     records, widths = [], set()
@@ -258,6 +271,7 @@ __all__ = [
     "VideoBatch",
     "VideoDataset",
     "VideoRecord",
+    "format_list_line",
     "read_class_names",
     "read_list_file",
     "scan_class_folders",
