@@ -162,7 +162,7 @@ def test_raw_frame_list_bad_entries_and_config_errors(tmp_path: Path) -> None:
     [
         ("video.mp4", "cannot parse"),
         ("video.mp4 x", "cannot parse"),
-        ("dir 12 3 4", "cannot parse"),
+        ("dir 12 3 x", "cannot parse"),
         ("v.mp4 -1", "negative"),
     ],
 )

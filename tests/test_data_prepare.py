@@ -306,7 +306,7 @@ def test_prepare_sthv2(tmp_path: Path) -> None:
         "0",
     )
     (annotations / "something-something-v2-labels.json").write_text(json.dumps(label_map))
-    with pytest.raises(AnnotationError, match="labels.json:1: class order differs"):
+    with pytest.raises(AnnotationError, match=r"labels\.json:1: class order differs"):
         prepare_dataset("sthv2", annotations, videos, out)
 
 
@@ -417,7 +417,7 @@ def test_prepare_ucf101(tmp_path: Path) -> None:
     assert result.problems == [
         f"{annotations / 'trainlist01.txt'}:7: malformed row or unknown class 'YoYo/v_YoYo_g25_c05.avi 102'"
     ]
-    with pytest.raises(AnnotationError, match="trainlist02.txt not found"):
+    with pytest.raises(AnnotationError, match=r"trainlist02\.txt not found"):
         prepare_dataset("ucf101", annotations, videos, out, split=2)
 
 
@@ -464,7 +464,7 @@ def test_prepare_hmdb51(tmp_path: Path) -> None:
         out, [(videos / "cartwheel" / "Cartwheel_0_cartwheel_f_cm_np1_le_med_0.avi", 1)]
     )
     (annotations / "wave_test_split1.txt").unlink()
-    with pytest.raises(AnnotationError, match="wave_test_split1.txt not found"):
+    with pytest.raises(AnnotationError, match=r"wave_test_split1\.txt not found"):
         prepare_dataset("hmdb51", tmp_path / "annotations", videos, out)
 
 
