@@ -9,12 +9,20 @@ machine; the work is single-threaded, so CPU-time clips/s is the rate of one fre
 encodings: libx264 defaults (GOP up to 250 frames) and a 1-second GOP (30 frames), since seeking
 can only skip whole GOPs.
 
-Run: ``python benchmarks/bench_data.py [--videos 4 --rounds 5]``.
+``--part resize`` measures what ``tsm data resize`` buys: 10-second web-style sources (340x256 and
+1280x720, libx264 defaults) against the same videos after ``tsm.data.resize_video`` (short side
+256, a keyframe every 16 frames), in training clips per CPU second of ``tsm.data``; when decord
+and torchcodec are installed they read the same frame indices of the same files side by side
+(decord and torchcodec with one decoder thread, tsm.data with PyAV's default decoder threads: CPU
+time counts all threads; same augmentation after decoding).
+
+Run: ``python benchmarks/bench_data.py [--part pipeline|resize|all --videos 4 --rounds 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import statistics
 import tempfile
@@ -25,24 +33,33 @@ import av
 import numpy as np
 import torch
 
-from tsm.data import DataConfig, build_pipeline, probe, read_frames, segment_indices, write_video
+from tsm.data import (
+    DataConfig,
+    build_pipeline,
+    probe,
+    read_frames,
+    resize_video,
+    segment_indices,
+    write_video,
+)
 from tsm.data.decode import frame_to_rgb
 
 WIDTH, HEIGHT, FPS, SECONDS = 340, 256, 30, 10
 
 
-def _moving_scene(seed: int) -> np.ndarray:
+def _moving_scene(seed: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     """300 frames of a smooth random texture panning diagonally, with a bouncing bright square."""
     rng = np.random.default_rng(seed)
     coarse = torch.from_numpy(rng.uniform(0, 255, (1, 3, 40, 50)).astype(np.float32))
-    texture = torch.nn.functional.interpolate(coarse, (HEIGHT * 2, WIDTH * 2), mode="bicubic")[0]
+    texture = torch.nn.functional.interpolate(coarse, (height * 2, width * 2), mode="bicubic")[0]
     texture = texture.clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    frames = np.empty((FPS * SECONDS, HEIGHT, WIDTH, 3), np.uint8)
+    frames = np.empty((FPS * SECONDS, height, width, 3), np.uint8)
+    box = height * 40 // HEIGHT
     for t in range(len(frames)):
-        dy, dx = (t * 2) % HEIGHT, (t * 3) % WIDTH
-        frames[t] = texture[dy : dy + HEIGHT, dx : dx + WIDTH]
-        x = int(abs((t * 7) % (2 * (WIDTH - 40)) - (WIDTH - 40)))
-        frames[t, 100:140, x : x + 40] = 255
+        dy, dx = (t * 2) % height, (t * 3) % width
+        frames[t] = texture[dy : dy + height, dx : dx + width]
+        x = int(abs((t * 7) % (2 * (width - box)) - (width - box)))
+        frames[t, height * 100 // HEIGHT : height * 100 // HEIGHT + box, x : x + box] = 255
     return frames
 
 
@@ -59,17 +76,95 @@ def _our_clip(path: Path, pipeline, num_segments: int) -> torch.Tensor:
     return pipeline(read_frames(path, indices), 0)[0]
 
 
+def _decord_reader(path: Path, indices: list[int]) -> torch.Tensor:
+    import decord
+
+    batch = decord.VideoReader(str(path), num_threads=1).get_batch(indices).asnumpy()  # (T, H, W, 3)
+    return torch.from_numpy(batch).permute(0, 3, 1, 2)
+
+
+def _torchcodec_reader(path: Path, indices: list[int]) -> torch.Tensor:
+    from torchcodec.decoders import VideoDecoder
+
+    return VideoDecoder(str(path), num_ffmpeg_threads=1, seek_mode="exact").get_frames_at(indices).data
+
+
+def _readers() -> dict[str, object]:
+    """tsm.data, and decord / torchcodec where they are installed and load."""
+    readers: dict[str, object] = {"tsm.data": read_frames}
+    for name, reader in (("decord", _decord_reader), ("torchcodec", _torchcodec_reader)):
+        if importlib.util.find_spec(name) is None:
+            print(f"{name}: not installed, skipped")
+            continue
+        try:
+            importlib.import_module(name if name == "decord" else "torchcodec.decoders")
+        except (ImportError, OSError, RuntimeError) as error:  # e.g. torchcodec without system FFmpeg
+            print(f"{name}: installed but does not load ({str(error).splitlines()[0][:100]}), skipped")
+            continue
+        readers[name] = reader
+    return readers
+
+
+def _resize_part(args: argparse.Namespace, pipeline) -> None:
+    """Clips per CPU second of raw web-style sources vs the same videos after resize_video."""
+    readers = _readers()
+    print(f"readers: {', '.join(readers)}; clips/s = 1 / median CPU s per clip (all threads counted)")
+    with tempfile.TemporaryDirectory() as folder:
+        for width, height in ((340, 256), (1280, 720)):
+            variants: dict[str, list[Path]] = {"raw": [], "resized": []}
+            for number in range(args.videos):
+                raw = Path(folder) / f"raw{width}_{number}.mp4"
+                write_video(raw, _moving_scene(number, width, height), FPS, 23)
+                resized = Path(folder) / f"resized{width}_{number}.mp4"
+                resize_video(raw, resized, short_side=256, keyframe_interval=16)
+                variants["raw"].append(raw)
+                variants["resized"].append(resized)
+            info = probe(variants["resized"][0])
+            print(f"{width}x{height} source -> resized {info.width}x{info.height}, keyframe every 16 frames")
+            generator = torch.Generator().manual_seed(0)
+            clips = [
+                list(segment_indices(FPS * SECONDS, args.segments, train=True, rng=generator))
+                for _ in range(args.rounds)
+            ]
+            times: dict[tuple[str, str], list[float]] = {}
+            for variant, paths in variants.items():  # warm-up, and do the readers agree on the frames?
+                ours = read_frames(paths[0], clips[0]).float()
+                for name, reader in readers.items():
+                    difference = (reader(paths[0], clips[0]).float() - ours).abs().mean()
+                    if name != "tsm.data":
+                        print(f"  {variant}: {name} vs tsm.data, mean |difference| {difference:.2f} / 255")
+            for indices in clips:  # interleaved, so every reader sees the same machine state
+                for number in range(args.videos):
+                    for variant, paths in variants.items():
+                        for name, reader in readers.items():
+                            cpu = time.process_time()
+                            pipeline(reader(paths[number], indices), 0)
+                            times.setdefault((name, variant), []).append(time.process_time() - cpu)
+            for name in readers:
+                raw, resized = (statistics.median(times[(name, variant)]) for variant in ("raw", "resized"))
+                print(
+                    f"  {name}: raw {1 / raw:.2f} clips/CPU s ({raw * 1000:.0f} ms), resized "
+                    f"{1 / resized:.2f} clips/CPU s ({resized * 1000:.0f} ms), speed-up {raw / resized:.2f}x "
+                    f"(median of {len(times[(name, 'raw')])} clips)"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--part", choices=("pipeline", "resize", "all"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = DataConfig(num_segments=args.segments)
     pipeline = build_pipeline(config, train=True)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, torch threads 1")
+    if args.part in ("resize", "all"):
+        _resize_part(args, pipeline)
+    if args.part == "resize":
+        return
     print(
         f"videos: {args.videos} x {SECONDS} s {WIDTH}x{HEIGHT} H.264 {FPS} fps; T={args.segments}, input 224"
     )
