@@ -153,6 +153,10 @@ def test_resize_fps_resamples(tmp_path: Path) -> None:
     for k, frame in enumerate(decoded):
         errors = [np.abs(frame.astype(int) - other.astype(int)).mean() for other in source]
         assert int(np.argmin(errors)) == (k * 10) // 4
+    again = resize_videos(
+        src, tmp_path / "dst", short_side=32, keyframe_interval=4, fps=4, workers=0, progress=False
+    )
+    assert again.skipped == report.written and again.written == []
 
 
 def test_resize_in_worker_processes(tmp_path: Path) -> None:

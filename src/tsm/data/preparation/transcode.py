@@ -138,7 +138,10 @@ def _finished_video(src: Path, dst: Path, short_side: int, fps: float | None) ->
         output, source = probe(dst), probe(src)
     except (VideoReadError, OSError):
         return False
-    frames_match = output.num_frames == source.num_frames or fps is not None
+    if fps is None:
+        frames_match = output.num_frames == source.num_frames
+    else:
+        frames_match = output.num_frames == resampled_frame_count(source.duration, fps)
     return frames_match and min(output.width, output.height) == short_side
 
 
