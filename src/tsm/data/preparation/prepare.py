@@ -18,7 +18,7 @@ from tsm.data.datasets import VIDEO_EXTENSIONS, format_list_line
 from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, count_frame_files
 from tsm.data.preparation.annotations import FRAME_DATASETS, READERS, AnnotatedSample
 from tsm.data.preparation.class_names import ClassOrder, check_dataset, dataset_class_names
-from tsm.data.preparation.files import is_temporary, write_text_atomic
+from tsm.fileio import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 
@@ -63,7 +63,7 @@ class _SampleFinder:
                 entries = [
                     (name, os.path.splitext(name)[0])
                     for name in sorted(files)
-                    if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS and not is_temporary(name)
+                    if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
                 ]
             for name, key in entries:
                 path = Path(directory, name)
@@ -149,13 +149,13 @@ def prepare_dataset(
         if split_name not in read.splits:
             continue
         lines = _list_lines(split_name, read.splits[split_name], finder, out_dir, template, result)
-        result.lists[split_name] = write_text_atomic(out_dir / f"{split_name}.txt", "".join(lines))
+        result.lists[split_name] = atomic_write_text(out_dir / f"{split_name}.txt", "".join(lines))
         result.counts[split_name] = len(lines)
-    write_text_atomic(out_dir / "classes.txt", "".join(f"{name}\n" for name in class_names))
-    write_text_atomic(
+    atomic_write_text(out_dir / "classes.txt", "".join(f"{name}\n" for name in class_names))
+    atomic_write_text(
         out_dir / "missing.txt", "".join(f"{split} {sample_id}\n" for split, sample_id in result.missing)
     )
-    write_text_atomic(out_dir / "problems.txt", "".join(f"{problem}\n" for problem in result.problems))
+    atomic_write_text(out_dir / "problems.txt", "".join(f"{problem}\n" for problem in result.problems))
     return result
 
 

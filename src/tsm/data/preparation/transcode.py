@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tsm.data.datasets import VIDEO_EXTENSIONS
 from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, VideoReadError, count_frame_files, probe
-from tsm.data.preparation.files import _umask, atomic_output, is_temporary, write_text_atomic
+from tsm.fileio import atomic_write, atomic_write_text, creation_mode
 
 RESIZE_REPORT = "tsm_resize_report.txt"
 FRAMES_REPORT = "tsm_frames_report.txt"
@@ -94,41 +94,44 @@ def resize_video(
     """Re-encode one video as H.264 (no audio) at ``short_side``, a keyframe every
     ``keyframe_interval`` frames, atomically; raises when the output's frame count differs from
     the input's (or from the resampled count with ``fps``)."""
-    src, dst = Path(src), Path(dst)
+    src = Path(src)
     expected = probe(src)
-    with atomic_output(dst) as temporary, av.open(str(src)) as source:
-        stream_in = source.streams.video[0]
-        stream_in.thread_count = 1
-        in_fps = float(stream_in.average_rate or stream_in.guessed_rate or expected.fps or 25)
-        out_rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(in_fps).limit_denominator(1001)
-        width, height = scaled_size(stream_in.codec_context.width, stream_in.codec_context.height, short_side)
-        with av.open(str(temporary), mode="w", format="mp4") as target:
-            stream = target.add_stream("libx264", rate=out_rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.time_base = 1 / out_rate
-            stream.options = {
-                "crf": "23",
-                "preset": "veryfast",
-                "g": str(keyframe_interval),
-                "keyint_min": str(keyframe_interval),
-                "sc_threshold": "0",  # no extra keyframes at scene cuts: exactly every g frames
-                "threads": "1",  # parallel over files, not inside one
-            }
-            frames = source.decode(stream_in)
-            if fps:
-                frames = _resampled(frames, in_fps, fps, expected.duration)
-            written = 0
-            for frame in frames:
-                picture = frame.reformat(width, height, format="yuv420p", interpolation="BILINEAR")
-                picture.pts, picture.time_base = written, stream.codec_context.time_base
-                picture.pict_type = PictureType.NONE  # a decoded I-frame would force a keyframe
-                target.mux(stream.encode(picture))
-                written += 1
-            target.mux(stream.encode())
-        wanted = resampled_frame_count(expected.duration, fps) if fps else expected.num_frames
+    wanted = resampled_frame_count(expected.duration, fps) if fps else expected.num_frames
+
+    def encode(temporary: str) -> None:
+        with av.open(str(src)) as source:
+            stream_in = source.streams.video[0]
+            stream_in.thread_count = 1
+            in_fps = float(stream_in.average_rate or stream_in.guessed_rate or expected.fps or 25)
+            out_rate = Fraction(fps or in_fps).limit_denominator(1001)
+            context = stream_in.codec_context
+            width, height = scaled_size(context.width, context.height, short_side)
+            with av.open(temporary, mode="w", format="mp4") as target:
+                stream = target.add_stream("libx264", rate=out_rate)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.codec_context.time_base = 1 / out_rate
+                stream.options = {
+                    "crf": "23",
+                    "preset": "veryfast",
+                    "g": str(keyframe_interval),
+                    "keyint_min": str(keyframe_interval),
+                    "sc_threshold": "0",  # no extra keyframes at scene cuts: exactly every g frames
+                    "threads": "1",  # parallel over files, not inside one
+                }
+                frames = source.decode(stream_in)
+                if fps:
+                    frames = _resampled(frames, in_fps, fps, expected.duration)
+                for number, frame in enumerate(frames):
+                    picture = frame.reformat(width, height, format="yuv420p", interpolation="BILINEAR")
+                    picture.pts, picture.time_base = number, stream.codec_context.time_base
+                    picture.pict_type = PictureType.NONE  # a decoded I-frame would force a keyframe
+                    target.mux(stream.encode(picture))
+                target.mux(stream.encode())
         got = probe(temporary).num_frames
         if got != wanted:
-            raise VideoReadError(src, f"the output has {got} frames, the input {wanted} (decoded {written})")
+            raise VideoReadError(src, f"the output has {got} frames, the input {wanted}")
+
+    atomic_write(dst, encode)
 
 
 def _finished_video(src: Path, dst: Path, short_side: int, fps: float | None) -> bool:
@@ -187,7 +190,7 @@ def extract_video_frames(
             raise VideoReadError(src, f"decoded {count} frames, the container has {expected.num_frames}")
         if dst.exists():  # not one of ours (those appear complete): leave it to the user
             raise VideoReadError(src, f"{dst} exists with a different frame count; delete it to redo it")
-        os.chmod(temporary, 0o777 & ~_umask())
+        os.chmod(temporary, creation_mode(directory=True))
         os.replace(temporary, dst)
     finally:
         if temporary.exists():
@@ -206,12 +209,12 @@ def _frames_job(src: str, dst: str, short_side: int | None, template: str) -> tu
 
 
 def find_videos(root: Path) -> list[Path]:
-    """Video files under ``root`` (by extension), sorted, without temporary files."""
+    """Video files under ``root`` (by extension: temporary files end in ``.tmp``), sorted."""
     return sorted(
         Path(directory, name)
         for directory, _, files in os.walk(root)
         for name in files
-        if Path(name).suffix.lower() in VIDEO_EXTENSIONS and not is_temporary(name)
+        if Path(name).suffix.lower() in VIDEO_EXTENSIONS
     )
 
 
@@ -300,7 +303,7 @@ def _finish(
     outcome: TranscodeReport, clashes: list[tuple[Path, str]], dst: Path, name: str
 ) -> TranscodeReport:
     outcome.failed = clashes + sorted(outcome.failed)
-    outcome.report = write_text_atomic(
+    outcome.report = atomic_write_text(
         dst / name, "".join(f"{path}: {reason}\n" for path, reason in outcome.failed)
     )
     return outcome
