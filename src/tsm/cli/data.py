@@ -104,7 +104,8 @@ def _resize(args: argparse.Namespace) -> int:
 
 
 def _extract_frames(args: argparse.Namespace) -> int:
-    report = extract_frames(args.src, args.dst, args.short_side, args.template, args.workers, progress=True)
+    short_side = args.short_side or None  # 0: keep the decoded size
+    report = extract_frames(args.src, args.dst, short_side, args.template, args.workers, progress=True)
     return _transcode_status(report)
 
 
@@ -138,7 +139,7 @@ def _register_preparation(commands: argparse._SubParsersAction) -> None:
     )
     resize.add_argument("src", help="folder of videos (searched recursively)")
     resize.add_argument("dst", help="output folder (same relative paths, .mp4)")
-    resize.add_argument("--short-side", type=int, default=256, help="short side even (default 256)")
+    resize.add_argument("--short-side", type=int, default=256, help="short side, even (default 256)")
     resize.add_argument(
         "--keyframe-interval", type=int, default=16, help="a keyframe every N frames (default 16)"
     )
@@ -149,7 +150,9 @@ def _register_preparation(commands: argparse._SubParsersAction) -> None:
     frames = commands.add_parser("extract-frames", help="decode a video tree into frame folders (JPEG)")
     frames.add_argument("src", help="folder of videos (searched recursively)")
     frames.add_argument("dst", help="output folder: one frame folder per video, same relative paths")
-    frames.add_argument("--short-side", type=int, default=256, help="short side, even (default 256)")
+    frames.add_argument(
+        "--short-side", type=int, default=256, help="short side, even; 0 keeps the size (default 256)"
+    )
     frames.add_argument(
         "--template", default=DEFAULT_FRAME_TEMPLATE, help=f"frame file names ({DEFAULT_FRAME_TEMPLATE})"
     )
