@@ -481,6 +481,9 @@ def test_prepare_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "a" / "train.csv").write_text("name,id\nx,y\n")
     with pytest.raises(AnnotationError, match="lacks youtube_id,time_start,time_end"):
         prepare_dataset("kinetics700", tmp_path / "a", tmp_path / "v", tmp_path / "o")
+    (tmp_path / "a" / "train.csv").write_bytes(b"label,youtube_id\n\xff\xfe\x00")
+    with pytest.raises(AnnotationError, match=r"train\.csv: not UTF-8 text"):
+        prepare_dataset("kinetics700", tmp_path / "a", tmp_path / "v", tmp_path / "o")
     (tmp_path / "a" / "jester-v1-labels.csv").write_text("Swiping Left\nSwiping Right\n")
     with pytest.raises(AnnotationError, match="classes differ from the published ones"):
         prepare_dataset("jester", tmp_path / "a", tmp_path / "v", tmp_path / "o")

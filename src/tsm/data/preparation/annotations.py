@@ -13,6 +13,7 @@ Something-Something V1 / Jester ``;`` CSVs, UCF101 ``classInd.txt`` + ``trainlis
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -67,9 +68,19 @@ def find_annotation(folder: Path, names: Iterable[str], required: bool = True) -
     return None
 
 
+def _read_text(path: Path) -> str:
+    """A text file's content (UTF-8, BOM dropped); anything else is an AnnotationError."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise AnnotationError(
+            f"{path}: not UTF-8 text (byte {error.start}); is it the annotation file?"
+        ) from None
+
+
 def _text_lines(path: Path) -> list[str]:
-    """Lines of a text file without their terminators (LF or CRLF), BOM dropped."""
-    return path.read_text(encoding="utf-8-sig").splitlines()
+    """Lines of a text file without their terminators (LF or CRLF)."""
+    return _read_text(path).splitlines()
 
 
 def _index_of(class_names: list[str]) -> dict[str, int]:
@@ -110,8 +121,8 @@ def kinetics_sample_id(youtube_id: str, time_start: str, time_end: str) -> str:
 def _read_kinetics_csv(path: Path, labels: dict[str, int], problems: list[str]) -> list[tuple[str, int, str]]:
     """(id, label, source) of each row; a CSV without a label column (Kinetics test) gives none."""
     samples = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
         columns = set(reader.fieldnames or ())
         if not {"youtube_id", "time_start", "time_end"} <= columns:
             raise AnnotationError(
@@ -131,6 +142,8 @@ def _read_kinetics_csv(path: Path, labels: dict[str, int], problems: list[str]) 
                 problems.append(f"{source}: unknown label {row['label']!r}")
             else:
                 samples.append((sample_id, labels[row["label"]], source))
+    except csv.Error as error:
+        raise AnnotationError(f"{path}:{reader.line_num}: not a readable CSV ({error})") from None
     return samples
 
 
@@ -153,7 +166,7 @@ def read_kinetics(folder: Path, class_names: list[str], split: int) -> Annotatio
 
 def _load_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise AnnotationError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
 
