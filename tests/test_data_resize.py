@@ -190,6 +190,11 @@ def test_extract_frames(tmp_path: Path) -> None:
         assert np.abs(np.asarray(image).astype(int) - last.astype(int)).mean() < 4
     again = extract_frames(src, dst, short_side=32, workers=0, progress=False)
     assert again.written == [] and len(again.skipped) == len(videos)
+    (dst / "portrait" / "img_00021.jpg").unlink()  # a folder someone else changed is left alone
+    changed = extract_frames(src, dst, short_side=32, workers=0, progress=False)
+    assert [path.name for path, _ in changed.failed] == ["broken.mp4", "garbage.webm", "portrait.avi"]
+    assert "exists with a different frame count" in changed.failed[2][1]
+    assert len(os.listdir(dst / "portrait")) == 20
 
 
 def test_cli_resize_and_errors(tmp_path: Path, capsys) -> None:

@@ -172,6 +172,8 @@ def extract_video_frames(
     all. Returns the frame count (equal to ``probe(src).num_frames``, checked)."""
     src, dst = Path(src), Path(dst)
     expected = probe(src)
+    if dst.exists():  # not one of ours (those appear complete): leave it to the user
+        raise VideoReadError(src, f"{dst} exists with a different frame count; delete it to redo it")
     dst.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
@@ -188,8 +190,6 @@ def extract_video_frames(
                 picture.to_image().save(temporary / template.format(count), quality=quality)
         if count != expected.num_frames:
             raise VideoReadError(src, f"decoded {count} frames, the container has {expected.num_frames}")
-        if dst.exists():  # not one of ours (those appear complete): leave it to the user
-            raise VideoReadError(src, f"{dst} exists with a different frame count; delete it to redo it")
         os.chmod(temporary, creation_mode(directory=True))
         os.replace(temporary, dst)
     finally:
