@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from tsm.data import (
     CLASS_ORDERS,
@@ -55,21 +55,18 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
-            print(f"\r{done}/{total} clips", end="\n" if done == total else "", file=sys.stderr, flush=True)
-
-    result = generate_synthetic_dataset(
-        args.out,
-        train=args.train,
-        val=args.val,
-        test=args.test,
-        size=args.size,
-        frames=args.frames,
-        num_classes=args.classes,
-        seed=args.seed,
-        progress=progress,
-    )
+    with tqdm(total=args.train + args.val + args.test, unit="clip", desc="writing clips") as bar:
+        result = generate_synthetic_dataset(
+            args.out,
+            train=args.train,
+            val=args.val,
+            test=args.test,
+            size=args.size,
+            frames=args.frames,
+            num_classes=args.classes,
+            seed=args.seed,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     print(f"wrote {result.root}: classes {', '.join(result.class_names)}")
     for split, path in result.lists.items():
         print(f"  {split}: {path}")
