@@ -2,10 +2,14 @@
 
 from tsm.checkpoint import (
     CheckpointInfo,
+    PretrainedInfo,
     UnsafeCheckpointError,
     convert_checkpoint,
     init_from_checkpoint,
+    list_pretrained,
     load_checkpoint,
+    load_pretrained,
+    pretrained_info,
     save_checkpoint,
 )
 from tsm.data import (
@@ -57,6 +61,7 @@ __all__ = [
     "LabelSmoother",
     "Prediction",
     "Predictor",
+    "PretrainedInfo",
     "Recognizer",
     "RecognizerModule",
     "StreamingRecognizer",
@@ -76,12 +81,15 @@ __all__ = [
     "init_from_checkpoint",
     "list_backbones",
     "list_models",
+    "list_pretrained",
     "load_checkpoint",
     "load_clip",
+    "load_pretrained",
     "make_temporal_shift",
     "multi_view_scores",
     "predict",
     "prepare_dataset",
+    "pretrained_info",
     "probe",
     "read_class_names",
     "read_export_metadata",

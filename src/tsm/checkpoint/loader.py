@@ -9,6 +9,7 @@ from typing import Any
 
 from tsm.checkpoint.foreign import load_foreign_checkpoint
 from tsm.checkpoint.native import CheckpointInfo, load_native_checkpoint, read_native_metadata
+from tsm.checkpoint.published import is_published_name, load_pretrained, resolve_checkpoint
 from tsm.checkpoint.weights import copy_matching_weights
 from tsm.models import Recognizer
 
@@ -24,10 +25,12 @@ def load_checkpoint(
     metadata or file name, or from ``overrides`` (any :class:`Recognizer` argument), which win.
     ``info.sources`` says where each setting came from. Files are read with
     ``torch.load(weights_only=True)``; ``allow_pickle=True`` permits full unpickling of a trusted
-    file that stores other Python objects.
+    file that stores other Python objects. ``path`` may also be a published model's name
+    (:func:`tsm.list_pretrained`): that is :func:`tsm.load_pretrained`.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if is_published_name(path):
+        return load_pretrained(str(path), **overrides)
+    path = resolve_checkpoint(path)
     unknown = sorted(set(overrides) - set(inspect.signature(Recognizer).parameters))
     if unknown:
         valid = ", ".join(inspect.signature(Recognizer).parameters)

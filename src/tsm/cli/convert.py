@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tsm.checkpoint import convert_checkpoint
+from tsm.checkpoint import Conversion, convert_checkpoint
 from tsm.data import read_class_names
 from tsm.ops import SHIFT_MODES
 
@@ -29,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         **overrides,
     )
+    return report_conversion(args.source, result)
+
+
+def report_conversion(source: str, result: Conversion) -> int:
+    """Print what was read (each setting with its source), written and checked; the exit status."""
     info = result.info
-    print(f"read {args.source} ({info.format} format, written by {info.written_by})")
+    print(f"read {source} ({info.format} format, written by {info.written_by})")
     for name, value in info.model_config.items():
         source = info.sources.get(name, "default")
         print(f"  {name} = {value!r}  [{source}]")

@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from tsm.checkpoint import init_from_checkpoint
+from tsm.checkpoint.published import is_published_name
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, VideoDataModule
 
 
@@ -34,8 +35,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 def is_model_file(path: str | None) -> bool:
-    """A trained model's weights (tsm, reference, MMAction2), not a Lightning training checkpoint."""
-    return bool(path) and str(path).endswith((".safetensors", ".pth", ".pth.tar", ".pt"))
+    """A trained model's weights (tsm, reference, MMAction2, a published name), not a Lightning
+    training checkpoint."""
+    if not path:
+        return False
+    return str(path).endswith((".safetensors", ".pth", ".pth.tar", ".pt")) or is_published_name(path)
 
 
 class TSMLightningCLI(LightningCLI):
@@ -50,7 +54,8 @@ class TSMLightningCLI(LightningCLI):
             "--init_from",
             default=None,
             help="start from the weights of a trained model (tsm .safetensors, reference or MMAction2 "
-            "checkpoint), all but a classifier of another size: fine-tuning, e.g. Kinetics -> UCF101",
+            "checkpoint, or a published name: tsm models --pretrained), all but a classifier of another "
+            "size: fine-tuning, e.g. Kinetics -> UCF101",
         )
 
     def _parse_ckpt_path(self) -> None:

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "tsm.cli.predict",
     "tsm.cli.stream",
     "tsm.cli.export",
+    "tsm.cli.models",
+    "tsm.cli.download",
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable
 from typing import Any
 
 from tsm.models.recognizer import Recognizer
@@ -23,9 +25,17 @@ _register("tsn_mobilenet_v2", backbone="mobilenet_v2", shift=False)
 _register("tsm_online_mobilenet_v2", backbone="mobilenet_v2", shift=True, mode="unidirectional")
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, sorted."""
-    return sorted(_MODELS)
+def matching_names(names: Iterable[str], pattern: str | None = None) -> list[str]:
+    """``names`` that match ``pattern`` (a glob such as ``"*r50*"``, or else a substring), sorted."""
+    if pattern is None:
+        return sorted(names)
+    glob = pattern if any(character in pattern for character in "*?[") else f"*{pattern}*"
+    return sorted(name for name in names if fnmatch.fnmatchcase(name, glob))
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names accepted by :func:`create_model`, sorted; ``pattern``: a glob or a substring."""
+    return matching_names(_MODELS, pattern)
 
 
 def model_config(name: str) -> dict[str, Any]:
