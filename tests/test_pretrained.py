@@ -13,7 +13,6 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import re
 import socket
 import threading
@@ -39,6 +38,7 @@ from stream_helpers import synthetic_video
 from tsm.checkpoint import published
 from tsm.checkpoint.hub import MIRROR_VARIABLE, DownloadError, cached_file
 from tsm.cli.main import main
+from tsm.fileio import creation_mode
 
 SIZE = 32  # pixels of the test clips
 CLASS_COUNTS = {"kinetics400": 400, "sthv1": 174, "sthv2": 174, "jester": 27}
@@ -234,9 +234,7 @@ def test_reference_model_by_name_gives_the_reference_logits(server, monkeypatch,
     assert (config.sampling, config.test_views, config.full_res) == ("dense", "three", True)
     assert config.test_clips == 10 and config.num_segments == 8
     assert info.sources["num_segments"] == "published settings of tsm_mobilenetv2_kinetics400_8f_dense"
-    mask = os.umask(0)
-    os.umask(mask)
-    assert (cache / filename).stat().st_mode & 0o777 == 0o666 & ~mask  # ordinary permissions
+    assert (cache / filename).stat().st_mode & 0o777 == creation_mode()  # not mkstemp's 0o600
 
 
 def test_mmaction2_model_by_name_gives_the_mmaction2_logits(server, monkeypatch):
