@@ -483,3 +483,15 @@ def test_model_zoo_doc_is_the_registry(capsys):
     assert main(["models", "--markdown"]) == 0
     assert capsys.readouterr().out == section, "docs/model-zoo.md is stale: paste `tsm models --markdown`"
     assert all(f"`{name}`" in section for name in tsm.list_pretrained())
+
+
+def test_cli_stream_and_export_take_a_name(server, monkeypatch, tmp_path, capsys):
+    demo = randomize(ReferenceMobileNetV2(n_class=27))
+    _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", _saved(demo.state_dict()))
+    video = synthetic_video(tmp_path / "gesture.mp4", "move_left", 6)
+    assert main(["stream", str(video), "--checkpoint", "tsm_online_mobilenetv2_jester"]) == 0
+    assert "jester:reference:" in capsys.readouterr().out  # labels are the dataset's class names
+    out = tmp_path / "step.pt"
+    options = ["--out", str(out), "--format", "torchscript", "--streaming", "--size", str(SIZE)]
+    code = main(["export", "tsm_online_mobilenetv2_jester", *options])
+    assert code == 0 and tsm.read_export_metadata(out)["class_names"][0] == "jester:reference:0"
