@@ -10,8 +10,8 @@ Every URL, file name and figure is copied from its publisher:
   ckpt links), ``configs/recognition/tsm/metafile.yml`` (weights URLs) and each config's
   ``test_pipeline`` (the protocol). The 8 hex digits before ``.pth`` are the sha256 prefix.
 
-A test protocol is written as a data config of :mod:`tsm.data` (only the keys that differ from
-its defaults). ``top1`` is the publisher's figure on its own copy of the validation set: none of
+Each test protocol is a :class:`tsm.DataConfig` (with the publisher's training flips, for
+fine-tuning). ``top1`` is the publisher's figure on its own copy of the validation set: none of
 them was reproduced by this project (``docs/model-zoo.md`` says how to check one).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tsm.checkpoint.hub import cached_file, download
+from tsm.checkpoint.hub import MIRROR_VARIABLE, cached_file, download
 from tsm.checkpoint.native import CheckpointInfo
 from tsm.data import SOMETHING_V2_FLIP_LABEL_MAP, DataConfig
 from tsm.models import Recognizer
@@ -58,7 +58,7 @@ class PretrainedInfo:
     num_classes: int
     num_segments: int  # frames per clip of the reported test
     top1: float | None  # percent, as reported
-    top1_measured_on: str  # split and views the figure was measured on
+    top1_measured_on: str  # the split the figure was measured on (the views: ``protocol``)
     architecture: Mapping[str, Any]  # Recognizer arguments besides num_classes / num_segments
     data_config: DataConfig  # the published test protocol (and the publisher's training flips)
     sha256_prefix: str | None = None  # leading hex digits of the file's sha256, where its name has them
@@ -72,6 +72,7 @@ class PretrainedInfo:
 
     @property
     def filename(self) -> str:
+        """The published file name (the cache and mirrors keep the file under it)."""
         return self.url.rsplit("/", 1)[1]
 
     @property
@@ -315,11 +316,6 @@ def download_pretrained(name: str, *, progress: bool = True) -> Path:
     return download(info.url, info.filename, sha256_prefix=info.sha256_prefix, progress=progress)
 
 
-def _refuse_unbuildable(info: PretrainedInfo) -> None:
-    if not info.buildable:
-        raise ValueError(f"{info.name} cannot be built by tsm: {info.reason} (listed for reference only)")
-
-
 def resolve_checkpoint(name_or_path: str | Path, *, progress: bool = True) -> Path:
     """The file of a checkpoint given as a path or as a published name (downloaded if needed).
 
@@ -336,7 +332,9 @@ def resolve_checkpoint(name_or_path: str | Path, *, progress: bool = True) -> Pa
             f"checkpoint {name!r} does not exist and is not a published model name{hint} "
             "(`tsm models --pretrained` lists them)"
         )
-    _refuse_unbuildable(PUBLISHED[name])
+    if not PUBLISHED[name].buildable:
+        reason = PUBLISHED[name].reason
+        raise ValueError(f"{name} cannot be built by tsm: {reason} (listed for reference only)")
     return download_pretrained(name, progress=progress)
 
 
@@ -359,8 +357,7 @@ def load_pretrained(
     from tsm.data import dataset_class_names
 
     info = pretrained_info(name)
-    _refuse_unbuildable(info)
-    path = resolve_checkpoint(name, progress=progress)
+    path = resolve_checkpoint(name, progress=progress)  # refuses models tsm cannot build
     # What weights cannot tell, the registry knows: the published frames and fold_div.
     from_registry = {key: info.recognizer_kwargs[key] for key in _NOT_IN_WEIGHTS if key not in overrides}
     model, checkpoint = load_checkpoint(path, **from_registry, **overrides)
@@ -373,7 +370,7 @@ def load_pretrained(
         details = ", ".join(differing)
         raise ValueError(
             f"{path} is not the published {name}: its weights say {details}; delete the file and download "
-            "it again (check TSM_WEIGHTS_MIRROR if you use a mirror)"
+            f"it again (check {MIRROR_VARIABLE} if you use a mirror)"
         )
     checkpoint.sources.update(dict.fromkeys(from_registry, f"published settings of {name}"))
     names = dataset_class_names(info.dataset, order=info.class_order)
