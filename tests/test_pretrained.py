@@ -41,6 +41,8 @@ from tsm.cli.main import main
 from tsm.fileio import creation_mode
 
 SIZE = 32  # pixels of the test clips
+# The real class-name lists (issue 12's tsm.data.dataset_class_names), before the tests stand in for them.
+REAL_CLASS_NAMES = getattr(tsm.data, "dataset_class_names", None)
 CLASS_COUNTS = {"kinetics400": 400, "sthv1": 174, "sthv2": 174, "jester": 27}
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>moved</body></html>"
 
@@ -192,6 +194,17 @@ def test_registry_figures_and_protocols_of_some_entries():
     assert mm.protocol == "8 frames x 2 uniform clips x 3 crops of 256 px"
     assert tsm.pretrained_info("mmaction2/tsm_r50_kinetics400_8f").protocol.endswith("x 10 crops of 224 px")
     assert tsm.pretrained_info("tsn_r50_kinetics400").architecture["shift"] is False
+
+
+@pytest.mark.skipif(REAL_CLASS_NAMES is None, reason="tsm.data.dataset_class_names is not in this tree yet")
+def test_the_real_class_lists_fit_the_registry():
+    for name in tsm.list_pretrained():
+        info = tsm.pretrained_info(name)
+        assert len(REAL_CLASS_NAMES(info.dataset, order=info.class_order)) == info.num_classes, name
+    assert REAL_CLASS_NAMES("kinetics400", order="reference")[0] == "abseiling"
+    # The online demo prints its gestures in sorted order; MMAction2 keeps the labels file's order.
+    assert REAL_CLASS_NAMES("jester", order="reference")[0] == "Doing other things"
+    assert REAL_CLASS_NAMES("jester", order="mmaction2")[0] == "Swiping Left"
 
 
 def test_list_pretrained_patterns():
