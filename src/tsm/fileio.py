@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,24 @@ def creation_mode(directory: bool = False) -> int:
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see half a file; the
-    file gets the permissions of a newly created one."""
+    file gets the permissions of a newly created one.
+
+    The temporary file is created as an ordinary file (the kernel applies the umask; ``mkstemp``
+    would give 0600), and that mode is restored after ``write``, which may replace the file
+    (safetensors writes its files with 0600). The umask is never changed, not even for a moment.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # O_EXCL: never another's file
+    ordinary_mode = stat.S_IMODE(tmp.stat().st_mode)
     try:
-        write(tmp)
-        os.chmod(tmp, creation_mode())
+        write(str(tmp))
+        os.chmod(tmp, ordinary_mode)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 
