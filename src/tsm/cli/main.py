@@ -48,9 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError, RuntimeError) as error:
+    except Exception as error:
+        if not is_bad_input(error):
+            raise  # a bug: its traceback is what a report needs
         print(f"tsm {args.command}: error: {error}", file=sys.stderr)
         return 1
+
+
+def is_bad_input(error: BaseException) -> bool:
+    """An error the user can fix, worth one line: ValueError, FileNotFoundError or one of the
+    project's own error types (``VideoReadError``, ``TrainingDiverged``, ``UnsafeCheckpointError``...)."""
+    return isinstance(error, ValueError | FileNotFoundError) or type(error).__module__.startswith("tsm.")
 
 
 if __name__ == "__main__":
