@@ -97,11 +97,11 @@ def test_synthetic_is_deterministic(tmp_path: Path) -> None:
 def test_video_list_train_and_eval_shapes() -> None:
     root = _synthetic()
     train = VideoDataset(root / "train.txt", data_config=CONFIG)
-    clip, label = train[0]
-    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.float32 and label in (0, 1)
+    clip, label, index = train[0]
+    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.float32 and label in (0, 1) and index == 0
     evaluation = VideoDataset(root / "val.txt", train=False, data_config={**CONFIG, "test_views": "three"})
-    clip, label = evaluation[2]
-    assert clip.shape == (3, 4, 3, 32, 32) and label == 2
+    clip, label, index = evaluation[2]
+    assert clip.shape == (3, 4, 3, 32, 32) and label == 2 and index == 2
     torch.testing.assert_close(clip, load_clip(evaluation.records[2].path, evaluation.data_config))
 
 
@@ -139,7 +139,7 @@ def test_raw_frame_list_layout(tmp_path: Path) -> None:
     }
     dataset = VideoDataset(tmp_path / "frames.txt", train=False, data_config=config)
     assert dataset.layout == "frame_list" and dataset.class_names == ["0", "1"]
-    clip, label = dataset[0]
+    clip, label, _ = dataset[0]
     expected = torch.from_numpy(frames[[0, 2, 3, 5]]).permute(0, 3, 1, 2).float() / 255  # int(1.5 * i + 0.75)
     torch.testing.assert_close(clip[0], expected)
     assert label == 1
@@ -201,14 +201,19 @@ def test_bad_files_are_marked_replaced_in_training_and_dropped_in_eval(tmp_path:
     assert "not found" in failed[0].reason and "empty" in failed[1].reason
     batch = evaluation.collate(samples[:6])
     assert batch.clips.shape == (2, 1, 4, 3, 32, 32) and len(batch.failures) == 4
-    assert batch.labels.tolist() == [0, 1]
+    assert batch.labels.tolist() == [0, 1] and batch.indices.tolist() == [4, 5]
     empty = evaluation.collate(samples[:2])
-    assert empty.clips.numel() == 0 and empty.labels.shape == (0,) and len(empty.failures) == 2
+    assert empty.clips.numel() == 0 and empty.labels.shape == empty.indices.shape == (0,)
+    assert len(empty.failures) == 2
 
     train = VideoDataset(root / "train.txt", train=True, data_config=CONFIG)
     batch = train.collate([train[i] for i in range(8)])
     assert batch.clips.shape == (8, 4, 3, 32, 32)  # failed samples replaced by good ones
     assert {sample.index for sample in batch.failures} >= {0, 1, 2, 3}
+    assert batch.indices[:4].tolist() == [4, 5, 6, 7]  # the good ones, then their replacements
+    labels = [record.label for record in train.records]
+    assert batch.labels.tolist() == [labels[index] for index in batch.indices.tolist()]
+    assert all(index >= 4 for index in batch.indices.tolist())
     report = summarize_failures(failed + failed[:1])
     assert report.startswith("5 failed samples from 4 bad files:")
     assert report.count("(2 times)") == 1 and all(sample.path in report for sample in failed)
@@ -234,6 +239,7 @@ def test_batches_survive_pickling_and_lightning_transfer(tmp_path: Path) -> None
     moved = move_data_to_device(batch, torch.device("cpu"))
     assert isinstance(moved, VideoBatch) and moved.failures == batch.failures
     torch.testing.assert_close(moved.clips, batch.clips)
+    assert moved.indices.tolist() == [5]
 
 
 def test_all_bad_training_data_raises_clearly(tmp_path: Path) -> None:

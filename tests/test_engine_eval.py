@@ -11,9 +11,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.data import DistributedSampler, TensorDataset
 
 from tsm import average_views, create_model, multi_view_scores
-from tsm.engine import build_optimizer, build_scheduler, compute_metrics, lr_factor, write_evaluation_report
+from tsm.engine import (
+    build_optimizer,
+    build_scheduler,
+    compute_metrics,
+    first_of_each_sample,
+    lr_factor,
+    write_evaluation_report,
+)
 
 
 def test_step_schedule_with_warmup_matches_hand_values() -> None:
@@ -153,3 +161,21 @@ def test_report_files(tmp_path) -> None:
 def test_empty_test_set_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no test clips"):
         compute_metrics(torch.empty(0, 3), torch.empty(0, dtype=torch.long), 3)
+
+
+@pytest.mark.parametrize("num_replicas", [2, 3])
+def test_rows_of_distributed_shards_become_one_per_sample_in_dataset_order(num_replicas) -> None:
+    """What the ranks of a DDP test gather: DistributedSampler shards (shuffled, padded with repeats
+    to even out the ranks) minus a failed sample, concatenated rank after rank."""
+    count, failed = 7, 3
+    dataset = TensorDataset(torch.arange(count))
+    gathered = []
+    for rank in range(num_replicas):
+        sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=5)
+        gathered += [index for index in sampler if index != failed]
+    assert len(gathered) > count - 1  # the padding repeats some samples
+    indices = torch.tensor(gathered)
+    keep = first_of_each_sample(indices)
+    expected = [index for index in range(count) if index != failed]
+    assert indices[keep].tolist() == expected
+    assert keep.tolist() == [gathered.index(index) for index in expected]  # the first row of each

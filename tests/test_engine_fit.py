@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from devices import needs_cuda
-from tsm.data import generate_synthetic_dataset, load_clip
+from tsm.data import VideoDataset, generate_synthetic_dataset, load_clip
 from tsm.engine import RecognizerModule, TrainingDiverged, VideoDataModule
 from tsm.engine.callbacks import EpochSummary
 
@@ -159,3 +159,26 @@ def test_multi_view_test_matches_a_hand_computation_and_reports_failures(synthet
     predictions = json.loads((tmp_path / "report" / "predictions.json").read_text())
     assert [row["sample"] for row in predictions] == names
     assert module.test_metrics["top1"] == pytest.approx(report["top1"])
+
+
+def test_report_rows_follow_the_samples_in_any_sampler_order(synthetic, tmp_path) -> None:
+    """The report's rows come from the indices in the batches: a shuffled loader (whose sampler
+    gives another order each time it is iterated) and a failed sample still name the right videos."""
+    test_list = tmp_path / "test.txt"
+    lines = synthetic.lists["test"].read_text().splitlines()
+    test_list.write_text("\n".join([*lines[:3], "missing.mp4 0", *lines[3:]]) + "\n")
+    dataset = VideoDataset(
+        test_list,
+        train=False,
+        data_config={**synthetic.data_config, "num_segments": SEGMENTS},
+        root=synthetic.root,
+        classes=synthetic.classes_file,
+    )
+    loader = DataLoader(dataset, batch_size=2, shuffle=True, collate_fn=dataset.collate)
+    names = dataset.class_names
+    module = tiny_module(num_classes=len(names), class_names=names, report_dir=str(tmp_path / "report"))
+    with pytest.warns(UserWarning, match="test: 1 samples failed to load"):
+        tiny_trainer(tmp_path, 1).test(module, dataloaders=loader, verbose=False)
+    rows = json.loads((tmp_path / "report" / "predictions.json").read_text())
+    expected = [(str(synthetic.root / path), names[int(label)]) for path, label in map(str.split, lines)]
+    assert [(row["sample"], row["label"]) for row in rows] == expected  # dataset order, each once

@@ -10,6 +10,9 @@ Relative paths in list files are relative to ``root`` (default: the list file's 
 names come from ``classes`` (a list or a file with one name per line), else from ``classes.txt``
 beside the list file, else ``"0"``, ``"1"``...
 
+``dataset[i]`` is a ``VideoSample(clip, label, index)``; the batches keep the indices, so results
+can be matched with the samples they came from in any sampler order (shuffled, distributed).
+
 Bad files (missing, empty, truncated, corrupt): ``dataset[i]`` returns a ``FailedSample`` marker
 instead of raising (``on_error="raise"`` raises). Batch with ``collate_fn=dataset.collate``: in
 training it replaces each failed sample by another, randomly drawn one; in evaluation it drops it.
@@ -59,12 +62,22 @@ class FailedSample:
         return self.reason if self.path in self.reason else f"{self.path}: {self.reason}"
 
 
+class VideoSample(NamedTuple):
+    """One loaded sample: clip (T, 3, H, W) or (V, T, 3, H, W), label, and its dataset index."""
+
+    clip: torch.Tensor
+    label: int
+    index: int
+
+
 class VideoBatch(NamedTuple):
-    """A collated batch: clips (N, T, 3, H, W) or (N, V, T, 3, H, W), labels (N,), and the
-    samples that failed (replaced in training, dropped in evaluation)."""
+    """A collated batch: clips (N, T, 3, H, W) or (N, V, T, 3, H, W), labels (N,), the dataset
+    indices of the rows (N,), and the samples that failed (replaced in training, dropped in
+    evaluation)."""
 
     clips: torch.Tensor
     labels: torch.Tensor
+    indices: torch.Tensor
     failures: list[FailedSample]
 
 
@@ -172,8 +185,8 @@ def _class_names_for(classes: Sequence[str] | str | Path | None, list_file: Path
 
 
 class VideoDataset(torch.utils.data.Dataset):
-    """Clips of a video dataset: ``(clip, label)`` with clip float (T, 3, H, W) in training and
-    (V, T, 3, H, W) in evaluation (V test views: clips x crops; V is there even when 1).
+    """Clips of a video dataset: ``VideoSample(clip, label, index)`` with clip float (T, 3, H, W) in
+    training and (V, T, 3, H, W) in evaluation (V test views: clips x crops; V is there even when 1).
 
     ``data_config`` is a :class:`tsm.data.DataConfig` (or its dict form; store
     ``dataset.data_config`` in the checkpoint); ``num_segments`` overrides its ``num_segments``.
@@ -226,13 +239,14 @@ class VideoDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def load(self, index: int) -> tuple[torch.Tensor, int]:
+    def load(self, index: int) -> VideoSample:
         """Sample ``index``; a missing or unreadable file raises FileNotFoundError or VideoReadError."""
         record = self.records[index]
         frames, _ = read_clip_frames(record.path, self.data_config, self.train, record.num_frames)
-        return self.pipeline(frames, record.label)
+        clip, label = self.pipeline(frames, record.label)
+        return VideoSample(clip, label, index)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | FailedSample:
+    def __getitem__(self, index: int) -> VideoSample | FailedSample:
         try:
             return self.load(index)
         except (FileNotFoundError, VideoReadError) as error:  # bad data; configuration errors raise
@@ -240,7 +254,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 raise
             return FailedSample(index, self.records[index].path, str(error))
 
-    def _replacement(self, failures: list[FailedSample]) -> tuple[torch.Tensor, int]:
+    def _replacement(self, failures: list[FailedSample]) -> VideoSample:
         for _ in range(self.max_resample):
             sample = self[int(torch.randint(len(self), ()))]
             if not isinstance(sample, FailedSample):
@@ -251,7 +265,7 @@ class VideoDataset(torch.utils.data.Dataset):
             "run `tsm data check` on the dataset"
         )
 
-    def collate(self, samples: Sequence[tuple[torch.Tensor, int] | FailedSample]) -> VideoBatch:
+    def collate(self, samples: Sequence[VideoSample | FailedSample]) -> VideoBatch:
         """Batch samples; failed ones are replaced (training) or dropped (evaluation) and listed in
         ``VideoBatch.failures``. Runs inside DataLoader workers, so use it as ``collate_fn``."""
         failures = [sample for sample in samples if isinstance(sample, FailedSample)]
@@ -259,10 +273,12 @@ class VideoDataset(torch.utils.data.Dataset):
         if self.train:
             good += [self._replacement(failures) for _ in range(len(samples) - len(good))]
         if not good:
-            return VideoBatch(torch.empty(0), torch.empty(0, dtype=torch.long), failures)
-        clips = torch.stack([clip for clip, _ in good])
-        labels = torch.tensor([label for _, label in good], dtype=torch.long)
-        return VideoBatch(clips, labels, failures)
+            nothing = torch.empty(0, dtype=torch.long)
+            return VideoBatch(torch.empty(0), nothing, nothing.clone(), failures)
+        clips = torch.stack([sample.clip for sample in good])
+        labels = torch.tensor([sample.label for sample in good], dtype=torch.long)
+        indices = torch.tensor([sample.index for sample in good], dtype=torch.long)
+        return VideoBatch(clips, labels, indices, failures)
 
 
 __all__ = [
@@ -271,6 +287,7 @@ __all__ = [
     "VideoBatch",
     "VideoDataset",
     "VideoRecord",
+    "VideoSample",
     "format_list_line",
     "read_class_names",
     "read_list_file",

@@ -8,8 +8,19 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+
+
+def first_of_each_sample(indices: Tensor) -> Tensor:
+    """Positions of the first row of each sample, in sample-index order: rows gathered from every
+    rank in any order (DistributedSampler also repeats a few to even out the ranks) become one
+    row per sample, in dataset order."""
+    unique, inverse = torch.unique(indices, return_inverse=True)
+    positions = torch.arange(len(indices))
+    first = torch.full((len(unique),), len(indices), dtype=torch.long)
+    return first.scatter_reduce(0, inverse, positions, reduce="amin")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from tsm.checkpoint import load_checkpoint
 from tsm.data import DataConfig, VideoBatch, as_data_config
-from tsm.engine.evaluation import write_evaluation_report
+from tsm.engine.evaluation import first_of_each_sample, write_evaluation_report
 from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
 from tsm.models import Recognizer, create_model
 from tsm.models.specs import Placement
@@ -30,6 +30,10 @@ class RecognizerModule(pl.LightningModule):
 
     Args:
         model: a name from :func:`tsm.list_models` (``tsm_resnet50``, ``tsn_resnet50``, ...).
+        checkpoint: build the network from this trained model file instead (tsm ``.safetensors``,
+            reference or MMAction2 checkpoint, read by :func:`tsm.load_checkpoint`): its
+            architecture and weights; ``model``, ``pretrained`` and the shift settings are then unused
+            and ``num_classes`` must be the checkpoint's (``--init_from`` fine-tunes on other classes).
         num_classes: classes of the task (linked to the data module's class list by ``tsm fit``).
         num_segments: frames per clip (linked to the data module's ``num_segments`` by ``tsm fit``).
         pretrained: backbone initialisation: None, ``"imagenet"`` or a state-dict file.
@@ -44,9 +48,12 @@ class RecognizerModule(pl.LightningModule):
         report_dir: where ``test`` writes its report (default: the logger's folder, else ``.``).
     """
 
+    model: Recognizer
+
     def __init__(
         self,
         model: str = "tsm_resnet50",
+        checkpoint: str | None = None,
         num_classes: int = 400,
         num_segments: int = 8,
         pretrained: str | None = None,
@@ -80,24 +87,35 @@ class RecognizerModule(pl.LightningModule):
         self.data_config = as_data_config(data_config, num_segments=num_segments)
         # Stored as plain JSON values: Lightning checkpoints are read back with weights_only=True.
         self.hparams["data_config"] = self.data_config.to_dict()
-        self.model: Recognizer = create_model(
-            model,
-            num_classes=num_classes,
-            num_segments=num_segments,
-            pretrained=pretrained,
-            dropout=dropout,
-            partial_bn=partial_bn,
-            **{
-                name: value
-                for name, value in (
-                    ("fold_div", fold_div),
-                    ("place", place),
-                    ("temporal_pool", temporal_pool),
-                    ("mode", mode),
+        if checkpoint:
+            self.model, info = load_checkpoint(checkpoint, num_segments=num_segments)
+            if self.model.num_classes != num_classes:
+                raise ValueError(
+                    f"{checkpoint} predicts {self.model.num_classes} classes but the data has {num_classes}; "
+                    "test on the checkpoint's classes, or fine-tune with --init_from"
                 )
-                if value is not None
-            },
-        )
+            class_names = class_names or info.class_names
+            self.title = Path(checkpoint).name
+        else:
+            self.model = create_model(
+                model,
+                num_classes=num_classes,
+                num_segments=num_segments,
+                pretrained=pretrained,
+                dropout=dropout,
+                partial_bn=partial_bn,
+                **{
+                    name: value
+                    for name, value in (
+                        ("fold_div", fold_div),
+                        ("place", place),
+                        ("temporal_pool", temporal_pool),
+                        ("mode", mode),
+                    )
+                    if value is not None
+                },
+            )
+            self.title = model
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
@@ -108,24 +126,19 @@ class RecognizerModule(pl.LightningModule):
         self.failures: list[Any] = []  # samples the data pipeline could not load this epoch
         self._test_scores: list[Tensor] = []
         self._test_labels: list[Tensor] = []
-        self._step_started: float | None = None
+        self._test_indices: list[Tensor] = []
         self.test_metrics: dict[str, float] = {}
 
     def forward(self, clips: Tensor) -> Tensor:
         return multi_view_scores(self.model, clips, self.hparams.view_average)
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move clips and labels; a :class:`VideoBatch`'s failure records stay on the CPU as they are."""
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(clips, labels, dataset indices or None) of a batch; a :class:`tsm.data.VideoBatch` also
+        brings its indices and failed samples."""
         if isinstance(batch, VideoBatch):
-            return batch._replace(clips=batch.clips.to(device), labels=batch.labels.to(device))
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """(clips, labels) of a batch; a :class:`tsm.data.VideoBatch` also brings its failed samples."""
-        clips, labels = batch[0], batch[1]
-        if len(batch) > 2:
-            self.failures.extend(batch[2])
-        return clips, labels
+            self.failures.extend(batch.failures)
+            return batch.clips, batch.labels, batch.indices
+        return batch[0], batch[1], None
 
     def _report_failures(self, stage: str) -> None:
         """Report the samples that failed to load, once per epoch (training replaced them,
@@ -140,11 +153,8 @@ class RecognizerModule(pl.LightningModule):
         self.failures = []
 
     # -- training -------------------------------------------------------------------------------
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_started = time.perf_counter()
-
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        clips, labels = self._unpack(batch)
+        clips, labels, _ = self._unpack(batch)
         logits = self.model(clips)
         loss = self.criterion(logits, labels)
         diverged = not bool(torch.isfinite(loss.detach()))
@@ -157,19 +167,16 @@ class RecognizerModule(pl.LightningModule):
                 "or check the input data for NaNs"
             )
         self.train_top1(logits.detach(), labels)
-        seconds = time.perf_counter() - (self._step_started or time.perf_counter())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
         self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=len(labels))
         self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, on_step=True, on_epoch=False)
-        if seconds > 0:
-            self.log("clips_per_s", len(labels) / seconds, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def on_train_epoch_end(self) -> None:
         self._report_failures("train")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        clips, labels = self._unpack(batch)
+        clips, labels, _ = self._unpack(batch)
         if len(labels) == 0:
             return
         scores = self(clips)
@@ -202,33 +209,23 @@ class RecognizerModule(pl.LightningModule):
 
     # -- testing --------------------------------------------------------------------------------
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        clips, labels = self._unpack(batch)
+        clips, labels, indices = self._unpack(batch)
         if len(labels) == 0:
             return
         self._test_scores.append(self(clips).float().cpu())
         self._test_labels.append(labels.cpu())
+        if indices is not None:
+            self._test_indices.append(indices.cpu())
 
     def on_test_epoch_start(self) -> None:
-        self._test_scores, self._test_labels, self.failures = [], [], []
-
-    def _test_sample_names(self, count: int) -> list[str]:
-        """Paths of the evaluated samples in the order they came (the loader's sampler order,
-        without the failed ones); empty when the dataset has no ``records``."""
-        loader = self.trainer.test_dataloaders
-        loader = loader[0] if isinstance(loader, list | tuple) else loader
-        records = getattr(loader.dataset, "records", None)
-        if records is None or loader.batch_sampler is None:
-            return []
-        failed = {failure.index for failure in self.failures}
-        order = [index for batch in loader.batch_sampler for index in batch if index not in failed]
-        return [records[index].path for index in order[:count]]
+        self._test_scores, self._test_labels, self._test_indices, self.failures = [], [], [], []
 
     def on_test_epoch_end(self) -> None:
-        scores, labels, names = self._gather_test_outputs()
+        scores, labels, indices = self._gather_test_outputs()
         self._report_failures("test")
         if self.trainer.is_global_zero:
             metrics = write_evaluation_report(
-                self.report_dir, scores, labels, self.class_names, names or None, self.hparams.model
+                self.report_dir, scores, labels, self.class_names, self._sample_names(indices), self.title
             )
             self.test_metrics = {
                 "top1": metrics.top1,
@@ -240,23 +237,35 @@ class RecognizerModule(pl.LightningModule):
             value = self.trainer.strategy.broadcast(self.test_metrics.get(key, 0.0))
             self.log(f"test/{key}", value)
 
-    def _gather_test_outputs(self) -> tuple[Tensor, Tensor, list[str]]:
-        """All ranks' test scores in one place; samples that DistributedSampler repeated count once."""
+    def _gather_test_outputs(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """All ranks' test scores, labels and dataset indices; with indices, in dataset order and
+        each sample once (DistributedSampler repeats samples to even out the ranks)."""
         num_classes = self.hparams.num_classes
         scores = torch.cat(self._test_scores) if self._test_scores else torch.empty(0, num_classes)
         labels = torch.cat(self._test_labels) if self._test_labels else torch.empty(0, dtype=torch.long)
-        names = self._test_sample_names(len(labels))
+        indices = None  # batches without indices (e.g. a TensorDataset's)
+        if len(self._test_indices) == len(self._test_scores):
+            indices = torch.cat([torch.empty(0, dtype=torch.long), *self._test_indices])
         if self.trainer.world_size > 1:
             parts = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(parts, (scores, labels, names))
+            torch.distributed.all_gather_object(parts, (scores, labels, indices))
             scores = torch.cat([part[0] for part in parts])
             labels = torch.cat([part[1] for part in parts])
-            names = [name for part in parts for name in part[2]]
-            if names:  # drop the duplicates DistributedSampler adds to even out the ranks
-                first = {name: index for index, name in reversed(list(enumerate(names)))}
-                keep = sorted(first.values())
-                scores, labels, names = scores[keep], labels[keep], [names[i] for i in keep]
-        return scores, labels, names
+            each = [part[2] for part in parts]
+            indices = None if any(part is None for part in each) else torch.cat(each)
+        if indices is None:
+            return scores, labels, None
+        keep = first_of_each_sample(indices)
+        return scores[keep], labels[keep], indices[keep]
+
+    def _sample_names(self, indices: Tensor | None) -> list[str] | None:
+        """Paths of the evaluated samples (from the dataset's ``records``), else None."""
+        loader = self.trainer.test_dataloaders
+        loader = loader[0] if isinstance(loader, list | tuple) else loader
+        records = getattr(loader.dataset, "records", None)
+        if indices is None or records is None:
+            return None
+        return [records[index].path for index in indices.tolist()]
 
     @property
     def report_dir(self) -> Path:
