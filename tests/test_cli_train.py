@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,19 @@ def synthetic(tmp_path_factory):
     return generate_synthetic_dataset(root, train=8, val=4, test=4, size=32, frames=8, seed=1)
 
 
+@pytest.fixture(scope="module")
+def class_folders(synthetic, tmp_path_factory):
+    """The synthetic splits as ``split/<class>/<video>`` folders (links to the videos)."""
+    root = tmp_path_factory.mktemp("cli_class_folders")
+    for split, listing in synthetic.lists.items():
+        for line in listing.read_text().splitlines():
+            path, label = line.split()
+            video = root / split / synthetic.class_names[int(label)] / Path(path).name
+            video.parent.mkdir(parents=True, exist_ok=True)
+            video.symlink_to(synthetic.root / path)
+    return root
+
+
 ON_GPU = [  # bf16 autocast, channels_last, loader workers and pinned memory on a CUDA GPU
     "--trainer.accelerator",
     "gpu",
@@ -120,10 +135,25 @@ ON_GPU = [  # bf16 autocast, channels_last, loader workers and pinned memory on 
     "true",
 ]
 
+TINY_DATA = [
+    "--data.num_segments",
+    "4",
+    "--data.batch_size",
+    "4",
+    "--data.data_config",
+    json.dumps({"resize": 32, "input_size": 32, "train_pipeline": "center_crop"}),
+    "--trainer.enable_progress_bar",
+    "false",
+]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
 
 @pytest.mark.parametrize("device_args", [[], pytest.param(ON_GPU, marks=needs_cuda)], ids=["cpu", "gpu"])
 def test_fit_then_test_from_the_exported_checkpoint(
-    synthetic, tmp_path, capsys, device_args, monkeypatch
+    class_folders, tmp_path, capsys, device_args, monkeypatch
 ) -> None:
     load = torch.load
 
@@ -133,61 +163,62 @@ def test_fit_then_test_from_the_exported_checkpoint(
         return load(path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "load", load_like_torch_before_2_14)
-    common = [
-        "--data.train",
-        str(synthetic.lists["train"]),
-        "--data.val",
-        str(synthetic.lists["val"]),
-        "--data.test",
-        str(synthetic.lists["test"]),
-        "--data.num_segments",
-        "4",
-        "--data.batch_size",
-        "4",
-        "--data.num_workers",
-        "0",
-        "--data.pin_memory",
-        "false",
-        "--data.data_config",
-        json.dumps({"resize": 32, "input_size": 32, "train_pipeline": "center_crop"}),
-        "--model.model",
-        "tsm_resnet18",
-        "--model.lr",
-        "0.01",
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.logger",
-        json.dumps({"class_path": "CSVLogger", "init_args": {"save_dir": str(tmp_path)}}),
-        "--trainer.enable_progress_bar",
-        "false",
-        *device_args,
-    ]
-    code, output = run_cli(["fit", *common, "--trainer.max_epochs", "1"], capsys)
+    monkeypatch.chdir(tmp_path)  # the runs/ folder of the default loggers
+    splits = ["--data.train", str(class_folders / "train"), "--data.val", str(class_folders / "val")]
+    fit = ["fit", *splits, *TINY_DATA, "--model.model", "tsm_resnet18", "--trainer.log_every_n_steps", "1"]
+    fit += device_args
+    code, output = run_cli([*fit, "--trainer.max_epochs", "1"], capsys)
     assert code == 0, output
-    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
-    assert (folder / "last.ckpt").is_file()
-    model, info = tsm.load_checkpoint(folder / "best.safetensors")
-    assert info.class_names == synthetic.class_names
+    run = tmp_path / "runs" / "fit" / "version_0"  # one run, one folder: both loggers, checkpoints
+    assert [path.name for path in (tmp_path / "runs" / "fit").iterdir()] == ["version_0"]
+    files = files_under(run)
+    assert {"config.yaml", "hparams.yaml", "metrics.csv", "checkpoints/last.ckpt"} <= set(files)
+    assert {"checkpoints/best.safetensors", "checkpoints/last.safetensors"} <= set(files)
+    assert any(name.startswith("events.out.tfevents.") for name in files)
+    with open(run / "metrics.csv") as handle:
+        columns = next(csv.reader(handle))
+    assert {"train/clips_per_s", "train/data_wait_s_step", "train/data_wait_s_epoch"} <= set(columns)
+    best = run / "checkpoints" / "best.safetensors"
+    model, info = tsm.load_checkpoint(best)
+    assert info.class_names == sorted(os.listdir(class_folders / "train"))
     assert info.data_config.num_segments == model.num_segments == 4
     assert info.data_config.input_size == 32
-    assert (folder / "last.safetensors").is_file()
 
-    report = tmp_path / "report"
-    code, output = run_cli(
-        ["test", *common, "--ckpt_path", str(folder / "best.safetensors"), "--model.report_dir", str(report)],
-        capsys,
-    )
+    # The network comes from the file: no --model.model (its default is tsm_resnet50).
+    test = ["test", "--data.test", str(class_folders / "test"), *TINY_DATA, *device_args]
+    code, output = run_cli([*test, "--ckpt_path", str(best)], capsys)
     assert code == 0, output
+    report = tmp_path / "runs" / "test" / "version_0" / "test_report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["num_clips"] == 4
+    predictions = json.loads((report / "predictions.json").read_text())
+    assert [Path(row["sample"]).parent.name for row in predictions] == [row["label"] for row in predictions]
     assert (report / "confusion_matrix.png").is_file()
+    assert (tmp_path / "runs" / "test" / "version_0" / "metrics.csv").is_file()
 
-    resume = ["--trainer.max_epochs", "2", "--ckpt_path", str(folder / "last.ckpt")]
-    code, output = run_cli(["fit", *common, *resume], capsys)
+    validate = ["validate", "--data.val", str(class_folders / "val"), *TINY_DATA, *device_args]
+    code, output = run_cli([*validate, f"--ckpt_path={best}"], capsys)
     assert code == 0, output
-    with open(tmp_path / "lightning_logs" / "version_2" / "metrics.csv") as handle:  # 1 was `test`
+    with open(tmp_path / "runs" / "validate" / "version_0" / "metrics.csv") as handle:
+        assert float(next(csv.DictReader(handle))["val/top1"]) * 4 in (0.0, 1.0, 2.0, 3.0, 4.0)
+
+    resume = ["--trainer.max_epochs", "2", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    code, output = run_cli([*fit, *resume], capsys)
+    assert code == 0, output
+    assert sorted(path.name for path in (tmp_path / "runs" / "fit").iterdir()) == ["version_0", "version_1"]
+    with open(tmp_path / "runs" / "fit" / "version_1" / "metrics.csv") as handle:
         epochs = {row["epoch"] for row in csv.DictReader(handle) if row["epoch"]}
     assert epochs == {"1"}  # resumed after epoch 0: only the second epoch ran
+
+
+def test_a_checkpoint_of_other_classes_is_refused_in_one_line(synthetic, tmp_path, capsys) -> None:
+    checkpoint = tmp_path / "sorted_classes.safetensors"
+    model = tsm.Recognizer(4, num_segments=4, backbone="resnet18")
+    tsm.save_checkpoint(checkpoint, model, sorted(synthetic.class_names))  # not the list's order
+    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(checkpoint)]
+    code, output = run_cli(test, capsys)
+    assert code == 1
+    assert "trained on the classes ['grow', 'move_left'" in output and "Traceback" not in output
 
 
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
@@ -264,3 +295,29 @@ def test_demo_trainings_end_when_the_demo_process_is_killed(tmp_path) -> None:
         assert not _is_running(worker), "the training worker outlived the demo process"
     finally:
         demo.kill()
+
+
+NOT_FOR_USERS = (  # warnings our own defaults used to cause
+    "transfer_batch_to_device",
+    "worker",  # torch: "This DataLoader will create 4 worker processes"; Lightning: "not many workers"
+    "pin_memory",
+    "args parameter is intended",
+    "exists and is not empty",
+)
+
+
+def test_fit_and_test_with_the_defaults_warn_about_nothing_of_ours(synthetic, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # a small machine
+    monkeypatch.chdir(tmp_path)
+    splits = ["--data.train", str(synthetic.lists["train"]), "--data.val", str(synthetic.lists["val"])]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = ["fit", *splits, *TINY_DATA, "--model.model", "tsm_resnet18", "--trainer.max_epochs", "1"]
+        code, output = run_cli(fit, capsys)
+        assert code == 0, output
+        best = tmp_path / "runs" / "fit" / "version_0" / "checkpoints" / "best.safetensors"
+        test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(best)]
+        code, output = run_cli(test, capsys)
+        assert code == 0, output
+    messages = [str(warning.message) for warning in caught]
+    assert [message for message in messages if any(part in message for part in NOT_FOR_USERS)] == []

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
+import sys
 from typing import Any
 
+import lightning.pytorch as pl
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsm.checkpoint import init_from_checkpoint
 from tsm.checkpoint.published import is_published_name
-from tsm.engine import ExportNativeCheckpoints, RecognizerModule, VideoDataModule
+from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
+
+RUNS = "runs"
 
 
 def best_checkpoint_callback() -> ModelCheckpoint:
@@ -24,14 +28,32 @@ def best_checkpoint_callback() -> ModelCheckpoint:
     )
 
 
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "gradient_clip_val": 20.0,
-    "default_root_dir": "runs",
-    "logger": [
-        {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs"}},
-        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
-    ],
-}
+def trainer_defaults(subcommand: str) -> dict[str, Any]:
+    """Trainer settings of ``tsm SUBCOMMAND``: TensorBoard and CSV logs of a run share one folder,
+    ``runs/<subcommand>/version_N`` (checkpoints go in it too; see :func:`share_run_folder`)."""
+    run_folder = {"save_dir": RUNS, "name": subcommand}
+    loggers = [
+        {"class_path": f"lightning.pytorch.loggers.{name}", "init_args": dict(run_folder)}
+        for name in ("TensorBoardLogger", "CSVLogger")
+    ]
+    callbacks = [best_checkpoint_callback(), LearningRateMonitor(), TrainingSpeed()]
+    callbacks.append(ExportNativeCheckpoints())
+    return {"gradient_clip_val": 20.0, "default_root_dir": RUNS, "logger": loggers, "callbacks": callbacks}
+
+
+def share_run_folder(trainer: pl.Trainer) -> None:
+    """Give the TensorBoard and CSV loggers of a run the same ``version_N`` folder.
+
+    Each picks the next free version when first asked; asked together before either has made its
+    folder, they pick the same. The CSV writer then opens while the folder is empty (it warns
+    about, and deletes, the files of a folder that is not, such as LightningCLI's config.yaml).
+    """
+    loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger | CSVLogger)]
+    folders = {logger.log_dir for logger in loggers}  # log_dir asks for the version
+    if len(folders) == 1:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                logger.experiment  # noqa: B018 (creates the writer and its folder)
 
 
 def is_model_file(path: str | None) -> bool:
@@ -58,46 +80,49 @@ class TSMLightningCLI(LightningCLI):
             "size: fine-tuning, e.g. Kinetics -> UCF101",
         )
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads hyperparameters from ``--ckpt_path`` with ``torch.load``: a model file
-        (safetensors, a reference checkpoint) has none, and torch before 2.14 cannot read safetensors."""
-        subcommand = self.config.get("subcommand")
-        if subcommand and is_model_file(self.config[subcommand].get("ckpt_path")):
-            return
-        super()._parse_ckpt_path()
-
     def _prepare_run(self) -> None:
-        """Load checkpoints with ``weights_only=True`` unless asked otherwise; ``--init_from`` and a
-        ``--ckpt_path`` that is a model file (not a Lightning ``.ckpt``) set the weights only."""
+        """Load checkpoints with ``weights_only=True`` unless asked otherwise; ``--init_from`` sets
+        the weights only; the loggers share one run folder."""
         config = self.config_init[self.subcommand]
         if config.get("weights_only") is None:
             config["weights_only"] = True
         if config.get("init_from"):
             init_from_checkpoint(self.model.model, config["init_from"])
-        ckpt_path = config.get("ckpt_path")
-        if is_model_file(ckpt_path):
-            init_from_checkpoint(self.model.model, ckpt_path, strict=True)
-            config["ckpt_path"] = None
+        share_run_folder(self.trainer)
 
     before_fit = before_validate = before_test = _prepare_run
 
 
+def lightning_arguments(argv: list[str]) -> list[str]:
+    """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``, and a model
+    file as ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
+    ``--model.checkpoint``: the network is built from the file."""
+    arguments = ["--print_config" if arg == "--print-config" else arg for arg in argv]
+    for index, arg in enumerate(arguments):
+        option, equals, value = arg.partition("=")
+        if option == "--ckpt_path" and not equals and index + 1 < len(arguments):
+            value = arguments[index + 1]
+        if option == "--ckpt_path" and is_model_file(value):
+            arguments[index] = arg.replace("--ckpt_path", "--model.checkpoint", 1)
+    return arguments
+
+
 def run_lightning(subcommand: str, argv: list[str]) -> int:
     """Run one Lightning subcommand with ``argv`` as its arguments."""
-    argv = ["--print_config" if arg == "--print-config" else arg for arg in argv]
-    # `tsm` parsed sys.argv already and hands LightningCLI the rest as `args` on purpose.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    TSMLightningCLI(
-        RecognizerModule,
-        VideoDataModule,
-        args=[subcommand, *argv],
-        trainer_defaults={
-            **TRAINER_DEFAULTS,
-            "callbacks": [best_checkpoint_callback(), LearningRateMonitor(), ExportNativeCheckpoints()],
-        },
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": f"tsm {subcommand}"},
-    )
+    # LightningCLI reads the command line itself, like Lightning's DDP launcher when it starts the
+    # other processes: sys.argv holds this subcommand and its arguments while it runs.
+    command_line = sys.argv
+    sys.argv = [command_line[0], subcommand, *lightning_arguments(argv)]
+    try:
+        TSMLightningCLI(
+            RecognizerModule,
+            VideoDataModule,
+            trainer_defaults=trainer_defaults(subcommand),
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": f"tsm {subcommand}"},
+        )
+    finally:
+        sys.argv = command_line
     return 0

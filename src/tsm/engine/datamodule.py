@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import cached_property
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities import suggested_max_num_workers
 from torch.utils.data import DataLoader
 
 from tsm.data import DataConfig, VideoDataset, as_data_config
 
 SPLITS = ("train", "val", "test")
+MAX_DEFAULT_WORKERS = 8
 DEFAULT_DATA_CONFIG = DataConfig()  # frozen: safe to share as a default
 
 
@@ -27,7 +29,9 @@ class VideoDataModule(pl.LightningDataModule):
             stored in the exported checkpoints so ``tsm predict`` rebuilds the test pipeline.
         batch_size: clips per batch and device (scale the learning rate with the total batch).
         eval_batch_size: clips per batch in validation/test (default: ``batch_size``).
-        num_workers: DataLoader worker processes that decode videos.
+        num_workers: DataLoader worker processes that decode videos, per training process
+            (default: what the CPUs allow, Lightning's ``suggested_max_num_workers``, at most 8).
+        pin_memory: page-locked batches for faster copies to the GPU (default: when training on a GPU).
     """
 
     def __init__(
@@ -41,8 +45,8 @@ class VideoDataModule(pl.LightningDataModule):
         data_config: DataConfig = DEFAULT_DATA_CONFIG,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
-        num_workers: int = 4,
-        pin_memory: bool = True,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -92,14 +96,22 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         dataset = self.dataset(split)
         train = split == "train"
+        trainer = self.trainer
+        num_workers = self.num_workers
+        if num_workers is None:  # the CPUs shared by this machine's training processes
+            processes = trainer.num_devices if trainer else 1
+            num_workers = min(MAX_DEFAULT_WORKERS, suggested_max_num_workers(processes))
+        pin_memory = self.pin_memory
+        if pin_memory is None:  # pinning helps copies to a GPU only (and warns without one)
+            pin_memory = trainer is not None and trainer.strategy.root_device.type == "cuda"
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             drop_last=train and len(dataset) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
             collate_fn=dataset.collate,
         )
 

@@ -94,7 +94,14 @@ class RecognizerModule(pl.LightningModule):
                     f"{checkpoint} predicts {self.model.num_classes} classes but the data has {num_classes}; "
                     "test on the checkpoint's classes, or fine-tune with --init_from"
                 )
-            class_names = class_names or info.class_names
+            numbered = [str(i) for i in range(num_classes)]  # a list file without class names
+            if info.class_names and class_names not in (None, numbered, info.class_names):
+                raise ValueError(
+                    f"{checkpoint} was trained on the classes {info.class_names} but the data has "
+                    f"{class_names}: a label would mean another class; give the data the checkpoint's "
+                    "class list (data.classes) or the same class folders"
+                )
+            class_names = info.class_names or class_names
             self.title = Path(checkpoint).name
         else:
             self.model = create_model(
