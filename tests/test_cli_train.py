@@ -19,9 +19,10 @@ import yaml
 
 import tsm
 from devices import needs_cuda
+from foreign_models import ReferenceTSN, data_parallel_state, randomize
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
-from tsm.data import generate_synthetic_dataset
+from tsm.data import DataConfig, generate_synthetic_dataset, load_clip
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -321,3 +322,24 @@ def test_fit_and_test_with_the_defaults_warn_about_nothing_of_ours(synthetic, tm
         assert code == 0, output
     messages = [str(warning.message) for warning in caught]
     assert [message for message in messages if any(part in message for part in NOT_FOR_USERS)] == []
+
+
+def test_test_builds_a_foreign_checkpoint_from_its_file(synthetic, tmp_path, capsys, monkeypatch) -> None:
+    """A reference checkpoint (architecture from its keys, segments from its name) tests as it predicts."""
+    reference = randomize(ReferenceTSN(len(synthetic.class_names), 4, "resnet18")).eval()
+    checkpoint = tmp_path / "TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment4_e50.pth"
+    torch.save({"epoch": 50, "arch": "resnet18", "state_dict": data_parallel_state(reference)}, checkpoint)
+    monkeypatch.chdir(tmp_path)
+    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(checkpoint)]
+    code, output = run_cli(test, capsys)
+    assert code == 0, output
+    report = tmp_path / "runs" / "test" / "version_0" / "test_report"
+    rows = json.loads((report / "predictions.json").read_text())
+    settings = json.loads(TINY_DATA[TINY_DATA.index("--data.data_config") + 1])
+    config = DataConfig.from_dict(settings, num_segments=4)
+    expected = []
+    for line in synthetic.lists["test"].read_text().splitlines():
+        with torch.no_grad():
+            scores = reference(load_clip(synthetic.root / line.split()[0], config))  # one view: (1, K)
+        expected.append(synthetic.class_names[int(scores.argmax())])
+    assert [row["predicted"] for row in rows] == expected
