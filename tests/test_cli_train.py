@@ -22,7 +22,8 @@ from devices import needs_cuda
 from foreign_models import ReferenceTSN, data_parallel_state, randomize
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
-from tsm.data import DataConfig, generate_synthetic_dataset, load_clip
+from tsm.data import DataConfig, generate_synthetic_dataset, load_clip, synthetic_class_names
+from tsm.engine.demo import DEMO_MODELS, QUICK
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -222,19 +223,57 @@ def test_a_checkpoint_of_other_classes_is_refused_in_one_line(synthetic, tmp_pat
     assert "trained on the classes ['grow', 'move_left'" in output and "Traceback" not in output
 
 
+@pytest.mark.slow  # three trainings in fresh processes: about 25 s on 2 cores
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
+    """What `tsm demo --quick` must produce: every file, the settings it ran with, and numbers that
+    agree with its own per-clip predictions (accuracies themselves are not asserted)."""
     code, output = run_cli(["demo", "--quick", "--out", str(tmp_path)], capsys)
     assert code == 0, output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for name in ("tsn", "tsm", "tsm_online"):
-        assert 0.0 <= metrics[name]["top1"] <= 100.0
-        assert metrics[name]["num_test_clips"] == metrics["settings"]["test"]
-        assert metrics[name]["wall_seconds"] > 0
-        assert (tmp_path / name / "test" / "confusion_matrix.png").is_file()
-        assert tsm.load_checkpoint(tmp_path / name / "model.safetensors")[1].class_names
+    assert set(metrics) == {"tsn", "tsm", "tsm_online", "settings", "total_wall_seconds", "chance_top1"}
+    settings = metrics["settings"]
+    assert {key: settings[key] for key in QUICK} == QUICK
+    assert settings["parallel_trainings"] == 3 and settings["backbone"] == "resnet18"
+    assert metrics["chance_top1"] == 25.0  # 4 classes
+    class_names = (tmp_path / "data" / "classes.txt").read_text().split()
+    assert class_names == synthetic_class_names(4)
+    test_lines = (tmp_path / "data" / "test.txt").read_text().splitlines()
+    assert len(test_lines) == QUICK["test"]
+    expected_videos = [str(tmp_path / "data" / line.split()[0]) for line in test_lines]
+    readme = (tmp_path / "README.md").read_text()
+    architectures = {  # name: (registered model, shift, shift mode)
+        "tsn": ("tsn_resnet18", False, "bidirectional"),
+        "tsm": ("tsm_resnet18", True, "bidirectional"),
+        "tsm_online": ("tsm_online_resnet18", True, "unidirectional"),
+    }
+    for name, (model_name, shift, mode) in architectures.items():
+        result, folder = metrics[name], tmp_path / name
+        assert result["model"] == model_name and result["num_test_clips"] == QUICK["test"]
+        assert result["top5"] == 100.0  # top-K with K = 4 classes: every clip counts
+        rows = json.loads((folder / "test" / "predictions.json").read_text())
+        assert [row["sample"] for row in rows] == expected_videos
+        assert result["top1"] == round(100.0 * sum(row["correct"] for row in rows) / len(rows), 2)
+        with open(folder / "test" / "per_class.csv") as handle:
+            per_class = {row["class"]: row for row in csv.DictReader(handle)}
+        assert sum(int(row["clips"]) for row in per_class.values()) == QUICK["test"]
+        present = [row for row in per_class.values() if int(row["clips"])]
+        recall = [int(row["correct"]) / int(row["clips"]) for row in present]
+        assert result["mean_class_accuracy"] == pytest.approx(100.0 * sum(recall) / len(recall), abs=0.01)
+        assert {"metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "predictions.csv"} <= {
+            path.name for path in (folder / "test").iterdir()
+        }
+        model, info = tsm.load_checkpoint(folder / "model.safetensors")
+        assert info.class_names == class_names and info.data_config["num_segments"] == QUICK["segments"]
+        config = model.config
+        assert (config["backbone"], config["shift"], config["mode"]) == ("resnet18", shift, mode)
+        with open(folder / "metrics.csv") as handle:
+            epochs = {row["epoch"] for row in csv.DictReader(handle) if row.get("train/loss_epoch")}
+        assert epochs == {"0"}  # one epoch of training
+        title = DEMO_MODELS[name][0]
+        assert f"| {title} | {result['top1']:.1f} | {result['mean_class_accuracy']:.1f} | 4 |" in readme
+        assert f"{title:<30} {result['top1']:6.1f}%" in output
     assert (tmp_path / "training_curves.png").is_file()
-    assert "TSM" in (tmp_path / "README.md").read_text()
-    assert "test top-1" in output
+    assert f"test top-1 on {QUICK['test']} held-out clips (chance 25%)" in output
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
