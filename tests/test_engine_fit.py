@@ -170,7 +170,7 @@ def test_report_rows_follow_the_samples_in_any_sampler_order(synthetic, tmp_path
     dataset = VideoDataset(
         test_list,
         train=False,
-        data_config={**synthetic.data_config, "num_segments": SEGMENTS},
+        data_config=synthetic.data_config.replace(num_segments=SEGMENTS),
         root=synthetic.root,
         classes=synthetic.classes_file,
     )
