@@ -43,7 +43,7 @@ from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
 # The training engine needs Lightning, which takes seconds to import: load it on first use.
-_ENGINE_NAMES = ("RecognizerModule", "VideoDataModule", "write_evaluation_report")
+_ENGINE_NAMES = ("RecognizerModule", "TrainingSpeed", "VideoDataModule", "run_demo", "write_evaluation_report")
 
 
 def __getattr__(name: str):
@@ -67,6 +67,7 @@ __all__ = [
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
+    "TrainingSpeed",
     "UnsafeCheckpointError",
     "VideoDataModule",
     "VideoDataset",
@@ -95,6 +96,7 @@ __all__ = [
     "read_export_metadata",
     "read_frames",
     "resize_videos",
+    "run_demo",
     "save_checkpoint",
     "segment_indices",
     "stream_predictions",

@@ -45,9 +45,9 @@ def load_checkpoint(
     return load_foreign_checkpoint(path, allow_pickle=allow_pickle, **overrides)
 
 
-def init_from_checkpoint(model: Recognizer, path: str | Path, strict: bool = False) -> CheckpointInfo:
+def init_from_checkpoint(model: Recognizer, path: str | Path) -> CheckpointInfo:
     """Start ``model`` from the weights of the trained model in ``path`` (any supported format);
-    unless ``strict``, a classifier of another size stays fresh (fine-tuning). Returns the file's info."""
+    a classifier of another size stays fresh (fine-tuning). Returns the file's info."""
     source, info = load_checkpoint(path, num_segments=model.num_segments)
-    copy_matching_weights(model, source, strict=strict, name=str(path))
+    copy_matching_weights(model, source, name=str(path))
     return info

@@ -30,10 +30,10 @@ def recognizer_with_weights(config: dict[str, Any], state: dict[str, torch.Tenso
 
 
 def copy_matching_weights(
-    model: Recognizer, source: Recognizer, strict: bool = False, name: str = ""
+    model: Recognizer, source: Recognizer, name: str = ""
 ) -> None:
-    """Copy the weights of the trained ``source`` into ``model``; unless ``strict``, a classifier
-    (``new_fc``) of another shape keeps its fresh initialisation (fine-tuning on a new label set).
+    """Copy the weights of the trained ``source`` into ``model``; a classifier (``new_fc``) of
+    another shape keeps its fresh initialisation (fine-tuning on a new label set).
 
     Both must be the same network (:data:`ARCHITECTURE_SETTINGS`): same keys and shapes but another
     computation is refused rather than left to mispredict. ``name`` names the source in errors.
@@ -52,9 +52,8 @@ def copy_matching_weights(
             "options to the checkpoint's values"
         )
     state = source.state_dict()
-    if not strict:
-        target = model.state_dict()
-        for key in ("new_fc.weight", "new_fc.bias"):
-            if state[key].shape != target[key].shape:
-                state[key] = target[key]  # another label set: keep the fresh classifier
+    target = model.state_dict()
+    for key in ("new_fc.weight", "new_fc.bias"):
+        if state[key].shape != target[key].shape:
+            state[key] = target[key]  # another label set: keep the fresh classifier
     load_weights(model, state)
