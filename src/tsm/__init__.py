@@ -43,7 +43,13 @@ from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
 # The training engine needs Lightning, which takes seconds to import: load it on first use.
-_ENGINE_NAMES = ("RecognizerModule", "TrainingSpeed", "VideoDataModule", "run_demo", "write_evaluation_report")
+_ENGINE_NAMES = (
+    "RecognizerModule",
+    "TrainingSpeed",
+    "VideoDataModule",
+    "run_demo",
+    "write_evaluation_report",
+)
 
 
 def __getattr__(name: str):
