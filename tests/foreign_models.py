@@ -22,7 +22,7 @@ def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
     generator = torch.Generator().manual_seed(generator_seed)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 0.5 + 0.2)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
@@ -144,6 +144,7 @@ class ReferenceTSN(nn.Module):
         shift_div: int = 8,
         shift_place: str = "blockres",
         temporal_pool: bool = False,
+        non_local: bool = False,
     ) -> None:
         super().__init__()
         self.num_segments = num_segments // 2 if temporal_pool else num_segments
@@ -158,6 +159,8 @@ class ReferenceTSN(nn.Module):
             self.base_model = getattr(torchvision.models, arch)(weights=None)
             if is_shift:
                 self._shift_resnet(num_segments, shift_div, shift_place, temporal_pool)
+            if non_local:
+                reference_make_non_local(self.base_model, num_segments)
             if temporal_pool:
                 self.base_model.layer2 = ReferencePool(self.base_model.layer2, num_segments)
             self.base_model.fc = nn.Dropout(0.5)
@@ -180,6 +183,53 @@ class ReferenceTSN(nn.Module):
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         base_out = self.new_fc(self.base_model(clips.reshape((-1, 3, *clips.shape[-2:]))))
         return base_out.view((-1, self.num_segments, *base_out.shape[1:])).mean(dim=1)
+
+
+class ReferenceNonLocalBlock3D(nn.Module):
+    """The reference's embedded-gaussian block: 3D 1x1x1 convs with biases, (1, 2, 2) max pools
+    after g and phi, W = conv + BatchNorm3d (zeroed), softmax without scaling, z = W(y) + x."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.inter_channels = in_channels // 2
+        self.g = nn.Sequential(nn.Conv3d(in_channels, self.inter_channels, 1), nn.MaxPool3d((1, 2, 2)))
+        self.W = nn.Sequential(nn.Conv3d(self.inter_channels, in_channels, 1), nn.BatchNorm3d(in_channels))
+        nn.init.constant_(self.W[1].weight, 0)
+        nn.init.constant_(self.W[1].bias, 0)
+        self.theta = nn.Conv3d(in_channels, self.inter_channels, 1)
+        self.phi = nn.Sequential(nn.Conv3d(in_channels, self.inter_channels, 1), nn.MaxPool3d((1, 2, 2)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.size(0)
+        g_x = self.g(x).view(batch, self.inter_channels, -1).permute(0, 2, 1)
+        theta_x = self.theta(x).view(batch, self.inter_channels, -1).permute(0, 2, 1)
+        phi_x = self.phi(x).view(batch, self.inter_channels, -1)
+        y = torch.matmul(F.softmax(torch.matmul(theta_x, phi_x), dim=-1), g_x)
+        y = y.permute(0, 2, 1).contiguous().view(batch, self.inter_channels, *x.size()[2:])
+        return self.W(y) + x
+
+
+class ReferenceNL3DWrapper(nn.Module):
+    def __init__(self, block: nn.Module, n_segment: int) -> None:
+        super().__init__()
+        self.block, self.n_segment = block, n_segment
+        self.nl = ReferenceNonLocalBlock3D(block.bn3.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(x)
+        nt, c, h, w = x.size()
+        x = self.nl(x.view(nt // self.n_segment, self.n_segment, c, h, w).transpose(1, 2))
+        return x.transpose(1, 2).contiguous().view(nt, c, h, w)
+
+
+def reference_make_non_local(net: nn.Module, n_segment: int) -> None:
+    """The reference rebuilds layer2 and layer3 of ResNet-50 with blocks 0, 2 (and 4) wrapped."""
+    net.layer2 = nn.Sequential(
+        *(ReferenceNL3DWrapper(b, n_segment) if i in (0, 2) else b for i, b in enumerate(net.layer2))
+    )
+    net.layer3 = nn.Sequential(
+        *(ReferenceNL3DWrapper(b, n_segment) if i in (0, 2, 4) else b for i, b in enumerate(net.layer3))
+    )
 
 
 def online_demo_stream(net: ReferenceMobileNetV2, frames: torch.Tensor) -> torch.Tensor:
@@ -283,6 +333,80 @@ class MMTemporalPool(nn.Module):
         return self.net(x.transpose(1, 2).contiguous().view(n // 2, c, h, w))
 
 
+class ConvModule3d(nn.Module):
+    """mmcv's ConvModule with a Conv3d: ``conv`` (bias only without a norm) and ``bn`` (BN3d)."""
+
+    def __init__(self, inp: int, oup: int, norm: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(inp, oup, 1, bias=not norm)
+        self.bn = nn.BatchNorm3d(oup) if norm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x if self.bn is None else self.bn(x)
+
+
+class MMNonLocal3d(nn.Module):
+    """mmcv's NonLocal3d (modes gaussian, embedded_gaussian, dot_product; BN3d after conv_out)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        sub_sample: bool = False,
+        use_scale: bool = True,
+        mode: str = "embedded_gaussian",
+        norm_cfg: dict | None = None,  # MMAction2's configs: BN3d, as built here
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.inter_channels = in_channels, max(in_channels // 2, 1)
+        self.use_scale, self.mode, self.sub_sample = use_scale, mode, sub_sample
+        self.g = ConvModule3d(in_channels, self.inter_channels)
+        self.conv_out = ConvModule3d(self.inter_channels, in_channels, norm=True)
+        if mode != "gaussian":
+            self.theta = ConvModule3d(in_channels, self.inter_channels)
+            self.phi = ConvModule3d(in_channels, self.inter_channels)
+        nn.init.constant_(self.conv_out.bn.weight, 0)
+        nn.init.constant_(self.conv_out.bn.bias, 0)
+        if sub_sample:
+            pool = nn.MaxPool3d(kernel_size=(1, 2, 2))
+            self.g = nn.Sequential(self.g, pool)
+            self.phi = nn.Sequential(self.phi, pool) if mode != "gaussian" else pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.size(0)
+        g_x = self.g(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
+        if self.mode == "gaussian":
+            theta_x = x.view(n, self.in_channels, -1).permute(0, 2, 1)
+            phi_x = (self.phi(x) if self.sub_sample else x).view(n, self.in_channels, -1)
+        else:
+            theta_x = self.theta(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
+            phi_x = self.phi(x).view(n, self.inter_channels, -1)
+        pairwise = torch.matmul(theta_x, phi_x)
+        if self.mode == "dot_product":
+            pairwise /= pairwise.shape[-1]
+        else:
+            if self.mode == "embedded_gaussian" and self.use_scale:
+                pairwise /= theta_x.shape[-1] ** 0.5
+            pairwise = pairwise.softmax(dim=-1)
+        y = torch.matmul(pairwise, g_x)
+        y = y.permute(0, 2, 1).contiguous().reshape(n, self.inter_channels, *x.size()[2:])
+        return x + self.conv_out(y)
+
+
+class MMNL3DWrapper(nn.Module):
+    def __init__(self, block: nn.Module, num_segments: int, non_local_cfg: dict) -> None:
+        super().__init__()
+        self.block, self.num_segments = block, num_segments
+        self.non_local_block = MMNonLocal3d(block.conv3.bn.num_features, **non_local_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(x)
+        n, c, h, w = x.size()
+        x = x.view(n // self.num_segments, self.num_segments, c, h, w).transpose(1, 2).contiguous()
+        x = self.non_local_block(x)
+        return x.transpose(1, 2).contiguous().view(n, c, h, w)
+
+
 class MMResNetTSM(nn.Module):
     STAGES: ClassVar[dict[int, tuple[type, tuple[int, ...]]]] = {
         18: (MMBasicBlock, (2, 2, 2, 2)),
@@ -291,7 +415,14 @@ class MMResNetTSM(nn.Module):
     }
 
     def __init__(
-        self, depth: int, num_segments: int, shift_div: int, place: str, temporal_pool: bool
+        self,
+        depth: int,
+        num_segments: int,
+        shift_div: int,
+        place: str,
+        temporal_pool: bool,
+        non_local: tuple = (0, 0, 0, 0),
+        non_local_cfg: dict | None = None,
     ) -> None:
         super().__init__()
         block, counts = self.STAGES[depth]
@@ -317,6 +448,12 @@ class MMResNetTSM(nn.Module):
                 elif i % n_round == 0:
                     b.conv1.conv = MMShift(b.conv1.conv, this_segment, shift_div)
             setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+        if non_local_cfg:  # ResNetTSM.make_non_local: after the shifts, before the temporal pool
+            for index, stage_flags in enumerate(non_local):
+                layer = getattr(self, f"layer{index + 1}")
+                for i, flag in enumerate(stage_flags):
+                    if flag:
+                        layer[i] = MMNL3DWrapper(layer[i], num_segments, non_local_cfg)
         if temporal_pool:
             self.layer2 = MMTemporalPool(self.layer2, num_segments)
 
@@ -363,6 +500,151 @@ class MMMobileNetV2TSM(nn.Module):
         return self.conv2(x)
 
 
+class MMConvAct(nn.Module):
+    """mmcv ConvModule without norm (SELayer's conv1 / conv2): ``conv`` with bias, then ``act``."""
+
+    def __init__(self, inp: int, oup: int, act: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.activate = nn.Conv2d(inp, oup, 1), act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.conv(x))
+
+
+class MMSELayer(nn.Module):
+    def __init__(self, channels: int, ratio: int = 16, divisor: int = 8) -> None:
+        super().__init__()
+        value = channels // ratio
+        squeeze = max(divisor, int(value + divisor / 2) // divisor * divisor)
+        squeeze += divisor if squeeze < 0.9 * value else 0
+        self.conv1 = MMConvAct(channels, squeeze, nn.ReLU())
+        self.conv2 = MMConvAct(squeeze, channels, nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv2(self.conv1(F.adaptive_avg_pool2d(x, 1)))
+
+
+class MMMobileOneBlock(nn.Module):
+    """mmpretrain's MobileOneBlock: act(se(norm(x) + scale(x) + sum of conv branches))."""
+
+    def __init__(
+        self, inp, oup, kernel_size, num_convs, stride=1, padding=1, groups=1, se=False, deploy=False
+    ):
+        super().__init__()
+        self.inp, self.oup, self.kernel_size, self.stride = inp, oup, kernel_size, stride
+        self.padding, self.groups, self.deploy = padding, groups, deploy
+        self.se = MMSELayer(oup) if se else nn.Identity()
+        if deploy:
+            self.branch_reparam = nn.Conv2d(inp, oup, kernel_size, stride, padding, groups=groups)
+        else:
+            self.branch_norm = nn.BatchNorm2d(inp) if inp == oup and stride == 1 else None
+            self.branch_scale = self._conv_bn(1, 0) if kernel_size > 1 else None
+            self.branch_conv_list = nn.ModuleList(
+                self._conv_bn(kernel_size, padding) for _ in range(num_convs)
+            )
+        self.act = nn.ReLU()
+
+    def _conv_bn(self, kernel_size: int, padding: int) -> nn.Sequential:
+        conv_bn = nn.Sequential()
+        conv_bn.add_module(
+            "conv",
+            nn.Conv2d(self.inp, self.oup, kernel_size, self.stride, padding, groups=self.groups, bias=False),
+        )
+        conv_bn.add_module("norm", nn.BatchNorm2d(self.oup))
+        return conv_bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy:
+            return self.act(self.se(self.branch_reparam(x)))
+        out = 0
+        if self.branch_norm is not None:
+            out = self.branch_norm(x)
+        if self.branch_scale is not None:
+            out += self.branch_scale(x)
+        for branch in self.branch_conv_list:
+            out += branch(x)
+        return self.act(self.se(out))
+
+    @staticmethod
+    def _fuse(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+        std = (bn.running_var + bn.eps).sqrt()
+        return (bn.weight / std).reshape(-1, 1, 1, 1) * kernel, bn.bias - bn.running_mean * bn.weight / std
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        weight, bias = 0, 0
+        for branch in self.branch_conv_list:
+            w, b = self._fuse(branch.conv.weight, branch.norm)
+            weight, bias = weight + w, bias + b
+        if self.branch_scale is not None:
+            w, b = self._fuse(self.branch_scale.conv.weight, self.branch_scale.norm)
+            pad = self.kernel_size // 2
+            weight, bias = weight + F.pad(w, [pad, pad, pad, pad]), bias + b
+        if self.branch_norm is not None:
+            input_dim = self.inp // self.groups
+            kernel = torch.zeros(self.inp, input_dim, self.kernel_size, self.kernel_size)
+            for i in range(self.inp):
+                kernel[i, i % input_dim, self.kernel_size // 2, self.kernel_size // 2] = 1
+            w, b = self._fuse(kernel, self.branch_norm)
+            weight, bias = weight + w, bias + b
+        self.branch_reparam = nn.Conv2d(
+            self.inp, self.oup, self.kernel_size, self.stride, self.padding, groups=self.groups
+        )
+        self.branch_reparam.weight.copy_(weight)
+        self.branch_reparam.bias.copy_(bias)
+        del self.branch_conv_list, self.branch_scale, self.branch_norm
+        self.deploy = True
+
+
+class MMMobileOneTSM(nn.Module):
+    """MMAction2's MobileOneTSM: mmpretrain's MobileOne with every block wrapped by the shift,
+    stage0 included (where the RGB input gives fold 3 // 8 = 0), returning the last stage."""
+
+    ARCH_S4: ClassVar[dict] = dict(
+        num_blocks=[2, 8, 10, 1],
+        width_factor=[3.0, 3.5, 3.5, 4.0],
+        num_conv_branches=[1, 1, 1, 1],
+        num_se_blocks=[0, 0, 5, 1],
+    )
+
+    def __init__(self, num_segments: int, shift_div: int, deploy: bool = False, arch: dict | None = None):
+        super().__init__()
+        arch = arch or self.ARCH_S4
+        base = [64, 128, 256, 512]
+        channels = min(64, int(base[0] * arch["width_factor"][0]))
+        self.stage0 = MMMobileOneBlock(3, channels, 3, 1, stride=2, deploy=deploy)
+        self.in_planes = channels
+        for i, num_blocks in enumerate(arch["num_blocks"]):
+            planes = int(base[i] * arch["width_factor"][i])
+            blocks = []
+            for b in range(num_blocks):
+                se = b >= num_blocks - arch["num_se_blocks"][i]
+                stride = 2 if b == 0 else 1
+                branches = arch["num_conv_branches"][i]
+                blocks.append(
+                    MMMobileOneBlock(
+                        self.in_planes, self.in_planes, 3, branches, stride, 1, self.in_planes, se, deploy
+                    )
+                )
+                blocks.append(MMMobileOneBlock(self.in_planes, planes, 1, branches, 1, 0, 1, se, deploy))
+                self.in_planes = planes
+            setattr(self, f"stage{i + 1}", nn.Sequential(*blocks))
+        self.stage0 = MMShift(self.stage0, num_segments, shift_div)
+        for i in range(1, 5):
+            stage = getattr(self, f"stage{i}")
+            setattr(self, f"stage{i}", nn.Sequential(*(MMShift(b, num_segments, shift_div) for b in stage)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(5):
+            x = getattr(self, f"stage{i}")(x)
+        return x
+
+    def switch_to_deploy(self) -> None:
+        for m in self.modules():
+            if isinstance(m, MMMobileOneBlock):
+                m.switch_to_deploy()
+
+
 class MMTSMHead(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, num_segments: int, temporal_pool: bool) -> None:
         super().__init__()
@@ -384,13 +666,25 @@ class MMRecognizer2D(nn.Module):
         shift_div: int = 8,
         place: str = "blockres",
         temporal_pool: bool = False,
+        non_local_cfg: dict | None = None,
+        backbone_segments: int | None = None,
+        mobileone_arch: dict | None = None,
+        deploy: bool = False,
     ) -> None:
         super().__init__()
         if backbone == "mobilenetv2":
             self.backbone, width = MMMobileNetV2TSM(num_segments, shift_div), 1280
+        elif backbone == "mobileone-s4":  # the 1x1x16 config keeps the backbone at 8 segments
+            self.backbone = MMMobileOneTSM(
+                backbone_segments or num_segments, shift_div, deploy, mobileone_arch
+            )
+            width = self.backbone.in_planes
         else:
             depth = int(backbone.removeprefix("r"))
-            self.backbone = MMResNetTSM(depth, num_segments, shift_div, place, temporal_pool)
+            non_local = ((0, 0, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 0, 0))  # the configs' placement
+            self.backbone = MMResNetTSM(
+                depth, num_segments, shift_div, place, temporal_pool, non_local, non_local_cfg
+            )
             width = 512 if depth < 50 else 2048
         self.cls_head = MMTSMHead(num_classes, width, num_segments, temporal_pool)
 

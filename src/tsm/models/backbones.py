@@ -1,4 +1,5 @@
-"""torchvision 2D backbones for TSM, with ImageNet initialisation from the weights API or a file."""
+"""2D backbones for TSM (torchvision's and MobileOne), with ImageNet initialisation from torchvision's
+weights API, a published file or a local file."""
 
 from __future__ import annotations
 
@@ -29,20 +30,34 @@ def _weights_enum(name: str, weights: str | WeightsEnum) -> WeightsEnum:
         raise ValueError(f"{name} has no weights {weights!r}: choose one of {choices}") from None
 
 
+def _download_published_weights(url: str) -> dict[str, torch.Tensor]:
+    """The ImageNet file of a backbone that torchvision does not serve (its hash is checked)."""
+    state = torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    return strip_data_parallel(state)
+
+
 def imagenet_state_dict(name: str, weights: str | WeightsEnum = IMAGENET_WEIGHTS) -> dict[str, torch.Tensor]:
-    """Download (or read from the torch hub cache) torchvision's ImageNet weights for ``name``."""
+    """Download (or read from the torch hub cache) the ImageNet weights for ``name``: torchvision's,
+    or the file its spec names (MobileOne: mmpretrain's)."""
     spec = backbone_spec(name)
-    if spec.weights_name is None:
-        raise ValueError(
-            f"torchvision has no ImageNet weights for {name}: pass a weights file as pretrained=PATH"
-        )
-    enum = _weights_enum(spec.weights_name, weights)
+    if spec.weights_name is not None:
+        enum = _weights_enum(spec.weights_name, weights)
+        url, source, download = enum.url, f"torchvision weights {name}.{enum.name}", enum.get_state_dict
+    elif spec.imagenet_url is not None:
+        if weights != IMAGENET_WEIGHTS:
+            raise ValueError(f"{name} has one set of ImageNet weights ({spec.imagenet_url}): use 'imagenet'")
+        url, source = spec.imagenet_url, f"the ImageNet weights of {name}"
+        download = lambda: _download_published_weights(url)  # noqa: E731
+    else:
+        raise ValueError(f"tsm knows no ImageNet weights for {name}: pass a weights file as pretrained=PATH")
     try:
-        return enum.get_state_dict(progress=True)
+        return download()
     except Exception as error:  # network errors come in many types (URLError, OSError, ...)
         raise RuntimeError(
-            f"could not download torchvision weights {name}.{enum.name} ({error}). Without network "
-            f"access, download {enum.url} elsewhere and pass its local path as pretrained=PATH"
+            f"could not download {source} ({error}). Without network "
+            f"access, download {url} elsewhere and pass its local path as pretrained=PATH"
         ) from error
 
 
@@ -99,8 +114,8 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
     the reference), a torchvision weights name (``"IMAGENET1K_V2"``,
     ``"ResNet50_Weights.IMAGENET1K_V2"``) or enum member, or a path to a state-dict file
     (``.pth``/``.pt``/``.safetensors``; for MobileNetV2 also the reference's own ImageNet file,
-    ``mobilenetv2_1.0-f2a8633.pth.tar``). The ImageNet classifier (``fc`` / ``classifier``) is
-    dropped.
+    ``mobilenetv2_1.0-f2a8633.pth.tar``; for MobileOne-S4 mmpretrain's, which ``"imagenet"``
+    downloads). The ImageNet classifier (``fc`` / ``classifier`` / ``head``) is dropped.
     """
     spec = backbone_spec(name)
     if pretrained is None:

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
 from tsm.models.backbones import build_backbone
+from tsm.models.mobileone import MobileOne
+from tsm.models.non_local import NonLocalMode, add_non_local, check_non_local_mode
 from tsm.models.specs import PLACEMENTS, Placement, backbone_spec
 from tsm.models.surgery import add_temporal_pool, make_temporal_shift
 from tsm.ops import ShiftMode
@@ -22,6 +24,14 @@ class Recognizer(nn.Module):
     (normal init, std 0.001, bias 0) and the clip score is the mean of the per-frame logits
     (T/2 of them with temporal pooling). ``shift=False`` gives the TSN baseline. Attribute names
     (``base_model``, ``new_fc``) follow the reference so checkpoints map one to one.
+
+    ``non_local``: a mode of :mod:`tsm.models.non_local` (``"embedded_gaussian"``, the
+    reference's; ``"gaussian"``, ``"dot_product"``) adds non-local blocks after blocks 0, 2 of
+    layer2 and 0, 2, 4 of layer3 of a ResNet. ``backbone_segments``: the frames the backbone's
+    shifts and non-local blocks take as one clip, when fewer than ``num_segments`` (a clip is then
+    num_segments // backbone_segments windows, zero padded at each end; MMAction2's 16-frame
+    MobileOne-S4 runs so); None = num_segments. ``reparameterized``: MobileOne in its fused
+    inference form (see :meth:`reparameterize`).
     """
 
     def __init__(
@@ -36,6 +46,9 @@ class Recognizer(nn.Module):
         mode: ShiftMode = "bidirectional",
         dropout: float = 0.5,
         partial_bn: bool = False,
+        non_local: NonLocalMode | None = None,
+        backbone_segments: int | None = None,
+        reparameterized: bool = False,
         pretrained: str | Path | WeightsEnum | None = None,
     ) -> None:
         super().__init__()
@@ -48,6 +61,25 @@ class Recognizer(nn.Module):
             raise ValueError(f"unknown shift placement {place!r}: use one of {', '.join(PLACEMENTS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        window = num_segments if backbone_segments is None else backbone_segments
+        if not (isinstance(window, int) and window >= 1) or num_segments % window:
+            raise ValueError(
+                f"backbone_segments={backbone_segments!r} must be a positive int that divides "
+                f"num_segments={num_segments}"
+            )
+        if temporal_pool and window != num_segments:
+            raise ValueError("temporal_pool needs backbone_segments == num_segments (whole clips)")
+        if reparameterized and backbone_spec(backbone).network_type is not MobileOne:
+            raise ValueError(
+                f"reparameterized=True is for MobileOne backbones; {backbone} has no branches to fuse"
+            )
+        if non_local is not None:
+            check_non_local_mode(non_local)
+            if temporal_pool:
+                raise ValueError(
+                    "non-local blocks with temporal pooling are not supported (neither publisher combines "
+                    "them: the blocks would see half the frames); use temporal_pool=False"
+                )
         self.config: dict[str, Any] = {
             "num_classes": num_classes,
             "num_segments": num_segments,
@@ -59,15 +91,23 @@ class Recognizer(nn.Module):
             "mode": mode,
             "dropout": dropout,
             "partial_bn": partial_bn,
+            "non_local": non_local,
+            # None unless it differs: a config copied with another num_segments keeps whole clips
+            "backbone_segments": None if window == num_segments else window,
+            "reparameterized": reparameterized,
         }
         self.num_classes = num_classes
         self.num_segments = num_segments
         self.partial_bn = partial_bn
         self.base_model, feature_dim = build_backbone(backbone, pretrained)
         if shift:
-            make_temporal_shift(self.base_model, num_segments, fold_div, place, temporal_pool, mode)
+            make_temporal_shift(self.base_model, window, fold_div, place, temporal_pool, mode)
         elif temporal_pool:  # the reference's "TSN + temporal pooling" ablation
             add_temporal_pool(self.base_model, num_segments)
+        if non_local is not None:
+            add_non_local(self.base_model, window, non_local)
+        if reparameterized:
+            self.base_model.reparameterize()
         self.output_segments = (num_segments + 1) // 2 if temporal_pool else num_segments
         self.dropout = nn.Dropout(p=dropout)
         self.new_fc = nn.Linear(feature_dim, num_classes)
@@ -78,6 +118,20 @@ class Recognizer(nn.Module):
     def is_online(self) -> bool:
         """True for uni-directional (online) TSM, which can run on a stream frame by frame."""
         return self.config["shift"] and self.config["mode"] == "unidirectional"
+
+    def reparameterize(self) -> Recognizer:
+        """Fuse a MobileOne backbone's branches into one conv per block for inference, in place.
+
+        The outputs stay the same (in eval mode: it uses the BatchNorm running statistics) and
+        ``config["reparameterized"]`` becomes True, so saved checkpoints rebuild the fused form.
+        """
+        if not isinstance(self.base_model, MobileOne):
+            raise ValueError(
+                f"only MobileOne backbones can be reparameterized, not {self.config['backbone']}"
+            )
+        self.base_model.reparameterize()
+        self.config["reparameterized"] = True
+        return self
 
     def _check_clips(self, clips: Tensor) -> None:
         if clips.dim() != 5:

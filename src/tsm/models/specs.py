@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from tsm.models.layouts import is_reference_mobilenet, reference_mobilenet_to_torchvision
+from tsm.models.mobileone import MobileOne
 from tsm.ops import ShiftMode, TemporalShift
 
 Placement = Literal["blockres", "block"]
@@ -42,7 +43,8 @@ class BackboneSpec:
 
     ``build`` makes the network with random weights and its ImageNet classifier (named ``head``),
     as torchvision's builders do; ``weights_name`` is the torchvision model name whose weights enum
-    serves ``pretrained="imagenet"`` (None: no ImageNet weights through torchvision).
+    serves ``pretrained="imagenet"`` (None: no ImageNet weights through torchvision), else
+    ``imagenet_url`` is the file that ``pretrained="imagenet"`` downloads.
     """
 
     name: str
@@ -56,6 +58,7 @@ class BackboneSpec:
     weights_name: str | None = None
     # Renames another implementation's ImageNet weights to this backbone's keys (else unchanged).
     adapt_imagenet_state: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    imagenet_url: str | None = None
 
     def feature_dim(self, net: nn.Module) -> int:
         """Width of the features that the (removed) classifier took."""
@@ -104,7 +107,8 @@ _RESNET_BLOCKS = {
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
 }
-_RESNET_BLOCK_KEY = re.compile(r"^base_model\.layer(\d)\.(net\.)?(\d+)\.(.+)$")
+# A block's keys; ``block.`` is the wrapper of a block followed by a non-local block.
+_RESNET_BLOCK_KEY = re.compile(r"^base_model\.layer(\d)\.(net\.)?(\d+)\.(?:block\.)?(.+)$")
 
 
 def _shift_resnet(
@@ -230,6 +234,79 @@ register_backbone(
         adapt_imagenet_state=lambda state: (
             reference_mobilenet_to_torchvision(state) if is_reference_mobilenet(state) else state
         ),
+    )
+)
+
+
+# --- MobileOne (MMAction2's MobileOneTSM) ----------------------------------------------------------
+def _shift_mobileone(
+    net: nn.Module, segments_per_stage: list[int], fold_div: int, place: Placement, mode: ShiftMode
+) -> None:
+    """Shift the input of every block of stage1-4 as a whole, so that its branches still fuse.
+
+    MMAction2 also wraps ``stage0``, whose input is the 3 RGB channels: with fold_div >= 4 its
+    fold is 3 // fold_div = 0 and that shift moves nothing, so here stage0 stays unwrapped.
+    """
+    if fold_div < 4:
+        raise ValueError(
+            f"MobileOne TSM needs fold_div >= 4 (got {fold_div}): with fewer divisions MMAction2's "
+            "shift of the stem block would move RGB input channels, which tsm does not do"
+        )
+    for stage in net.stages:
+        for index, block in enumerate(stage):
+            stage[index] = TemporalShift(block, segments_per_stage[0], fold_div, mode)
+
+
+# MobileOne-S4: 2 x [2, 8, 10, 1] blocks (depthwise + pointwise) in stage1-4, 2048 features.
+_MOBILEONE_S4_BLOCKS, _MOBILEONE_S4_WIDTH = (4, 16, 20, 2), 2048
+_MOBILEONE_SHIFTED_KEY = re.compile(r"^base_model\.stage[1-4]\.(\d+)\.net\.")
+
+
+def _reveal_mobileone(state: StateDict) -> dict[str, Setting] | None:
+    if not any(key.startswith("base_model.stage4.") for key in state):
+        return None
+    counts = tuple(
+        len({key.split(".")[2] for key in state if key.startswith(f"base_model.stage{stage}.")})
+        for stage in (1, 2, 3, 4)
+    )
+    width = state["new_fc.weight"].shape[1] if "new_fc.weight" in state else None
+    if counts != _MOBILEONE_S4_BLOCKS or width != _MOBILEONE_S4_WIDTH:
+        raise ValueError(
+            f"the checkpoint's MobileOne ({'-'.join(map(str, counts))} blocks per stage, {width} features) "
+            "is not a MobileOne-S4, the only MobileOne tsm builds"
+        )
+    shifted = len({key.rsplit(".net.", 1)[0] for key in state if _MOBILEONE_SHIFTED_KEY.match(key)})
+    fused = any(".branch_reparam." in key for key in state)
+    settings = {
+        "backbone": Setting("mobileone_s4", "weights: MobileOne-S4 stages (stage0-stage4)"),
+        "temporal_pool": Setting(False, "weights: MobileOne has no temporal pool"),
+        "shift": Setting(
+            bool(shifted),
+            f"weights: {shifted} shifted blocks" if shifted else "weights: no shifted layers (TSN)",
+        ),
+        "reparameterized": Setting(
+            fused, "weights: " + ("fused blocks (branch_reparam)" if fused else "multi-branch blocks")
+        ),
+    }
+    if shifted:
+        settings["place"] = Setting("block", "weights: whole blocks wrapped (in-place placement)")
+    return settings
+
+
+register_backbone(
+    BackboneSpec(
+        name="mobileone_s4",
+        build=lambda: MobileOne("s4"),
+        network_type=MobileOne,
+        head="head",
+        insert_shifts=_shift_mobileone,
+        placements=("block",),
+        supports_temporal_pool=False,
+        reveal=_reveal_mobileone,
+        # mmpretrain's ImageNet classifier (what MMAction2 starts from): backbone.* and head.fc.*
+        adapt_imagenet_state=lambda state: {key.removeprefix("backbone."): v for key, v in state.items()},
+        imagenet_url="https://download.openmmlab.com/mmclassification/v0/mobileone/"
+        "mobileone-s4_8xb32_in1k_20221110-28d888cb.pth",
     )
 )
 

@@ -1,0 +1,165 @@
+"""Non-local blocks (Wang et al., "Non-local Neural Networks", CVPR 2018) for TSM ResNets.
+
+A non-local block lets every position of a clip attend to every (spatially sub-sampled) position
+of the same clip, across all its frames: ``z = x + W(y)`` with ``y_i = sum_j f(x_i, x_j) g(x_j)``.
+The reference (mit-han-lab/temporal-shift-module ``ops/non_local.py``) and MMAction2 (mmcv
+``mmcv/cnn/bricks/non_local.py``, used by ``mmaction/models/backbones/resnet_tsm.py``) run it in
+3D on the (N, C, T, H, W) view of a ResNet block's output. Every convolution there is 1x1x1 and
+the sub-sampling max-pools (1, 2, 2), so both act on each frame alone: here they are 2D ops on the
+(N*T, C, H, W) frames, and only the affinity sees the clip as a whole. The modes:
+
+* ``"embedded_gaussian"``: ``softmax_j(theta(x_i) . phi(x_j))``, unscaled (the reference's only
+  mode; MMAction2's configs set ``use_scale=False``);
+* ``"gaussian"``: ``softmax_j(x_i . x_j)`` with the raw features (no theta/phi weights; the keys
+  ``x_j`` are sub-sampled by max pooling);
+* ``"dot_product"``: ``theta(x_i) . phi(x_j) / M`` with M the number of key positions, no softmax.
+
+``W`` is a 1x1 conv (no bias: a BatchNorm follows) and a BatchNorm initialised to zero, so a
+fresh block is the identity and a pretrained network starts from where it was.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import ResNet
+
+from tsm.ops import TemporalShift
+from tsm.ops.shift import is_exporting
+
+NonLocalMode = Literal["embedded_gaussian", "gaussian", "dot_product"]
+NON_LOCAL_MODES: tuple[str, ...] = ("embedded_gaussian", "gaussian", "dot_product")
+# The blocks both publishers wrap in ResNet-50: blocks 0 and 2 of layer2, blocks 0, 2, 4 of layer3.
+NON_LOCAL_BLOCKS: dict[str, tuple[int, ...]] = {"layer2": (0, 2), "layer3": (0, 2, 4)}
+
+
+def check_non_local_mode(mode: str) -> None:
+    """Raise ``ValueError`` naming the valid modes when ``mode`` is not one."""
+    if mode not in NON_LOCAL_MODES:
+        raise ValueError(f"unknown non-local mode {mode!r}: use one of {', '.join(NON_LOCAL_MODES)}")
+
+
+def _positions(frames: Tensor, num_segments: int) -> Tensor:
+    """(N*T, C, H, W) -> (N, T*H*W, C): the positions of each clip, time-major, as rows."""
+    _, channels, height, width = frames.shape
+    per_frame = frames.reshape(-1, num_segments, channels, height * width).transpose(2, 3)
+    return per_frame.reshape(-1, num_segments * height * width, channels)
+
+
+class NonLocal(nn.Module):
+    """A non-local block over whole clips, on frames (N*T, C, H, W); returns ``x + W(y)``.
+
+    Attribute names follow the reference (``theta``, ``phi``, ``g``, ``W``; with sub-sampling
+    ``phi`` and ``g`` are Sequential(conv, max pool)), so its keys read ``g.0.weight``,
+    ``W.1.running_mean``. ``theta``/``phi``/``g`` keep PyTorch's default initialisation (as the
+    reference); ``W``'s BatchNorm starts at zero.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_segments: int,
+        mode: NonLocalMode = "embedded_gaussian",
+        sub_sample: bool = True,
+    ) -> None:
+        super().__init__()
+        check_non_local_mode(mode)
+        if not isinstance(num_segments, int) or num_segments < 1:
+            raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
+        self.channels = channels
+        self.inter_channels = max(channels // 2, 1)
+        self.num_segments = num_segments
+        self.mode = mode
+        self.sub_sample = sub_sample
+
+        def projection() -> nn.Module:
+            conv = nn.Conv2d(channels, self.inter_channels, kernel_size=1)
+            return nn.Sequential(conv, nn.MaxPool2d(kernel_size=2)) if sub_sample else conv
+
+        self.g = projection()
+        if mode == "gaussian":  # raw features: queries x, keys max-pooled x
+            self.theta = None
+            self.phi = nn.MaxPool2d(kernel_size=2) if sub_sample else nn.Identity()
+        else:
+            self.theta = nn.Conv2d(channels, self.inter_channels, kernel_size=1)
+            self.phi = projection()
+        self.W = nn.Sequential(
+            nn.Conv2d(self.inter_channels, channels, kernel_size=1, bias=False), nn.BatchNorm2d(channels)
+        )
+        nn.init.zeros_(self.W[1].weight)
+        nn.init.zeros_(self.W[1].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not is_exporting() and (x.dim() != 4 or x.shape[0] % self.num_segments != 0):
+            raise ValueError(
+                f"non-local block expects frames (N*T, C, H, W) of whole clips of num_segments="
+                f"{self.num_segments} frames, got shape {tuple(x.shape)}"
+            )
+        frames, _, height, width = x.shape
+        queries = _positions(x if self.theta is None else self.theta(x), self.num_segments)
+        keys = _positions(self.phi(x), self.num_segments)
+        values = _positions(self.g(x), self.num_segments)
+        affinity = torch.bmm(queries, keys.transpose(1, 2))  # (N, T*H*W, T*h*w)
+        dot_product = self.mode == "dot_product"  # an average over the key positions, no softmax
+        affinity = affinity / affinity.shape[-1] if dot_product else affinity.softmax(dim=-1)
+        y = torch.bmm(affinity, values)  # (N, T*H*W, inter)
+        y = y.reshape(-1, self.num_segments, height * width, self.inter_channels).transpose(2, 3)
+        return x + self.W(y.reshape(frames, self.inter_channels, height, width))
+
+    def extra_repr(self) -> str:
+        return f"num_segments={self.num_segments}, mode={self.mode!r}, sub_sample={self.sub_sample}"
+
+
+class NonLocalBlock(nn.Module):
+    """A ResNet block followed by a non-local block on its output (after the residual and ReLU).
+
+    Stored as ``block`` and ``nl`` (the reference's ``NL3DWrapper``), so keys read
+    ``layer2.0.block.conv1.net.weight`` and ``layer2.0.nl.theta.weight``.
+    """
+
+    def __init__(self, block: nn.Module, channels: int, num_segments: int, mode: NonLocalMode) -> None:
+        super().__init__()
+        self.block = block
+        self.nl = NonLocal(channels, num_segments, mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.nl(self.block(x))
+
+
+def _output_channels(block: nn.Module) -> int:
+    """Channels out of a torchvision BasicBlock / Bottleneck (shifted as a whole or not)."""
+    if isinstance(block, TemporalShift):
+        block = block.net
+    last_norm = block.bn3 if hasattr(block, "bn3") else block.bn2
+    return last_norm.num_features
+
+
+def add_non_local(net: ResNet, num_segments: int, mode: NonLocalMode = "embedded_gaussian") -> ResNet:
+    """Put non-local blocks after blocks 0, 2 of ``layer2`` and 0, 2, 4 of ``layer3``, in place.
+
+    The placement of both publishers for ResNet-50; any torchvision ResNet whose layer2 and
+    layer3 have that many blocks (ResNet-34/50/101/152) is accepted. Shifts inside the wrapped
+    blocks stay.
+    """
+    check_non_local_mode(mode)
+    if not isinstance(net, ResNet):
+        raise TypeError(f"non-local blocks support torchvision ResNets only, not {type(net).__name__}")
+    for layer_name, indices in NON_LOCAL_BLOCKS.items():
+        layer = getattr(net, layer_name)
+        if not isinstance(layer, nn.Sequential) or len(layer) <= max(indices):
+            raise ValueError(
+                f"non-local blocks go after blocks {indices} of {layer_name}, which has "
+                f"{len(layer)} blocks here; use a ResNet-34/50/101/152 backbone"
+            )
+        if any(isinstance(block, NonLocalBlock) for block in layer):
+            raise ValueError("this network already has non-local blocks; adding them twice is refused")
+        for index in indices:
+            layer[index] = NonLocalBlock(layer[index], _output_channels(layer[index]), num_segments, mode)
+    return net
+
+
+def non_local_blocks(net: nn.Module) -> list[NonLocal]:
+    """The non-local blocks inside ``net``, in forward order."""
+    return [m for m in net.modules() if isinstance(m, NonLocal)]
