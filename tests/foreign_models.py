@@ -9,6 +9,7 @@ shift code, its own temporal pool, its own head), so these share no code with ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -39,6 +40,30 @@ def data_parallel_state(model: nn.Module) -> dict[str, torch.Tensor]:
     Built by hand: constructing ``nn.DataParallel`` on a machine with a GPU moves the model there.
     """
     return {f"module.{key}": value for key, value in model.state_dict().items()}
+
+
+def save_reference_checkpoint(path: Path, ref: nn.Module, **torch_save_kwargs) -> Path:
+    """Save as the reference's main.py does: DataParallel state dict inside a training dict."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "epoch": 50,
+        "arch": "resnet50",
+        "state_dict": data_parallel_state(ref),
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0, 1], "name": "normal_weight"}]},
+        "best_prec1": 71.2,
+    }
+    torch.save(checkpoint, path, **torch_save_kwargs)
+    return path
+
+
+def assert_same_logits(model: nn.Module, foreign: nn.Module, clips: torch.Tensor) -> None:
+    """tsm's eval logits equal the foreign network's, at 1e-5 of their scale."""
+    with torch.no_grad():
+        expected = foreign(clips)
+        actual = model.eval()(clips)
+    assert expected.abs().max() > 0.1  # the comparison is not between two near-zero tensors
+    scale = expected.abs().max().item()  # float32 summation order differs: compare at this scale
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5 * scale)
 
 
 # --- the reference (mit-han-lab/temporal-shift-module) -------------------------------------------------

@@ -25,6 +25,8 @@ from foreign_models import (
     online_demo_stream,
     randomize,
 )
+from foreign_models import assert_same_logits as _assert_same_logits
+from foreign_models import save_reference_checkpoint as _save_reference
 from tsm.checkpoint import UnsafeCheckpointError
 
 T = 4  # frames per clip in these tests
@@ -34,29 +36,6 @@ R18_NAME = f"TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment{T}_e50.pth"
 
 def _clips(batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, T, 3, SIZE, SIZE)
-
-
-def _save_reference(path: Path, ref: nn.Module, **torch_save_kwargs) -> Path:
-    """Save as the reference's main.py does: DataParallel state dict inside a training dict."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "epoch": 50,
-        "arch": "resnet50",
-        "state_dict": data_parallel_state(ref),
-        "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "params": [0, 1], "name": "normal_weight"}]},
-        "best_prec1": 71.2,
-    }
-    torch.save(checkpoint, path, **torch_save_kwargs)
-    return path
-
-
-def _assert_same_logits(model: tsm.Recognizer, foreign: nn.Module, clips: torch.Tensor) -> None:
-    with torch.no_grad():
-        expected = foreign(clips)
-        actual = model.eval()(clips)
-    assert expected.abs().max() > 0.1  # the comparison is not between two near-zero tensors
-    scale = expected.abs().max().item()  # float32 summation order differs: compare at this scale
-    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5 * scale)
 
 
 REFERENCE_CASES = [
@@ -187,7 +166,7 @@ MMACTION2_CASES = [
         {},
         f"tsm_imagenet-pretrained-r50_8xb16-1x1x{T}-50e_kinetics400-rgb_20220831-64d69186.pth",
         f"model = dict(type='Recognizer2D', backbone=dict(type='ResNetTSM', depth=50, num_segments={T}, "
-        "shift_div=8), cls_head=dict(type='TSMHead', num_classes=7))",
+        f"shift_div=8), cls_head=dict(type='TSMHead', num_classes=7, num_segments={T}))",
         {"backbone": "resnet50", "place": "blockres", "fold_div": 8},
     ),
     (
@@ -337,14 +316,14 @@ def test_unsupported_models_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match=r"10 input channels.*optical flow"):
         tsm.load_checkpoint(path)
     state = data_parallel_state(ReferenceTSN(5, T, "resnet18"))
-    state["module.base_model.layer2.0.nl.g.weight"] = torch.zeros(1)
+    state["module.base_model.layer2.0.nl.g.0.weight"] = torch.zeros(1)
     torch.save({"state_dict": state}, path)
-    with pytest.raises(ValueError, match="non-local"):
+    with pytest.raises(ValueError, match=r"non-local blocks after \(layer, block\) \[\(2, 0\)\].*published"):
         tsm.load_checkpoint(path)
     state = MMRecognizer2D("r18", 5, T).state_dict()
     state["backbone.layer2.0.non_local_block.g.conv.weight"] = torch.zeros(1)
     torch.save({"state_dict": state}, path)
-    with pytest.raises(ValueError, match="non-local"):
+    with pytest.raises(ValueError, match=r"non-local blocks after \(layer, block\) \[\(2, 0\)\]"):
         tsm.load_checkpoint(path)
 
 

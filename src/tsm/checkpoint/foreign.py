@@ -23,7 +23,12 @@ from tsm.checkpoint.formats import (
     read_torch_file,
     state_dict_of,
 )
-from tsm.checkpoint.infer import infer_architecture, mmaction2_settings, reference_name_settings
+from tsm.checkpoint.infer import (
+    THETA_PHI_MODES,
+    infer_architecture,
+    mmaction2_settings,
+    reference_name_settings,
+)
 from tsm.checkpoint.native import CheckpointInfo
 from tsm.checkpoint.weights import recognizer_with_weights
 from tsm.data import DataConfig
@@ -83,15 +88,47 @@ def _format_settings(fmt: str, path: Path, extras: dict[str, Any]) -> dict[str, 
         )
     if fmt != REFERENCE_ONLINE:
         settings["mode"] = Setting("bidirectional", f"{fmt} models are offline (bi-directional) TSM")
+    if fmt == REFERENCE:  # what theta/phi blocks are when the file name does not say
+        settings["non_local_mode"] = Setting(
+            "embedded_gaussian", "the reference's only non-local mode (ops/non_local.py)"
+        )
     return settings
+
+
+def _resolve_non_local(weights: Setting, hints: dict[str, Setting], notes: list[str]) -> Setting:
+    """The non-local mode: the weights tell gaussian from theta/phi blocks, metadata tells which."""
+    hint = hints.get("non_local")
+    if weights.value == THETA_PHI_MODES:
+        if hint is not None and hint.value in THETA_PHI_MODES:
+            return Setting(hint.value, f"{hint.source}; {weights.source}")
+        fact = hints.get("non_local_mode")
+        if fact is None or (hint is not None and hint.value is not None):
+            said = f"; {hint.source} says non_local={hint.value!r}" if hint is not None else ""
+            raise ValueError(
+                f"the checkpoint has non-local blocks with theta/phi weights ({' or '.join(THETA_PHI_MODES)},"
+                f" which weights cannot tell apart) but its config and file name do not say which{said}; "
+                "pass non_local='embedded_gaussian' or non_local='dot_product'"
+            )
+        if hint is not None:
+            notes.append(f"{hint.source} has no non-local mark but the weights have non-local blocks")
+        return fact
+    if hint is not None and hint.value != weights.value:
+        notes.append(
+            f"{hint.source} says non_local={hint.value!r} but the weights say {weights.value!r}; "
+            "the weights are used"
+        )
+    return weights
 
 
 def _resolve(
     architecture: dict[str, Setting], hints: dict[str, Setting], overrides: dict[str, Any]
 ) -> tuple[dict[str, Setting], list[str]]:
     """Combine arguments, weights and hints into Recognizer settings; list disagreements."""
-    notes = []
+    notes: list[str] = []
     settings = dict(architecture)
+    weights_non_local = architecture.get("non_local", Setting(None, "weights: no non-local blocks"))
+    if "non_local" not in overrides:
+        settings["non_local"] = _resolve_non_local(weights_non_local, hints, notes)
     for name, hint in hints.items():
         if name in _ARCHITECTURE:
             weights = architecture.get(name)
@@ -100,7 +137,7 @@ def _resolve(
                     f"{hint.source} says {name}={hint.value!r} but the weights say {weights.value!r}; "
                     "the weights are used"
                 )
-        elif name in ("num_segments", "fold_div", "mode"):
+        elif name in ("num_segments", "fold_div", "mode", "backbone_segments"):
             settings[name] = hint
     if not settings["shift"].value:
         settings.setdefault("fold_div", Setting(8, "unused: the model has no shift"))
@@ -117,6 +154,14 @@ def _resolve(
             f"the checkpoint does not say its {' and '.join(missing)} (not in its weights, metadata or "
             f"file name); pass {' and '.join(_HOW_TO_PASS[name] for name in missing)}, or convert the "
             "file once with tsm convert so that every command can read them"
+        )
+    window = settings.pop("backbone_segments", None)
+    if window is not None and window.value not in (None, settings["num_segments"].value):
+        settings["backbone_segments"] = window
+        notes.append(
+            f"loaded as MMAction2 runs it: {settings['num_segments'].value}-frame clips whose backbone "
+            f"shifts {window.value}-frame windows ({window.source}; num_segments from "
+            f"{settings['num_segments'].source})"
         )
     return settings, notes
 
@@ -154,9 +199,15 @@ def load_foreign_checkpoint(
     state, extras = state_dict_of(read_torch_file(path, allow_pickle), path)
     state = strip_data_parallel(state)
     fmt = detect_format(state)
+    folded = [key for key in state if key.endswith(".nl.W.0.bias")]
     state = MAPPERS[fmt](state)
     hints = _format_settings(fmt, path, extras)
     settings, notes = _resolve(infer_architecture(state), hints, overrides)
+    if folded:
+        notes.append(
+            f"{len(folded)} non-local W convs had a bias (the reference's); each is folded into the "
+            "running mean of the BatchNorm that follows, which gives the same outputs"
+        )
     config = {name: setting.value for name, setting in settings.items()}
     notes += _fill_batch_counters(state)
     model = recognizer_with_weights(config, state)

@@ -10,7 +10,9 @@ Supported layouts (as the reference's ``main.py`` / ``ops/models.py`` and MMActi
 * ``mmaction2``: MMAction2's ``backbone.*`` (ConvModule conv + bn) and ``cls_head.fc_cls.*``.
 
 Every layout is mapped onto the keys of :class:`tsm.Recognizer` (``base_model.*`` of a
-torchvision ResNet / MobileNetV2, ``new_fc.*``).
+torchvision ResNet / MobileNetV2 or of tsm's MobileOne, ``new_fc.*``). Non-local blocks: both
+publishers' 1x1x1 Conv3d weights (O, I, 1, 1, 1) become tsm's 1x1 Conv2d weights (O, I, 1, 1)
+(tsm runs the block's per-frame ops on frames, see :mod:`tsm.models.non_local`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,26 @@ def detect_format(state: StateDict) -> str:
 ONLINE_DEMO_SHIFTED_FEATURES = (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)
 
 
+def _as_2d_conv(key: str, value: torch.Tensor) -> torch.Tensor:
+    """A non-local block's 1x1x1 Conv3d weight as the equal 1x1 Conv2d weight."""
+    if value.dim() == 5:
+        if value.shape[2:] != (1, 1, 1):
+            raise ValueError(f"{key}: a non-local conv of kernel {tuple(value.shape[2:])}, expected 1x1x1")
+        return value[:, :, 0]
+    return value
+
+
+def fold_non_local_bias(state: StateDict) -> StateDict:
+    """The reference's ``nl.W.0`` conv has a bias, which its BatchNorm ``nl.W.1`` follows; tsm's
+    has none. Moving the bias into the running mean keeps eval outputs equal (the bias shifts the
+    normalised input exactly as the running mean does; in training the batch mean removes it)."""
+    folded = dict(state)
+    for key in [k for k in state if k.endswith(".nl.W.0.bias")]:
+        mean_key = key.replace(".W.0.bias", ".W.1.running_mean")
+        folded[mean_key] = state[mean_key] - folded.pop(key)
+    return folded
+
+
 def map_reference(state: StateDict) -> StateDict:
     """The reference's TSN/TSM keys (``module.`` already stripped) -> tsm's."""
     head = {"base_model.fc.", "base_model.classifier."}  # the head when the reference's dropout was 0
@@ -125,8 +147,8 @@ def map_reference(state: StateDict) -> StateDict:
             mapped[key] = value
     if any(k.startswith("features.") for k in backbone):
         backbone = reference_mobilenet_to_torchvision(backbone)
-    mapped.update({f"base_model.{k}": v for k, v in backbone.items()})
-    return mapped
+    mapped.update({f"base_model.{k}": _as_2d_conv(k, v) if ".nl." in k else v for k, v in backbone.items()})
+    return fold_non_local_bias(mapped)
 
 
 def map_reference_online(state: StateDict) -> StateDict:
@@ -184,18 +206,42 @@ def _mm_mobilenet_key(key: str) -> str:
     return f"features.{feature}.conv.{target}.{rest}"
 
 
+# Non-local (mmcv NonLocal3d in MMAction2's NL3DWrapper): ``non_local_block`` -> ``nl``; ConvModules
+# ``g[.0].conv`` / ``theta.conv`` / ``phi[.0].conv`` -> bare convs; ``conv_out.{conv,bn}`` -> ``W.{0,1}``.
+_MM_NON_LOCAL_RULES = (
+    (re.compile(r"\.non_local_block\."), ".nl."),
+    (re.compile(r"\.nl\.conv_out\.conv\."), ".nl.W.0."),
+    (re.compile(r"\.nl\.conv_out\.bn\."), ".nl.W.1."),
+    (re.compile(r"\.nl\.(g|theta|phi)(\.0)?\.conv\."), r".nl.\1\2."),
+)
+
+
+def _mm_resnet_key(key: str) -> str:
+    rules = (*_MM_NON_LOCAL_RULES, *_MM_RESNET_RULES) if ".non_local_block." in key else _MM_RESNET_RULES
+    for pattern, replacement in rules:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def _mm_mobileone_key(key: str) -> str:
+    """mmpretrain's MobileOne keys are tsm's; MMAction2 wraps stage0 in a shift that moves no
+    channel (fold 3 // shift_div = 0), which tsm leaves out."""
+    return key.replace("stage0.net.", "stage0.", 1) if key.startswith("stage0.net.") else key
+
+
 def map_mmaction2(state: StateDict) -> StateDict:
     """MMAction2's Recognizer2D keys (``backbone.*``, ``cls_head.fc_cls.*``) -> tsm's."""
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    mobilenet = any(k.startswith("layer7.") for k in backbone)
+    if any(k.startswith("layer7.") for k in backbone):
+        rename = _mm_mobilenet_key
+    elif any(k.startswith("stage0.") for k in backbone):
+        rename = _mm_mobileone_key
+    else:
+        rename = _mm_resnet_key
     mapped: StateDict = {}
     for key, value in backbone.items():
-        if mobilenet:
-            key = _mm_mobilenet_key(key)
-        else:
-            for pattern, replacement in _MM_RESNET_RULES:
-                key = pattern.sub(replacement, key)
-        mapped[f"base_model.{key}"] = value
+        key = rename(key)
+        mapped[f"base_model.{key}"] = _as_2d_conv(key, value) if ".nl." in key else value
     return _add_head_and_rest(mapped, state, head="cls_head.fc_cls.", backbone="backbone.")
 
 

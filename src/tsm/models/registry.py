@@ -23,6 +23,14 @@ _register("tsm_resnet50_tpool", backbone="resnet50", shift=True, temporal_pool=T
 _register("tsm_mobilenet_v2", backbone="mobilenet_v2", shift=True)
 _register("tsn_mobilenet_v2", backbone="mobilenet_v2", shift=False)
 _register("tsm_online_mobilenet_v2", backbone="mobilenet_v2", shift=True, mode="unidirectional")
+# Non-local TSM: the reference's (embedded gaussian) and MMAction2's other two modes; TSN-NL baseline.
+_register("tsm_resnet50_nl", backbone="resnet50", shift=True, non_local="embedded_gaussian")
+_register("tsm_resnet50_nl_gaussian", backbone="resnet50", shift=True, non_local="gaussian")
+_register("tsm_resnet50_nl_dot_product", backbone="resnet50", shift=True, non_local="dot_product")
+_register("tsn_resnet50_nl", backbone="resnet50", shift=False, non_local="embedded_gaussian")
+# MMAction2's MobileOne-S4 TSM: every block shifted as a whole, so that its branches fuse.
+_register("tsm_mobileone_s4", backbone="mobileone_s4", shift=True, place="block")
+_register("tsn_mobileone_s4", backbone="mobileone_s4", shift=False)
 
 
 def matching_names(names: Iterable[str], pattern: str | None = None) -> list[str]:
