@@ -18,8 +18,15 @@ import torchvision
 from torch import nn
 
 
-def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
-    """Random weights and BatchNorm statistics, so a wrong key mapping changes the outputs."""
+def randomize(
+    model: nn.Module, generator_seed: int = 0, calibrate_on: torch.Tensor | None = None
+) -> nn.Module:
+    """Random weights and BatchNorm statistics, so a wrong key mapping changes the outputs.
+
+    ``calibrate_on``: inputs whose statistics become the BatchNorm running statistics (one pass in
+    training mode). Deep networks need it: with random statistics their signal fades, and their eval
+    outputs stop depending on the input.
+    """
     generator = torch.Generator().manual_seed(generator_seed)
     with torch.no_grad():
         for module in model.modules():
@@ -31,6 +38,15 @@ def randomize(model: nn.Module, generator_seed: int = 0) -> nn.Module:
             elif isinstance(module, nn.Linear):
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * 0.05)
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+    if calibrate_on is not None:
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.momentum = 1.0  # running statistics := those of this batch
+        with torch.no_grad():
+            model.train()(calibrate_on)
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
     return model.eval()
 
 
@@ -56,13 +72,19 @@ def save_reference_checkpoint(path: Path, ref: nn.Module, **torch_save_kwargs) -
     return path
 
 
-def assert_same_logits(model: nn.Module, foreign: nn.Module, clips: torch.Tensor) -> None:
-    """tsm's eval logits equal the foreign network's, at 1e-5 of their scale."""
+def assert_same_logits(
+    model: nn.Module, foreign: nn.Module, clips: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> None:
+    """tsm's eval logits equal the foreign network's, at 1e-5 of their scale. ``dtype=torch.float64``
+    for deep random networks, where float32's rounding differences grow beyond that."""
+    model, foreign, clips = model.to(dtype), foreign.to(dtype), clips.to(dtype)
     with torch.no_grad():
         expected = foreign(clips)
         actual = model.eval()(clips)
     assert expected.abs().max() > 0.1  # the comparison is not between two near-zero tensors
     scale = expected.abs().max().item()  # float32 summation order differs: compare at this scale
+    # ... nor between outputs that do not depend on the input (a deep network's signal can vanish)
+    assert (expected - expected.mean(dim=0)).abs().max() > 1e-3 * scale
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5 * scale)
 
 
