@@ -16,6 +16,7 @@ from tsm.data import DataConfig, VideoBatch, as_data_config
 from tsm.engine.evaluation import first_of_each_sample, write_evaluation_report
 from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
 from tsm.models import Recognizer, create_model
+from tsm.models.non_local import NonLocalMode
 from tsm.models.specs import Placement
 from tsm.models.views import ViewAverage, multi_view_scores
 from tsm.ops import ShiftMode
@@ -39,6 +40,8 @@ class RecognizerModule(pl.LightningModule):
         pretrained: backbone initialisation: None, ``"imagenet"`` or a state-dict file.
         fold_div, place, temporal_pool, mode: shift settings (see :class:`tsm.Recognizer`); None
             keeps what the model name stands for (e.g. ``tsm_online_*`` is uni-directional).
+        non_local, backbone_segments: non-local blocks and the backbone's clip window (see
+            :class:`tsm.Recognizer`); None keeps what the model name stands for.
         lr, weight_decay, momentum, fc_lr5: SGD of the reference (lr scales linearly with the batch).
         schedule, milestones, gamma, warmup_epochs: learning-rate schedule (see :mod:`tsm.engine.optim`).
         label_smoothing: cross-entropy label smoothing (0 = off, the reference's setting).
@@ -63,6 +66,8 @@ class RecognizerModule(pl.LightningModule):
         place: Placement | None = None,
         temporal_pool: bool | None = None,
         mode: ShiftMode | None = None,
+        non_local: NonLocalMode | None = None,
+        backbone_segments: int | None = None,
         lr: float = 0.01,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
@@ -118,6 +123,8 @@ class RecognizerModule(pl.LightningModule):
                         ("place", place),
                         ("temporal_pool", temporal_pool),
                         ("mode", mode),
+                        ("non_local", non_local),
+                        ("backbone_segments", backbone_segments),
                     )
                     if value is not None
                 },
