@@ -168,12 +168,12 @@ def report(
     values: dict[str, float],
     results: dict[str, dict[str, float]],
     describe: Callable[[float], str] = lambda seconds: f"{seconds * 1e3:.1f} ms",
+    base: str = "TSN",
 ) -> None:
-    """Print one measurement as ratios against TSN (and absolute values); record the ratios."""
-    base = values["TSN"]
-    results[title] = {name: value / base for name, value in values.items() if name != "TSN"}
+    """Print one measurement as ratios against ``base`` (and absolute values); record the ratios."""
+    results[title] = {name: value / values[base] for name, value in values.items() if name != base}
     cells = ", ".join(f"{name} {describe(value)}" for name, value in values.items())
-    ratios = ", ".join(f"{name}/TSN {ratio:.3f}" for name, ratio in results[title].items())
+    ratios = ", ".join(f"{name}/{base} {ratio:.3f}" for name, ratio in results[title].items())
     print(f"{title}: {ratios}   ({cells})")
 
 

@@ -147,8 +147,19 @@ def _mm_config_text(mode: str, use_scale: bool = False) -> str:
     )
 
 
+# The date and hash suffixes of the published files (MMAction2's configs/recognition/tsm/metafile.yml).
+_MM_SUFFIXES = {
+    "embedded_gaussian": "20220831-35eddb57",
+    "gaussian": "20220831-7e54dacf",
+    "dot_product": "20220831-108bfde5",
+}
+
+
 def _mm_name(mode: str) -> str:
-    return f"tsm_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb16-1x1x{T}-50e_kinetics400-rgb.pth"
+    return (
+        f"tsm_imagenet-pretrained-r50-nl-{mode.replace('_', '-')}_8xb16-1x1x{T}-50e_kinetics400-rgb_"
+        f"{_MM_SUFFIXES[mode]}.pth"
+    )
 
 
 def _mm_non_local(mode: str) -> MMRecognizer2D:

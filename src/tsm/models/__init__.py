@@ -1,6 +1,8 @@
 """TSM networks: backbone specs and surgery, the recognizer, the model registry, streaming."""
 
 from tsm.models.backbones import build_backbone
+from tsm.models.mobileone import MobileOne, MobileOneBlock
+from tsm.models.non_local import NON_LOCAL_MODES, NonLocal, NonLocalBlock, add_non_local, non_local_blocks
 from tsm.models.recognizer import Recognizer
 from tsm.models.registry import create_model, list_models, model_config
 from tsm.models.specs import (
@@ -18,14 +20,20 @@ from tsm.models.views import VIEW_AVERAGES, ViewAverage, average_views, multi_vi
 
 __all__ = [
     "BACKBONES",
+    "NON_LOCAL_MODES",
     "VIEW_AVERAGES",
     "BackboneSpec",
     "LabelSmoother",
+    "MobileOne",
+    "MobileOneBlock",
+    "NonLocal",
+    "NonLocalBlock",
     "Recognizer",
     "Setting",
     "StreamingRecognizer",
     "StreamingStep",
     "ViewAverage",
+    "add_non_local",
     "add_temporal_pool",
     "average_views",
     "backbone_spec",
@@ -39,6 +47,7 @@ __all__ = [
     "make_temporal_shift",
     "model_config",
     "multi_view_scores",
+    "non_local_blocks",
     "register_backbone",
     "shifted_modules",
     "strip_data_parallel",
