@@ -97,6 +97,14 @@ def test_gradcheck_float64(mode):
     assert torch.autograd.gradcheck(block, (x,))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_block_keeps_no_affinity_for_backward(mode):
+    """The (T*H*W) x (T*h*w) affinity is 1 MiB here, ten times what the block needs to keep."""
+    x = torch.randn(4, 8, 16, 16, requires_grad=True)
+    affinity_bytes = (4 * 16 * 16) * (4 * 8 * 8) * 4
+    assert _saved_bytes(NonLocal(8, 4, mode).train(), x) < affinity_bytes / 4
+
+
 def test_tsm_non_local_keeps_no_more_for_backward_than_tsn_non_local():
     clips = torch.randn(1, T, 3, SIZE, SIZE)
     tsm_nl = tsm.create_model("tsm_resnet50_nl", num_classes=5, num_segments=T).train()
@@ -238,10 +246,12 @@ def test_streaming_refuses_non_local_with_the_reason():
         check_streamable(model)
 
 
-@pytest.mark.parametrize("format", ["onnx", "torchscript"])
-def test_non_local_model_exports(tmp_path, format):
+@pytest.mark.parametrize(
+    ("mode", "format"), [("embedded_gaussian", "onnx"), ("dot_product", "onnx"), ("gaussian", "torchscript")]
+)
+def test_non_local_model_exports(tmp_path, mode, format):
     # Random statistics, not calibrated ones: those make float32 (onnxruntime's) outputs chaotic here.
-    model = randomize(tsm.Recognizer(6, T, "resnet34", non_local="dot_product"))
+    model = randomize(tsm.Recognizer(6, T, "resnet34", non_local=mode))
     path = tmp_path / ("model.onnx" if format == "onnx" else "model.pt")
     check = export_model(
         model, path, frame_size=SIZE, check_inputs={"video": _clips()}, onnx_exporter="torchscript"

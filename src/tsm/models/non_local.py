@@ -16,6 +16,12 @@ the sub-sampling max-pools (1, 2, 2), so both act on each frame alone: here they
 
 ``W`` is a 1x1 conv (no bias: a BatchNorm follows) and a BatchNorm initialised to zero, so a
 fresh block is the identity and a pretrained network starts from where it was.
+
+The (T*H*W) x (T*h*w) affinity of a clip (39 MB per clip in layer2 of a ResNet-50 at 224 px) is
+never kept for backward: the softmax modes run as one ``scaled_dot_product_attention`` (which
+saves the queries, keys, values, output and the softmax's log-sum-exp), and the dot product is
+computed as ``Q (K^T V) / M``, which does not form it at all (and needs T*h*w / inter times fewer
+multiplications).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import ResNet
 
@@ -101,10 +108,15 @@ class NonLocal(nn.Module):
         queries = _positions(x if self.theta is None else self.theta(x), self.num_segments)
         keys = _positions(self.phi(x), self.num_segments)
         values = _positions(self.g(x), self.num_segments)
-        affinity = torch.bmm(queries, keys.transpose(1, 2))  # (N, T*H*W, T*h*w)
-        dot_product = self.mode == "dot_product"  # an average over the key positions, no softmax
-        affinity = affinity / affinity.shape[-1] if dot_product else affinity.softmax(dim=-1)
-        y = torch.bmm(affinity, values)  # (N, T*H*W, inter)
+        if self.mode == "dot_product":  # (Q K^T / M) V = Q (K^T V / M): no (T*H*W, M) affinity
+            y = torch.bmm(queries, torch.bmm(keys.transpose(1, 2), values) / keys.shape[1])
+        else:  # softmax(Q K^T) V without keeping the affinity for backward (scale 1: unscaled)
+            # The fused kernels need values as wide as the keys: gaussian keys are the raw C
+            # channels, its values C/2 wide, so they get zero columns, dropped from the result.
+            extra = self.channels - self.inter_channels if self.theta is None else 0
+            widened = F.pad(values, (0, extra)) if extra else values
+            y = F.scaled_dot_product_attention(queries, keys, widened, scale=1.0)[..., : self.inter_channels]
+        # y: (N, T*H*W, inter)
         y = y.reshape(-1, self.num_segments, height * width, self.inter_channels).transpose(2, 3)
         return x + self.W(y.reshape(frames, self.inter_channels, height, width))
 
