@@ -263,3 +263,11 @@ def test_non_local_model_exports(tmp_path, mode, format):
     for block in non_local_blocks(without):
         nn.init.zeros_(block.W[1].weight)
     assert not verify_export(path, without).passed
+
+
+@pytest.mark.slow
+def test_non_local_model_exports_with_the_dynamo_exporter(tmp_path):
+    """PyTorch's default (torch.export-based) ONNX exporter: attention as 4-D (one head) tensors."""
+    model = randomize(tsm.Recognizer(6, T, "resnet34", non_local="embedded_gaussian"))
+    check = export_model(model, tmp_path / "model.onnx", frame_size=SIZE, check_inputs={"video": _clips()})
+    assert check.passed, check.summary()

@@ -115,7 +115,8 @@ class NonLocal(nn.Module):
             # channels, its values C/2 wide, so they get zero columns, dropped from the result.
             extra = self.channels - self.inter_channels if self.theta is None else 0
             widened = F.pad(values, (0, extra)) if extra else values
-            y = F.scaled_dot_product_attention(queries, keys, widened, scale=1.0)[..., : self.inter_channels]
+            heads = [t.unsqueeze(1) for t in (queries, keys, widened)]  # one head: (N, 1, L, E)
+            y = F.scaled_dot_product_attention(*heads, scale=1.0).squeeze(1)[..., : self.inter_channels]
         # y: (N, T*H*W, inter)
         y = y.reshape(-1, self.num_segments, height * width, self.inter_channels).transpose(2, 3)
         return x + self.W(y.reshape(frames, self.inter_channels, height, width))
