@@ -113,6 +113,14 @@ def test_tsm_non_local_keeps_no_more_for_backward_than_tsn_non_local():
     assert _saved_bytes(tsm_nl, clips) == _saved_bytes(tsn_nl, clips)
 
 
+def test_native_checkpoint_keeps_the_mode(tmp_path):
+    model = randomize(tsm.create_model("tsm_resnet50_nl_dot_product", num_classes=5, num_segments=T))
+    loaded, info = tsm.load_checkpoint(tsm.save_checkpoint(tmp_path / "nl.safetensors", model))
+    assert info.model_config["non_local"] == "dot_product"
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(_clips()), model(_clips()))
+
+
 # --- the reference's checkpoints --------------------------------------------------------------------
 def test_reference_non_local_checkpoint_gives_the_reference_logits(tmp_path):
     ref = randomize(ReferenceTSN(7, T, "resnet50", non_local=True), calibrate_on=_clips(seed=1))

@@ -11,7 +11,16 @@ from tsm.models import Recognizer, load_weights
 from tsm.models.state import summarise
 
 # Settings that change what the weights compute without changing their names or shapes.
-ARCHITECTURE_SETTINGS = ("backbone", "shift", "fold_div", "place", "temporal_pool", "mode")
+ARCHITECTURE_SETTINGS = (
+    "backbone",
+    "shift",
+    "fold_div",
+    "place",
+    "temporal_pool",
+    "mode",
+    "non_local",
+    "backbone_segments",
+)
 
 
 def recognizer_with_weights(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Recognizer:

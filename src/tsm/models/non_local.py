@@ -20,8 +20,8 @@ fresh block is the identity and a pretrained network starts from where it was.
 The (T*H*W) x (T*h*w) affinity of a clip (39 MB per clip in layer2 of a ResNet-50 at 224 px) is
 never kept for backward: the softmax modes run as one ``scaled_dot_product_attention`` (which
 saves the queries, keys, values, output and the softmax's log-sum-exp), and the dot product is
-computed as ``Q (K^T V) / M``, which does not form it at all (and needs T*h*w / inter times fewer
-multiplications).
+computed as ``Q (K^T V) / M``, which does not form it at all (and, with M = T*H*W / 4 keys, needs
+8 M / (5 inter) times fewer multiplications: 10x in layer2 of a ResNet-50 at 224 px).
 """
 
 from __future__ import annotations
