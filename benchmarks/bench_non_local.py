@@ -3,7 +3,8 @@
 TSM ResNet-50 without non-local blocks and with the five blocks of each mode (the reference's
 embedded gaussian, MMAction2's gaussian and dot product) share the weights they have in common,
 one process, interleaved rounds (medians); only ratios against TSM without them are claimed.
-``--mobileone`` adds MobileOne-S4 TSM, multi-branch and fused, to the inference latency.
+``--mobileone`` adds MobileOne-S4 TSM, multi-branch and fused, to the inference latency, and
+its bytes saved for backward against MobileOne-S4 TSN.
 
     python benchmarks/bench_non_local.py [--rounds 5] [--frames 8] [--size 224]
         [--device cpu|cuda] [--skip-training] [--mobileone]
@@ -90,6 +91,11 @@ def main() -> None:
         steps = {name: (lambda m=model: training_step(m, clips)) for name, model in models.items()}
         medians = interleaved_medians(steps, args.rounds, device)
         report("training step (forward + backward), fp32 NCHW", medians, results, base=BASE)
+    if args.mobileone:  # its shifts wrap whole blocks, whose branches keep the shifted input
+        tsn = tsm.create_model("tsn_mobileone_s4", num_segments=args.frames).to(device).train()
+        memory = {"TSN": float(saved_bytes(tsn, clips)), "TSM": float(saved_bytes(mobileone.train(), clips))}
+        describe = lambda size: f"{size / 2**20:.1f} MiB"  # noqa: E731
+        report("MobileOne-S4 bytes saved for backward", memory, results, describe)
 
 
 if __name__ == "__main__":

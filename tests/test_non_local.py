@@ -113,6 +113,14 @@ def test_tsm_non_local_keeps_no_more_for_backward_than_tsn_non_local():
     assert _saved_bytes(tsm_nl, clips) == _saved_bytes(tsn_nl, clips)
 
 
+def test_non_local_model_trains():
+    model = tsm.create_model("tsm_resnet50_nl", num_classes=3, num_segments=T).train()
+    nn.functional.cross_entropy(model(_clips()), torch.tensor([0, 2])).backward()
+    for block in non_local_blocks(model):  # the zero-initialised output BatchNorm learns first
+        assert block.W[1].weight.grad.abs().sum() > 0
+        assert torch.isfinite(block.theta.weight.grad).all()
+
+
 def test_native_checkpoint_keeps_the_mode(tmp_path):
     model = randomize(tsm.create_model("tsm_resnet50_nl_dot_product", num_classes=5, num_segments=T))
     loaded, info = tsm.load_checkpoint(tsm.save_checkpoint(tmp_path / "nl.safetensors", model))
