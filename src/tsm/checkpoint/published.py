@@ -43,8 +43,8 @@ _MMACTION2_MODELS = "https://download.openmmlab.com/mmaction/v1.0/recognition/ts
 _REFERENCE_README = "mit-han-lab/temporal-shift-module README.md"
 _MMACTION2_README = "open-mmlab/mmaction2 configs/recognition/tsm/README.md"
 # What the weights decide; a downloaded file whose weights say otherwise is not the published one.
-_ARCHITECTURE_KEYS = ("backbone", "shift", "place", "temporal_pool", "mode", "num_classes")
-_NOT_IN_WEIGHTS = ("num_segments", "fold_div")
+_ARCHITECTURE_KEYS = ("backbone", "shift", "place", "temporal_pool", "mode", "num_classes", "non_local")
+_NOT_IN_WEIGHTS = ("num_segments", "fold_div", "backbone_segments")
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,11 @@ class PretrainedInfo:
         return {key: value for key, value in self.data_config.to_dict().items() if value != defaults[key]}
 
 
-def _tsm(backbone: str, shift: bool = True, mode: str = "bidirectional") -> Mapping[str, Any]:
-    settings = {"backbone": backbone, "shift": shift, "place": "blockres", "fold_div": 8}
-    return MappingProxyType({**settings, "temporal_pool": False, "mode": mode})
+def _tsm(
+    backbone: str, shift: bool = True, mode: str = "bidirectional", place: str = "blockres", **extra: Any
+) -> Mapping[str, Any]:
+    settings = {"backbone": backbone, "shift": shift, "place": place, "fold_div": 8}
+    return MappingProxyType({**settings, "temporal_pool": False, "mode": mode, **extra})
 
 
 # Test protocols (data configs). The reference: test_models.py with --test_crops 1 is resize 256 +
@@ -146,7 +148,6 @@ def _mmaction2(
     )
 
 
-_NON_LOCAL = "non-local blocks: tsm has none"
 _K400_VAL = "Kinetics-400 validation set"
 _STHV1_VAL = "Something-Something V1 validation set"
 _STHV2_VAL = "Something-Something V2 validation set"
@@ -180,7 +181,7 @@ _PUBLISHED = (
     _reference(
         "tsm_r50_nl_kinetics400_8f_dense",
         "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense_nl.pth", "kinetics400", 400, 8,
-        75.6, _K400_VAL, _SHIFTED_R50, _DENSE_THREE_FULL_RES, buildable=False, reason=_NON_LOCAL,
+        75.6, _K400_VAL, _tsm("resnet50", non_local="embedded_gaussian"), _DENSE_THREE_FULL_RES,
     ),
     _reference(
         "tsm_mobilenetv2_kinetics400_8f_dense",
@@ -249,18 +250,18 @@ _PUBLISHED = (
     _mmaction2(
         "tsm_r50_nl_dot_product_kinetics400_8f",
         "tsm_imagenet-pretrained-r50-nl-dot-product_8xb16-1x1x8-50e_kinetics400-rgb", "20220831-108bfde5",
-        "kinetics400", 400, 8, 74.49, _SHIFTED_R50, _TEN_CROPS, buildable=False, reason=_NON_LOCAL,
+        "kinetics400", 400, 8, 74.49, _tsm("resnet50", non_local="dot_product"), _TEN_CROPS,
     ),
     _mmaction2(
         "tsm_r50_nl_gaussian_kinetics400_8f",
         "tsm_imagenet-pretrained-r50-nl-gaussian_8xb16-1x1x8-50e_kinetics400-rgb", "20220831-7e54dacf",
-        "kinetics400", 400, 8, 73.66, _SHIFTED_R50, _TEN_CROPS, buildable=False, reason=_NON_LOCAL,
+        "kinetics400", 400, 8, 73.66, _tsm("resnet50", non_local="gaussian"), _TEN_CROPS,
     ),
     _mmaction2(
         "tsm_r50_nl_embedded_gaussian_kinetics400_8f",
         "tsm_imagenet-pretrained-r50-nl-embedded-gaussian_8xb16-1x1x8-50e_kinetics400-rgb",
-        "20220831-35eddb57", "kinetics400", 400, 8, 74.34, _SHIFTED_R50, _TEN_CROPS, buildable=False,
-        reason=_NON_LOCAL,
+        "20220831-35eddb57", "kinetics400", 400, 8, 74.34, _tsm("resnet50", non_local="embedded_gaussian"),
+        _TEN_CROPS,
     ),
     _mmaction2(
         "tsm_mobilenetv2_kinetics400_8f",
@@ -270,9 +271,12 @@ _PUBLISHED = (
     _mmaction2(
         "tsm_mobileone_s4_kinetics400_16f",
         "tsm_imagenet-pretrained-mobileone-s4_8xb16-1x1x16-50e_kinetics400-rgb", "20230825-a7f8876b",
-        "kinetics400", 400, 16, 74.38, _tsm("mobileone_s4"), _THREE_FULL_RES, buildable=False,
-        reason="MobileOne-S4 backbone: not one of tsm's backbones",
-        notes=("the README says 16 clips x 10 crops; the config's test_pipeline has ThreeCrop(256)",),
+        "kinetics400", 400, 16, 74.38, _tsm("mobileone_s4", place="block", backbone_segments=8),
+        _THREE_FULL_RES,
+        notes=(
+            "the README says 16 clips x 10 crops; the config's test_pipeline has ThreeCrop(256)",
+            "its config keeps the backbone's shifts at 8 segments while clips have 16 frames",
+        ),
     ),
     # --- MMAction2: configs/recognition/tsm, Something-Something V2 ---
     _mmaction2(
@@ -359,7 +363,11 @@ def load_pretrained(
     info = pretrained_info(name)
     path = resolve_checkpoint(name, progress=progress)  # refuses models tsm cannot build
     # What weights cannot tell, the registry knows: the published frames and fold_div.
-    from_registry = {key: info.recognizer_kwargs[key] for key in _NOT_IN_WEIGHTS if key not in overrides}
+    from_registry = {
+        key: info.recognizer_kwargs[key]
+        for key in _NOT_IN_WEIGHTS
+        if key in info.recognizer_kwargs and key not in overrides
+    }
     model, checkpoint = load_checkpoint(path, **from_registry, **overrides)
     differing = [
         f"{key}={model.config[key]!r} (published: {value!r})"
