@@ -224,6 +224,30 @@ def test_a_checkpoint_of_other_classes_is_refused_in_one_line(synthetic, tmp_pat
     assert f"ValueError: {checkpoint}" not in output  # one line, not a traceback
 
 
+def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path, capsys, monkeypatch):
+    """Only --data.test and --ckpt_path: frames per clip and the test views come from the file;
+    arguments given after them still win."""
+    monkeypatch.chdir(tmp_path)
+    checkpoint = tmp_path / "two_frames.safetensors"
+    config = tsm.DataConfig(num_segments=2, resize=32, input_size=32, test_views="three")
+    model = tsm.Recognizer(4, num_segments=2, backbone="resnet18")
+    tsm.save_checkpoint(checkpoint, model, synthetic.class_names, config)
+    test = ["test", "--data.test", str(synthetic.lists["test"]), "--ckpt_path", str(checkpoint)]
+    code, output = run_cli([*test, "--print-config"], capsys, stdout_only=True)
+    assert code == 0, output
+    printed = yaml.safe_load(output)["data"]
+    assert printed["num_segments"] == 2 and printed["data_config"]["test_views"] == "three"
+    assert printed["data_config"]["input_size"] == 32
+    override = ["--data.data_config.test_views", "center", "--print-config"]
+    code, output = run_cli([*test, *override], capsys, stdout_only=True)
+    assert yaml.safe_load(output)["data"]["data_config"]["test_views"] == "center"
+    quiet = ["--data.batch_size", "4", "--trainer.enable_progress_bar", "false"]
+    code, output = run_cli([*test, *quiet], capsys)
+    assert code == 0, output
+    report = tmp_path / "runs" / "test" / "version_0" / "test_report"
+    assert json.loads((report / "metrics.json").read_text())["num_clips"] == 4
+
+
 @pytest.mark.slow  # three trainings in fresh processes: about 25 s on 2 cores
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     """What `tsm demo --quick` must produce: every file, the settings it ran with, and numbers that

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 import pytest
 import torch
+import yaml
 
 import tsm
 from foreign_models import (
@@ -538,3 +539,18 @@ def test_cli_stream_and_export_take_a_name(server, monkeypatch, tmp_path, capsys
     options = ["--out", str(out), "--format", "torchscript", "--streaming", "--size", str(SIZE)]
     code = main(["export", "tsm_online_mobilenetv2_jester", *options])
     assert code == 0 and tsm.read_export_metadata(out)["class_names"][0] == "jester:reference:0"
+
+
+def test_tsm_test_by_name_takes_the_published_protocol(capsys):
+    """`tsm test --ckpt_path NAME`: frames, test views and view averaging of the publisher."""
+    name = "mmaction2/tsm_r50_sthv2_8f"
+    with pytest.raises(SystemExit) as printed_and_done:  # LightningCLI exits after --print-config
+        main(["test", "--data.test", "sthv2/val.txt", "--ckpt_path", name, "--print-config"])
+    assert printed_and_done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["checkpoint"] == name and printed["model"]["view_average"] == "softmax"
+    data = printed["data"]
+    assert data["num_segments"] == 8
+    expected = tsm.pretrained_info(name).data_config.to_dict()
+    assert {key: data["data_config"][key] for key in expected} == expected
+    assert data["data_config"]["twice_sample"] and data["data_config"]["test_views"] == "three"

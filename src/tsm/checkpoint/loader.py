@@ -4,13 +4,15 @@ file said about itself out."""
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
 from tsm.checkpoint.foreign import load_foreign_checkpoint
 from tsm.checkpoint.native import CheckpointInfo, load_native_checkpoint, read_native_metadata
-from tsm.checkpoint.published import is_published_name, load_pretrained, resolve_checkpoint
+from tsm.checkpoint.published import is_published_name, load_pretrained, pretrained_info, resolve_checkpoint
 from tsm.checkpoint.weights import copy_matching_weights
+from tsm.data import DataConfig, as_data_config
 from tsm.models import Recognizer
 
 
@@ -51,3 +53,15 @@ def init_from_checkpoint(model: Recognizer, path: str | Path) -> CheckpointInfo:
     source, info = load_checkpoint(path, num_segments=model.num_segments)
     copy_matching_weights(model, source, name=str(path))
     return info
+
+
+def checkpoint_data_config(name_or_path: str | Path) -> DataConfig:
+    """The test pipeline (frames per clip included) a checkpoint was made for: from the registry
+    for a published name, from the metadata of a tsm file, else by loading the file."""
+    if is_published_name(name_or_path):
+        return pretrained_info(str(name_or_path)).data_config
+    metadata = read_native_metadata(name_or_path) if Path(name_or_path).is_file() else None
+    if metadata is not None:
+        frames = json.loads(metadata["model_config"])["num_segments"]
+        return as_data_config(json.loads(metadata.get("data_config", "{}")), num_segments=frames)
+    return load_checkpoint(name_or_path)[1].data_config

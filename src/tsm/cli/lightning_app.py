@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -10,8 +11,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import init_from_checkpoint
-from tsm.checkpoint.published import is_published_name
+from tsm.checkpoint import checkpoint_data_config, init_from_checkpoint
+from tsm.checkpoint.published import is_published_name, pretrained_info
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
@@ -93,17 +94,28 @@ class TSMLightningCLI(LightningCLI):
     before_fit = before_validate = before_test = _prepare_run
 
 
-def lightning_arguments(argv: list[str]) -> list[str]:
+def lightning_arguments(argv: list[str], subcommand: str = "fit") -> list[str]:
     """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``, and a model
     file as ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
-    ``--model.checkpoint``: the network is built from the file."""
+    ``--model.checkpoint``: the network is built from the file. ``tsm test`` / ``tsm validate``
+    then also take the file's frames per clip and test pipeline, before the user's arguments and
+    configs, which win."""
     arguments = ["--print_config" if arg == "--print-config" else arg for arg in argv]
+    model_file = None
     for index, arg in enumerate(arguments):
         option, equals, value = arg.partition("=")
         if option == "--ckpt_path" and not equals and index + 1 < len(arguments):
             value = arguments[index + 1]
         if option == "--ckpt_path" and is_model_file(value):
             arguments[index] = arg.replace("--ckpt_path", "--model.checkpoint", 1)
+            model_file = value
+    if model_file is not None and subcommand in ("test", "validate"):
+        config = checkpoint_data_config(model_file)
+        protocol = ["--data.num_segments", str(config.num_segments)]
+        protocol += ["--data.data_config", json.dumps(config.to_dict())]
+        if is_published_name(model_file):  # and the publisher's way of averaging the views
+            protocol += ["--model.view_average", pretrained_info(model_file).view_average]
+        arguments = [*protocol, *arguments]
     return arguments
 
 
@@ -112,7 +124,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     # LightningCLI reads the command line itself, like Lightning's DDP launcher when it starts the
     # other processes: sys.argv holds this subcommand and its arguments while it runs.
     command_line = sys.argv
-    sys.argv = [command_line[0], subcommand, *lightning_arguments(argv)]
+    sys.argv = [command_line[0], subcommand, *lightning_arguments(argv, subcommand)]
     try:
         TSMLightningCLI(
             RecognizerModule,
