@@ -31,39 +31,9 @@ from tsm.checkpoint.infer import (
 )
 from tsm.checkpoint.native import CheckpointInfo
 from tsm.checkpoint.weights import recognizer_with_weights
-from tsm.data import DataConfig
+from tsm.data import DataConfig, dataset_class_names
 from tsm.models import Recognizer, Setting, strip_data_parallel
 
-# The online demo's labels: the 27 Jester classes in sorted order, as its demo prints them.
-JESTER_CLASSES = [
-    "Doing other things",
-    "Drumming Fingers",
-    "No gesture",
-    "Pulling Hand In",
-    "Pulling Two Fingers In",
-    "Pushing Hand Away",
-    "Pushing Two Fingers Away",
-    "Rolling Hand Backward",
-    "Rolling Hand Forward",
-    "Shaking Hand",
-    "Sliding Two Fingers Down",
-    "Sliding Two Fingers Left",
-    "Sliding Two Fingers Right",
-    "Sliding Two Fingers Up",
-    "Stop Sign",
-    "Swiping Down",
-    "Swiping Left",
-    "Swiping Right",
-    "Swiping Up",
-    "Thumb Down",
-    "Thumb Up",
-    "Turning Hand Clockwise",
-    "Turning Hand Counterclockwise",
-    "Zooming In With Full Hand",
-    "Zooming In With Two Fingers",
-    "Zooming Out With Full Hand",
-    "Zooming Out With Two Fingers",
-]
 # Datasets whose classes depend on direction: the reference trains them without flips.
 _NO_FLIP_DATASETS = ("something", "sthv", "jester")
 # Settings that only the weights may decide; file names merely cross-check them.
@@ -222,7 +192,12 @@ def load_foreign_checkpoint(
     info = CheckpointInfo(
         format=fmt,
         model_config=model.config,
-        class_names=JESTER_CLASSES if fmt == REFERENCE_ONLINE and model.num_classes == 27 else None,
+        # The online demo prints the 27 Jester classes in sorted order (the reference's order).
+        class_names=(
+            dataset_class_names("jester", "reference")
+            if fmt == REFERENCE_ONLINE and model.num_classes == 27
+            else None
+        ),
         data_config=data_config,
         written_by=_written_by(fmt, extras),
         notes=notes,
