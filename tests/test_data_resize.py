@@ -184,6 +184,7 @@ def test_extract_frames(tmp_path: Path) -> None:
         assert names == [f"img_{number:05d}.jpg" for number in range(1, count + 1)]
         with Image.open(folder / names[-1]) as image:
             assert min(image.size) == 32
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # not mkdtemp's 0o700
     with av.open(str(videos["a b/x y.mp4"])) as container:
         last = list(container.decode(video=0))[-1].reformat(42, 32, format="rgb24").to_ndarray()
     with Image.open(dst / "a b" / "x y" / "img_00037.jpg") as image:

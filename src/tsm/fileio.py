@@ -10,14 +10,6 @@ from pathlib import Path
 from typing import Any
 
 
-def creation_mode(directory: bool = False) -> int:
-    """Permissions of a newly created file (0o666) or folder (0o777) under the current umask
-    (temporary files and folders start at 0o600 / 0o700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
-
-
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see half a file; the
     file gets the permissions of a newly created one.

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tsm.data.datasets import VIDEO_EXTENSIONS
 from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, VideoReadError, count_frame_files, probe
-from tsm.fileio import atomic_write, atomic_write_text, creation_mode
+from tsm.fileio import atomic_write, atomic_write_text
 
 RESIZE_REPORT = "tsm_resize_report.txt"
 FRAMES_REPORT = "tsm_frames_report.txt"
@@ -175,7 +175,8 @@ def extract_video_frames(
     if dst.exists():  # not one of ours (those appear complete): leave it to the user
         raise VideoReadError(src, f"{dst} exists with a different frame count; delete it to redo it")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    temporary = dst.parent / f".{dst.name}.{secrets.token_hex(8)}.tmp"
+    temporary.mkdir()  # an ordinary folder (0o777 less the umask), not mkdtemp's 0o700
     try:
         count = 0
         with av.open(str(src)) as source:
@@ -190,7 +191,6 @@ def extract_video_frames(
                 picture.to_image().save(temporary / template.format(count), quality=quality)
         if count != expected.num_frames:
             raise VideoReadError(src, f"decoded {count} frames, the container has {expected.num_frames}")
-        os.chmod(temporary, creation_mode(directory=True))
         os.replace(temporary, dst)
     finally:
         if temporary.exists():
