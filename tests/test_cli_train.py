@@ -235,6 +235,7 @@ def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path
     test = ["test", "--data.test", str(synthetic.lists["test"]), "--ckpt_path", str(checkpoint)]
     code, output = run_cli([*test, "--print-config"], capsys, stdout_only=True)
     assert code == 0, output
+    assert yaml.safe_load(output)["model"]["view_average"] == "logits"  # tsm's own files
     printed = yaml.safe_load(output)["data"]
     assert printed["num_segments"] == 2 and printed["data_config"]["test_views"] == "three"
     assert printed["data_config"]["input_size"] == 32

@@ -5,7 +5,7 @@ published models by name (verified download into torch's hub cache)."""
 from tsm.checkpoint.convert import Conversion, convert_checkpoint
 from tsm.checkpoint.formats import FOREIGN_FORMATS, UnsafeCheckpointError
 from tsm.checkpoint.hub import MIRROR_VARIABLE, DownloadError
-from tsm.checkpoint.loader import checkpoint_data_config, init_from_checkpoint, load_checkpoint
+from tsm.checkpoint.loader import checkpoint_test_protocol, init_from_checkpoint, load_checkpoint
 from tsm.checkpoint.native import CheckpointInfo, read_native_metadata, save_checkpoint
 from tsm.checkpoint.published import (
     PretrainedInfo,
@@ -26,7 +26,7 @@ __all__ = [
     "DownloadError",
     "PretrainedInfo",
     "UnsafeCheckpointError",
-    "checkpoint_data_config",
+    "checkpoint_test_protocol",
     "convert_checkpoint",
     "copy_matching_weights",
     "download_pretrained",

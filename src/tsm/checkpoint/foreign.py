@@ -202,5 +202,7 @@ def load_foreign_checkpoint(
         written_by=_written_by(fmt, extras),
         notes=notes,
         sources={name: setting.source for name, setting in settings.items()},
+        # MMAction2's TSM configs test with average_clips='prob' (mean of the views' softmax).
+        view_average="softmax" if fmt == MMACTION2 else "logits",
     )
     return model, info

@@ -55,13 +55,17 @@ def init_from_checkpoint(model: Recognizer, path: str | Path) -> CheckpointInfo:
     return info
 
 
-def checkpoint_data_config(name_or_path: str | Path) -> DataConfig:
-    """The test pipeline (frames per clip included) a checkpoint was made for: from the registry
-    for a published name, from the metadata of a tsm file, else by loading the file."""
+def checkpoint_test_protocol(name_or_path: str | Path) -> tuple[DataConfig, str]:
+    """The test pipeline (frames per clip included) a checkpoint was made for and how its
+    publisher averages the views: from the registry for a published name, from the metadata of a
+    tsm file, else by loading the file."""
     if is_published_name(name_or_path):
-        return pretrained_info(str(name_or_path)).data_config
+        info = pretrained_info(str(name_or_path))
+        return info.data_config, info.view_average
     metadata = read_native_metadata(name_or_path) if Path(name_or_path).is_file() else None
     if metadata is not None:
         frames = json.loads(metadata["model_config"])["num_segments"]
-        return as_data_config(json.loads(metadata.get("data_config", "{}")), num_segments=frames)
-    return load_checkpoint(name_or_path)[1].data_config
+        config = as_data_config(json.loads(metadata.get("data_config", "{}")), num_segments=frames)
+        return config, CheckpointInfo.view_average
+    info = load_checkpoint(name_or_path)[1]
+    return info.data_config, info.view_average

@@ -34,6 +34,9 @@ class CheckpointInfo:
     notes: list[str] = field(default_factory=list)
     # Where each model setting came from (e.g. "weights: 3-4-6-3 bottleneck blocks", "argument").
     sources: dict[str, str] = field(default_factory=dict)
+    # How the publisher averages the scores of test views: "logits" (the reference, tsm) or
+    # "softmax" (MMAction2's average_clips='prob'); Predictor follows it unless told otherwise.
+    view_average: str = "logits"
 
 
 def save_checkpoint(

@@ -387,9 +387,5 @@ def load_pretrained(
     checkpoint.class_names = names
     checkpoint.data_config = info.data_config.replace(num_segments=model.num_segments)
     checkpoint.notes.append(f"published model {name} ({info.source}): {info.url}")
-    if info.view_average == "softmax":
-        checkpoint.notes.append(
-            "its publisher averages the softmax scores of the test views (tsm predict --average softmax, "
-            "tsm test --model.view_average softmax)"
-        )
+    checkpoint.view_average = info.view_average
     return model, checkpoint

@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import checkpoint_data_config, init_from_checkpoint
-from tsm.checkpoint.published import is_published_name, pretrained_info
+from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint
+from tsm.checkpoint.published import is_published_name
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
@@ -110,11 +110,9 @@ def lightning_arguments(argv: list[str], subcommand: str = "fit") -> list[str]:
             arguments[index] = arg.replace("--ckpt_path", "--model.checkpoint", 1)
             model_file = value
     if model_file is not None and subcommand in ("test", "validate"):
-        config = checkpoint_data_config(model_file)
+        config, view_average = checkpoint_test_protocol(model_file)
         protocol = ["--data.num_segments", str(config.num_segments)]
-        protocol += ["--data.data_config", json.dumps(config.to_dict())]
-        if is_published_name(model_file):  # and the publisher's way of averaging the views
-            protocol += ["--model.view_average", pretrained_info(model_file).view_average]
+        protocol += ["--data.data_config", json.dumps(config.to_dict()), "--model.view_average", view_average]
         arguments = [*protocol, *arguments]
     return arguments
 

@@ -55,8 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--average",
         choices=("logits", "softmax"),
-        default="logits",
-        help="how view scores are averaged (default logits, as the reference)",
+        help="how view scores are averaged (default: as the checkpoint's publisher does: logits for "
+        "the reference and tsm, softmax for MMAction2)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per video")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")

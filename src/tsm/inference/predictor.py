@@ -89,7 +89,9 @@ class Predictor:
 
     ``Predictor.from_checkpoint(path)`` reads the model, class names and data config from any
     checkpoint :func:`tsm.load_checkpoint` reads. Scores of all views (clips x crops) are averaged
-    as logits (``average="logits"``, the reference's default) or as softmax probabilities.
+    as logits (``average="logits"``, the reference's way) or as softmax probabilities
+    (``"softmax"``, MMAction2's); by default as the checkpoint's publisher does
+    (``CheckpointInfo.view_average``).
     """
 
     def __init__(
@@ -99,9 +101,11 @@ class Predictor:
         views: str | None = None,
         clips: int | None = None,
         topk: int = 5,
-        average: ViewAverage = "logits",
+        average: ViewAverage | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
+        if average is None:  # the checkpoint publisher's way
+            average = info.view_average if info is not None else "logits"
         if average not in VIEW_AVERAGES:
             raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}")
         if topk < 1:
