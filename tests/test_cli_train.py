@@ -20,10 +20,10 @@ import yaml
 import tsm
 from devices import needs_cuda
 from foreign_models import ReferenceTSN, data_parallel_state, randomize
+from tsm.apps.demo import DEMO_MODELS, QUICK
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
 from tsm.data import DataConfig, generate_synthetic_dataset, load_clip, synthetic_class_names
-from tsm.engine.demo import DEMO_MODELS, QUICK
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -318,7 +318,7 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:
 DEMO_POOL_SCRIPT = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from tsm.engine.demo import exit_with_parent
+from tsm.apps.demo.training import exit_with_parent
 
 def write_pid_and_sleep(path):
     with open(path + ".tmp", "w") as file:

@@ -28,7 +28,8 @@ ALLOWED = {
     "export": {"ops", "models", "data"},
     "engine": {"ops", "models", "data", "checkpoint"},
     "inference": {"ops", "models", "data", "checkpoint"},
-    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
+    "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
+    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
 }
 
 

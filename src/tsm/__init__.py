@@ -47,7 +47,6 @@ _ENGINE_NAMES = (
     "RecognizerModule",
     "TrainingSpeed",
     "VideoDataModule",
-    "run_demo",
     "write_evaluation_report",
 )
 
@@ -57,6 +56,10 @@ def __getattr__(name: str):
         import tsm.engine
 
         return getattr(tsm.engine, name)
+    if name == "run_demo":
+        from tsm.apps.demo import run_demo
+
+        return run_demo
     raise AttributeError(f"module 'tsm' has no attribute {name!r}")
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tsm.engine.demo import HELP, QUICK, DemoSettings
+from tsm.apps.demo import HELP, QUICK, DemoSettings, run_demo
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsm.engine.demo import run_demo
-
     run_demo(DemoSettings(**{**(QUICK if args.quick else {}), **_overrides(args)}), args.out)
     return 0
 

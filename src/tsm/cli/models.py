@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tsm.checkpoint.published import list_pretrained
-from tsm.checkpoint.tables import registry_markdown, registry_table
+from tsm.cli.model_tables import registry_markdown, registry_table
 from tsm.models import list_models, model_config
 
 

@@ -1,8 +1,8 @@
 """Training and evaluation on PyTorch Lightning: the LightningModule, data module, optimizer and
-schedules, multi-view evaluation and its report, callbacks, and the demo.
+schedules, multi-view evaluation and its report, callbacks.
 
-Names load on first use, so that ``tsm.engine.demo``'s settings (needed by ``tsm --help``) come
-without importing Lightning, which takes seconds.
+Names load on first use, so that importing ``tsm.engine`` does not import Lightning, which takes
+seconds.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ _SUBMODULE_OF = {
     "build_scheduler": "optim",
     "lr_factor": "optim",
     "TrainingSpeed": "timing",
-    "DemoSettings": "demo",
-    "run_demo": "demo",
 }
 
 
