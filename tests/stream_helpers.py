@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 import tsm
+from tsm import create_model
 from tsm.data import DataConfig, EvalPipeline, read_frames, render_synthetic_clip, write_video
-from tsm.models import create_model
 
 FRAME_SIZE = 40
 

@@ -30,7 +30,7 @@ def test_convert_round_trip_keeps_the_reference_logits(tmp_path, capsys):
 
     model, info = tsm.load_checkpoint(out)
     assert info.format == "tsm" and info.class_names == ["archery", "bowling", "curling"]
-    assert info.model_config == {**model.config, "num_segments": T, "fold_div": 8, "backbone": "resnet18"}
+    assert info.model_config == model.config.replace(num_segments=T, fold_div=8, backbone="resnet18")
     assert info.data_config.input_size == 224
     clips = torch.randn(2, T, 3, 32, 32)
     with torch.no_grad():

@@ -7,6 +7,7 @@ a file of random weights under the name torchvision would download.
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from torchvision.models import MobileNet_V2_Weights, ResNet18_Weights
 
 import tsm
 from foreign_models import ReferenceMobileNetV2, randomize
+from tsm.download import MIRROR_VARIABLE, DownloadError
 from tsm.models import backbone_spec, build_backbone, list_backbones
 
 TORCHVISION_BACKBONES = [name for name in list_backbones() if backbone_spec(name).weights_name is not None]
@@ -76,15 +78,15 @@ def test_weights_api_names_and_enums(hub_cache):
     state = _torchvision_state("resnet18")
     _cache(hub_cache, ResNet18_Weights.IMAGENET1K_V1, state)
     names = ("imagenet", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1", ResNet18_Weights.DEFAULT)
-    for pretrained in names:
-        net, _ = build_backbone("resnet18", pretrained)
+    for weights in names:
+        net, _ = build_backbone("resnet18", weights)
         _assert_loaded(net, state, "fc.")
 
 
 def test_recognizer_starts_from_imagenet_before_the_shift(hub_cache):
     state = _torchvision_state("mobilenet_v2")
     _cache(hub_cache, MobileNet_V2_Weights.IMAGENET1K_V1, state)
-    model = tsm.Recognizer(5, num_segments=4, backbone="mobilenet_v2", pretrained="imagenet")
+    model = tsm.Recognizer(5, num_segments=4, backbone="mobilenet_v2", backbone_weights="imagenet")
     shifted = model.base_model.features[3].conv[0][0]
     assert isinstance(shifted, tsm.TemporalShift)
     assert torch.equal(shifted.net.weight, state["features.3.conv.0.0.weight"])
@@ -92,7 +94,7 @@ def test_recognizer_starts_from_imagenet_before_the_shift(hub_cache):
     assert all(p.requires_grad and not p.is_meta for p in model.parameters())
 
 
-def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch):
+def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch, hub_cache):
     with pytest.raises(ValueError, match=r"no weights 'IMAGENET9K'.*IMAGENET1K_V1"):
         build_backbone("resnet18", "IMAGENET9K")
     with pytest.raises(ValueError, match=r"weights of another model.*ResNet18_Weights"):
@@ -101,8 +103,11 @@ def test_imagenet_errors_name_the_problem(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError, match=r"could not download.*resnet18-f37072fd\.pth.*pretrained=PATH"):
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.delenv(MIRROR_VARIABLE, raising=False)
+    target = hub_cache / "resnet18-f37072fd.pth"
+    expected = rf"cannot download .*resnet18-f37072fd\.pth.*put the file at {target}"
+    with pytest.raises(DownloadError, match=expected):
         build_backbone("resnet18", "imagenet")
 
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import pickle
@@ -24,6 +25,7 @@ from tsm.apps.demo import DEMO_MODELS, QUICK
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
 from tsm.data import DataConfig, generate_synthetic_dataset, load_clip, synthetic_class_names
+from tsm.engine.optim import OptimizerConfig
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -47,7 +49,7 @@ def test_help_lists_the_training_commands(capsys) -> None:
 def test_fit_help_comes_from_lightning_and_lists_model_options(capsys) -> None:
     code, output = run_cli(["fit", "--help"], capsys)
     assert code == 0
-    options = ("--model.lr", "--model.schedule", "--model.fold_div", "--model.mode", "--data.train")
+    options = ("--model.optimizer.lr", "--model.optimizer.schedule", "--model.model", "--data.train")
     options += ("--data.data_config.test_views", "--data.data_config.resize", "--trainer.max_epochs")
     options += ("--init_from",)
     for option in options:
@@ -60,14 +62,28 @@ def test_every_recipe_parses_and_keeps_its_settings(config, capsys) -> None:
     assert code == 0, output
     printed = yaml.safe_load(output)
     written = yaml.safe_load(config.read_text())
+    typed = {"data_config": tsm.DataConfig(), "model": tsm.ModelConfig(), "optimizer": OptimizerConfig()}
     for section in ("model", "data"):
         for key, value in written[section].items():
-            if isinstance(value, dict):  # data_config: printed whole, every setting of the DataConfig
-                assert set(printed[section][key]) == set(tsm.DataConfig().to_dict()), (section, key)
+            if isinstance(value, dict):  # typed configs: printed whole, every setting of the dataclass
+                fields = typed[key].to_dict() if key != "optimizer" else dataclasses.asdict(typed[key])
+                assert set(printed[section][key]) == set(fields), (section, key)
                 assert {k: printed[section][key][k] for k in value} == value, (section, key)
             else:
                 assert printed[section][key] == value, (section, key)
     assert "num_segments" not in printed["model"]  # set once, in data, and linked to the model
+
+
+def test_a_model_name_and_field_overrides_combine_on_the_command_line(capsys) -> None:
+    """--model.model NAME is that network's settings, which --model.model.FIELD then changes."""
+    config = Path(__file__).parents[1] / "configs" / "synthetic.yaml"
+    arguments = ["fit", "--config", str(config), "--model.model", "tsm_online_resnet34"]
+    code, output = run_cli([*arguments, "--model.model.dropout", "0.25", "--print-config"], capsys, True)
+    assert code == 0, output
+    printed = yaml.safe_load(output)["model"]["model"]
+    assert (printed["backbone"], printed["mode"], printed["dropout"]) == ("resnet34", "unidirectional", 0.25)
+    code, output = run_cli([*arguments[:-1], "tsm_vgg", "--print-config"], capsys)
+    assert code == 1 and "unknown model 'tsm_vgg'" in output
 
 
 def test_command_line_overrides_win_over_the_config(capsys) -> None:
@@ -77,7 +93,7 @@ def test_command_line_overrides_win_over_the_config(capsys) -> None:
             "fit",
             "--config",
             str(config),
-            "--model.lr",
+            "--model.optimizer.lr",
             "0.005",
             "--data.num_segments",
             "16",
@@ -88,7 +104,7 @@ def test_command_line_overrides_win_over_the_config(capsys) -> None:
     )
     assert code == 0, output
     printed = yaml.safe_load(output)
-    assert printed["model"]["lr"] == 0.005
+    assert printed["model"]["optimizer"]["lr"] == 0.005
     assert printed["data"]["num_segments"] == 16
     assert printed["trainer"]["gradient_clip_val"] == 20.0
 
@@ -100,7 +116,7 @@ def test_num_segments_is_set_in_one_place_only(capsys) -> None:
 
 
 def test_unknown_option_is_a_clear_error(capsys) -> None:
-    code, output = run_cli(["fit", "--model.learning_rate", "0.1"], capsys)
+    code, output = run_cli(["fit", "--model.optimizer.learning_rate", "0.1"], capsys)
     assert code != 0
     assert "learning_rate" in output
 
@@ -291,7 +307,7 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
         model, info = tsm.load_checkpoint(folder / "model.safetensors")
         assert info.class_names == class_names and info.data_config.num_segments == QUICK["segments"]
         config = model.config
-        assert (config["backbone"], config["shift"], config["mode"]) == ("resnet18", shift, mode)
+        assert (config.backbone, config.shift, config.mode) == ("resnet18", shift, mode)
         with open(folder / "metrics.csv") as handle:
             epochs = {row["epoch"] for row in csv.DictReader(handle) if row.get("train/loss_epoch")}
         assert epochs == {"0"}  # one epoch of training

@@ -20,7 +20,8 @@ WORKER = textwrap.dedent(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
     from tsm.data import VideoDataset
-    from tsm.engine import RecognizerModule
+    from tsm.engine import OptimizerConfig, RecognizerModule
+    from tsm.models import model_config
 
     out, test_list = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
@@ -28,7 +29,8 @@ WORKER = textwrap.dedent(
     clips = torch.randn(16, 4, 3, 32, 32)
     labels = torch.arange(16) % 2
     loader = DataLoader(TensorDataset(clips, labels), batch_size=4, shuffle=True)
-    module = RecognizerModule("tsm_resnet18", num_classes=2, num_segments=4, dropout=0.0, lr=0.05)
+    network = model_config("tsm_resnet18").replace(dropout=0.0)
+    module = RecognizerModule(network, num_classes=2, num_segments=4, optimizer=OptimizerConfig(lr=0.05))
     initial = {k: v.clone() for k, v in module.model.state_dict().items()}
 
     class RecordShard(pl.Callback):

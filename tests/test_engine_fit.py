@@ -10,25 +10,23 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+import tsm
 from devices import needs_cuda
 from tsm.data import VideoDataset, generate_synthetic_dataset, load_clip
-from tsm.engine import RecognizerModule, TrainingDiverged, VideoDataModule
+from tsm.engine import OptimizerConfig, RecognizerModule, TrainingDiverged, VideoDataModule
 from tsm.engine.callbacks import EpochSummary
 
 SEGMENTS = 4
 
 
-def tiny_module(**overrides) -> RecognizerModule:
+def tiny_module(optimizer: OptimizerConfig | None = None, **overrides) -> RecognizerModule:
     torch.manual_seed(0)  # the same initial weights each time
     settings = {
-        "model": "tsm_resnet18",
+        "model": tsm.models.model_config("tsm_resnet18").replace(dropout=0.0),
         "num_classes": 2,
         "num_segments": SEGMENTS,
-        "dropout": 0.0,
-        "lr": 0.05,
-        "schedule": "step",
-        "milestones": [1],
-        "warmup_epochs": 0.5,
+        "optimizer": optimizer
+        or OptimizerConfig(lr=0.05, schedule="step", milestones=(1,), warmup_epochs=0.5),
     }
     return RecognizerModule(**{**settings, **overrides})
 
@@ -61,7 +59,7 @@ def clips_loader(count: int = 8, batch_size: int = 4, seed: int = 0) -> DataLoad
 )
 def test_fit_loss_falls(tmp_path, accelerator, precision, channels_last) -> None:
     summary = EpochSummary(printer=None)
-    module = tiny_module(schedule="constant", lr=0.02, warmup_epochs=0.0, channels_last=channels_last)
+    module = tiny_module(OptimizerConfig(lr=0.02, schedule="constant"), channels_last=channels_last)
     trainer = tiny_trainer(
         tmp_path,
         6,

@@ -39,7 +39,7 @@ class SlowClips(Dataset):
 def test_clips_per_second_covers_whole_steps_and_data_wait_is_logged_beside(tmp_path) -> None:
     clock = FakeClock()
     torch.manual_seed(0)
-    module = RecognizerModule("tsm_resnet18", num_classes=2, num_segments=2, lr=0.01)
+    module = RecognizerModule("tsm_resnet18", num_classes=2, num_segments=2)
 
     def compute(*_) -> None:  # the forward pass "takes" COMPUTE_SECONDS
         clock.now += COMPUTE_SECONDS

@@ -73,7 +73,7 @@ def test_export_matches_pytorch(exported, case):
     assert metadata["frame_size"] == [SIZE, SIZE]
     assert metadata["class_names"][:2] == ["c0", "c1"]
     # The check is not vacuous: a model with other weights fails it.
-    other = tsm.Recognizer(**model.config).eval()
+    other = tsm.Recognizer(model.config).eval()
     other.load_state_dict(model.state_dict())
     with torch.no_grad():
         other.new_fc.bias.add_(1e-3)
@@ -106,7 +106,7 @@ def test_onnx_stream_runs_a_live_stream(exported, frames):
         feeds = dict(zip(names, [frames[t : t + 1].numpy(), *caches], strict=True))
         logits, *caches = session.run(None, feeds)
         streamed.append(logits[0])
-    offline = tsm.Recognizer(**{**model.config, "num_segments": 2 * SEGMENTS}).eval()
+    offline = tsm.Recognizer(model.config.replace(num_segments=2 * SEGMENTS)).eval()
     offline.load_state_dict(model.state_dict())
     with torch.no_grad():
         expected = offline.forward_frames(frames[: 2 * SEGMENTS].unsqueeze(0))[0].numpy()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
@@ -11,7 +13,7 @@ import tsm
 from foreign_models import MMRecognizer2D, assert_same_logits, randomize
 from tsm.export import export_model, verify_export
 from tsm.models import check_streamable, shifted_modules
-from tsm.models.mobileone import MobileOne, MobileOneArch, MobileOneBlock
+from tsm.models.backbones.mobileone_network import MobileOne, MobileOneArch, MobileOneBlock
 
 T = 4
 SIZE = 32
@@ -101,8 +103,8 @@ def test_mmaction2_mobileone_checkpoint_gives_mmaction2_logits(tmp_path, deploy)
     model, info = tsm.load_checkpoint(tmp_path / _mm_name(T, deploy))
     assert_same_logits(model, mm, _clips(), torch.float64)
     config = info.model_config
-    assert config["backbone"] == "mobileone_s4" and config["place"] == "block"
-    assert config["reparameterized"] == deploy and config["backbone_segments"] is None
+    assert config.backbone == "mobileone_s4" and config.place == "block"
+    assert config.reparameterized == deploy and config.backbone_segments is None
     assert len(shifted_modules(model)) == 2 * (2 + 8 + 10 + 1)  # stage0's empty shift is left out
 
 
@@ -114,9 +116,9 @@ def test_sixteen_frame_model_keeps_its_eight_frame_backbone(tmp_path):
     model, info = tsm.load_checkpoint(tmp_path / _mm_name(8))
     clips = _clips(8)
     assert_same_logits(model, mm, clips, torch.float64)
-    assert info.model_config["num_segments"] == 8 and info.model_config["backbone_segments"] == 4
+    assert info.model_config.num_segments == 8 and info.model_config.backbone_segments == 4
     assert any("backbone shifts 4-frame windows" in note for note in info.notes)
-    whole = tsm.Recognizer(**{**info.model_config, "backbone_segments": None}).eval()
+    whole = tsm.Recognizer(info.model_config.replace(backbone_segments=None)).eval()
     whole.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert not torch.allclose(whole.double()(clips.double()), mm(clips.double()), atol=1e-3)
@@ -145,7 +147,7 @@ def test_reparameterized_model_saves_and_loads_fused(tmp_path):
         torch.testing.assert_close(fused(clips), expected, rtol=0, atol=1e-5 * expected.abs().max().item())
     path = tsm.save_checkpoint(tmp_path / "fused.safetensors", fused)
     loaded, info = tsm.load_checkpoint(path)
-    assert info.model_config["reparameterized"]
+    assert info.model_config.reparameterized
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(clips), fused(clips), rtol=0, atol=0)
 
@@ -160,13 +162,13 @@ def test_mobileone_trains():
 
 def test_imagenet_init_from_mmpretrains_file(tmp_path, monkeypatch):
     """mmpretrain saves its ImageNet classifier as backbone.* + head.fc.* in a state_dict; tsm takes the
-    backbone (from a local file, or downloaded for pretrained='imagenet')."""
+    backbone (from a local file, or from torch's hub cache / a download for backbone_weights='imagenet')."""
     source = randomize(MobileOne("s4"))
     state = {f"backbone.{k}": v for k, v in source.state_dict().items() if not k.startswith("head.")}
     state |= {"head.fc.weight": torch.zeros(1000, 2048), "head.fc.bias": torch.zeros(1000)}
     path = tmp_path / "mobileone-s4_8xb32_in1k_20221110-28d888cb.pth"
     torch.save({"meta": {"epoch": 300}, "state_dict": state}, path)
-    model = tsm.create_model("tsm_mobileone_s4", num_classes=4, num_segments=T, pretrained=str(path))
+    model = tsm.create_model("tsm_mobileone_s4", num_classes=4, num_segments=T, backbone_weights=str(path))
     loaded = model.base_model.state_dict()
     for key, value in source.state_dict().items():
         if key.startswith("stage0."):
@@ -174,27 +176,25 @@ def test_imagenet_init_from_mmpretrains_file(tmp_path, monkeypatch):
         elif not key.startswith("head."):  # stage1-4 blocks are wrapped by their shift
             stage, block, rest = key.split(".", 2)
             assert torch.equal(loaded[f"{stage}.{block}.net.{rest}"], value), key
-    requested = []
-    monkeypatch.setattr(
-        torch.hub,
-        "load_state_dict_from_url",
-        lambda url, **kwargs: requested.append((url, kwargs)) or torch.load(path, weights_only=True),
-    )
-    tsm.Recognizer(4, T, "mobileone_s4", place="block", pretrained="imagenet")
-    assert requested[0][0].endswith(path.name) and requested[0][1]["check_hash"]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    shutil.copy(path, cache / path.name)  # the file the spec names, already downloaded: no network
+    cached = tsm.create_model("tsm_mobileone_s4", num_classes=4, num_segments=T, backbone_weights="imagenet")
+    assert all(torch.equal(value, loaded[key]) for key, value in cached.base_model.state_dict().items())
 
 
 def test_mobileone_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match=r"mobileone_s4 supports place='block'"):
-        tsm.Recognizer(5, T, "mobileone_s4")  # blockres is the default placement
+        tsm.Recognizer(5, num_segments=T, backbone="mobileone_s4")  # blockres is the default placement
     with pytest.raises(ValueError, match="fold_div >= 4"):
-        tsm.Recognizer(5, T, "mobileone_s4", place="block", fold_div=2)
-    with pytest.raises(ValueError, match="reparameterized=True is for MobileOne"):
-        tsm.Recognizer(5, T, "resnet18", reparameterized=True)
-    with pytest.raises(ValueError, match="only MobileOne backbones can be reparameterized"):
-        tsm.Recognizer(5, T, "resnet18").reparameterize()
+        tsm.Recognizer(5, num_segments=T, backbone="mobileone_s4", place="block", fold_div=2)
+    with pytest.raises(ValueError, match="reparameterized=True is for multi-branch backbones"):
+        tsm.Recognizer(5, num_segments=T, backbone="resnet18", reparameterized=True)
+    with pytest.raises(ValueError, match=r"only multi-branch backbones \(MobileOne\) can be reparameterized"):
+        tsm.Recognizer(5, num_segments=T, backbone="resnet18").reparameterize()
     with pytest.raises(ValueError, match="backbone_segments=3 must be a positive int that divides"):
-        tsm.Recognizer(5, T, "mobileone_s4", place="block", backbone_segments=3)
+        tsm.Recognizer(5, num_segments=T, backbone="mobileone_s4", place="block", backbone_segments=3)
 
 
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
@@ -212,7 +212,7 @@ def test_fused_mobileone_exports(tmp_path, format):
         model, path, frame_size=size, check_inputs={"video": video}, onnx_exporter="torchscript"
     )
     assert check.passed, check.summary()
-    other = tsm.Recognizer(**model.config).eval()  # not vacuous: one changed bias fails the check
+    other = tsm.Recognizer(model.config).eval()  # not vacuous: one changed bias fails the check
     other.load_state_dict(model.state_dict())
     with torch.no_grad():
         other.base_model.stage3[0].net.branch_reparam.bias.add_(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ import torchvision
 from torch import nn
 
 import tsm
-from tsm.models import add_temporal_pool, backbones, shifted_modules
+from tsm.download import MIRROR_VARIABLE, DownloadError
+from tsm.models import add_temporal_pool, backbone_builder, shifted_modules
 
 
 def shifted_names(net: nn.Module) -> list[str]:
@@ -136,9 +138,19 @@ def test_wrong_clip_shapes_get_clear_errors():
         ({"num_classes": 3, "backbone": "vgg16"}, "unknown backbone 'vgg16'"),
         ({"num_classes": 3, "mode": "forward"}, "unknown shift mode"),
         ({"num_classes": 3, "dropout": 1.0}, "dropout"),
+        ({"num_classes": 3, "backbone": "resnet18", "reparameterized": True}, "no branches to fuse"),
+        (
+            {"num_classes": 3, "backbone": "mobilenet_v2", "non_local": "gaussian"},
+            "not supported by mobilenet",
+        ),
+        (
+            {"num_classes": 3, "num_segments": 8, "backbone_segments": 3},
+            "must be a positive int that divides",
+        ),
+        ({"num_classes": 3, "pretrained": "imagenet"}, "backbone_weights='imagenet'"),
         (
             {"num_classes": 3, "backbone": "mobilenet_v2", "temporal_pool": True},
-            "mobilenet_v2 supports place='blockres' without temporal_pool",
+            "temporal pooling is not supported by mobilenet_v2",
         ),
     ],
 )
@@ -187,7 +199,7 @@ def test_pretrained_from_local_file(tmp_path, backbone):
     source = torchvision.models.get_model(backbone)
     path = tmp_path / f"{backbone}.pth"
     torch.save(source.state_dict(), path)
-    model = tsm.Recognizer(3, num_segments=2, backbone=backbone, pretrained=path)
+    model = tsm.Recognizer(3, num_segments=2, backbone=backbone, backbone_weights=path)
     loaded = {k.replace(".net.", "."): v for k, v in model.base_model.state_dict().items()}
     for key, value in source.state_dict().items():
         if not key.startswith(("fc.", "classifier.")):
@@ -198,20 +210,47 @@ def test_pretrained_file_that_does_not_fit(tmp_path):
     path = tmp_path / "resnet34.pth"
     torch.save(torchvision.models.resnet34().state_dict(), path)
     with pytest.raises(ValueError, match="do not fit resnet18"):
-        tsm.Recognizer(3, backbone="resnet18", pretrained=path)
+        tsm.Recognizer(3, backbone="resnet18", backbone_weights=path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        tsm.Recognizer(3, backbone="resnet18", pretrained=tmp_path / "missing.pth")
+        tsm.Recognizer(3, backbone="resnet18", backbone_weights=tmp_path / "missing.pth")
 
 
-def test_imagenet_download_failure_suggests_local_file(monkeypatch):
-    def offline(self, progress=True):
+def test_imagenet_download_failure_names_the_cache_path_and_the_mirror(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(MIRROR_VARIABLE, raising=False)
+
+    def offline(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    with pytest.raises(RuntimeError, match="pass its local path as pretrained=PATH"):
-        tsm.Recognizer(3, backbone="resnet18", pretrained="imagenet")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    target = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(DownloadError, match=f"put the file at {target}.*{MIRROR_VARIABLE}"):
+        tsm.Recognizer(3, backbone="resnet18", backbone_weights="imagenet")
     with pytest.raises(ValueError, match="has no weights 'IMAGENET9K'"):
-        backbones.imagenet_state_dict("resnet18", "IMAGENET9K")
+        backbone_builder.imagenet_state_dict("resnet18", "IMAGENET9K")
+
+
+@pytest.mark.parametrize(
+    ("backbone", "filename"),
+    [
+        ("resnet18", "resnet18-f37072fd.pth"),
+        ("mobileone_s4", "mobileone-s4_8xb32_in1k_20221110-28d888cb.pth"),
+    ],
+)
+def test_imagenet_weights_are_verified_like_published_checkpoints(monkeypatch, tmp_path, backbone, filename):
+    """The ImageNet files go through the verified downloader: a mirror's file whose sha256 does not
+    start with the prefix in its name, or a web page saved under its name, is refused and not cached."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv(MIRROR_VARIABLE, mirror.as_uri())
+    (mirror / filename).write_bytes(b"not the published weights")
+    with pytest.raises(DownloadError, match=r"has sha256 .* starts with"):
+        tsm.Recognizer(3, backbone=backbone, shift=False, backbone_weights="imagenet")
+    (mirror / filename).write_bytes(b"<!DOCTYPE html><html>moved</html>")
+    with pytest.raises(DownloadError, match="web page"):
+        tsm.Recognizer(3, backbone=backbone, shift=False, backbone_weights="imagenet")
+    assert not list((tmp_path / "torch" / "hub" / "checkpoints").glob("*.pth"))
 
 
 def test_registry():
@@ -225,7 +264,7 @@ def test_registry():
     ):
         assert name in names
     model = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=4)
-    assert model.is_online and model.config["backbone"] == "mobilenet_v2"
-    assert tsm.create_model("tsm_resnet18", num_classes=3, dropout=0.1).config["dropout"] == 0.1
+    assert model.is_online and model.config.backbone == "mobilenet_v2"
+    assert tsm.create_model("tsm_resnet18", num_classes=3, dropout=0.1).config.dropout == 0.1
     with pytest.raises(ValueError, match="unknown model 'tsm_vgg'"):
         tsm.create_model("tsm_vgg")

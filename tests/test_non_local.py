@@ -124,7 +124,7 @@ def test_non_local_model_trains():
 def test_native_checkpoint_keeps_the_mode(tmp_path):
     model = randomize(tsm.create_model("tsm_resnet50_nl_dot_product", num_classes=5, num_segments=T))
     loaded, info = tsm.load_checkpoint(tsm.save_checkpoint(tmp_path / "nl.safetensors", model))
-    assert info.model_config["non_local"] == "dot_product"
+    assert info.model_config.non_local == "dot_product"
     with torch.no_grad():
         assert torch.equal(loaded.eval()(_clips()), model(_clips()))
 
@@ -134,7 +134,7 @@ def test_reference_non_local_checkpoint_gives_the_reference_logits(tmp_path):
     ref = randomize(ReferenceTSN(7, T, "resnet50", non_local=True), calibrate_on=_clips(seed=1))
     model, info = tsm.load_checkpoint(save_reference_checkpoint(tmp_path / NL_REFERENCE_NAME, ref))
     assert_same_logits(model, ref, _clips(), torch.float64)
-    assert info.model_config["non_local"] == "embedded_gaussian"
+    assert info.model_config.non_local == "embedded_gaussian"
     assert "_nl" in info.sources["non_local"] and "5 non-local blocks" in info.sources["non_local"]
     assert any("folded into the running mean" in note for note in info.notes)
     assert info.data_config.sampling == "dense"
@@ -198,7 +198,7 @@ def test_mmaction2_non_local_checkpoint_gives_mmaction2_logits(tmp_path, mode):
     torch.save({"state_dict": mm.state_dict(), "meta": {"cfg": _mm_config_text(mode)}}, path)
     model, info = tsm.load_checkpoint(path)
     assert_same_logits(model, mm, _clips(), torch.float64)
-    assert info.model_config["non_local"] == mode
+    assert info.model_config.non_local == mode
     # gaussian blocks are told by their weights (no theta/phi); the other two by the config
     assert ("weights" if mode == "gaussian" else "non_local_cfg") in info.sources["non_local"]
 
@@ -227,7 +227,7 @@ def test_mode_is_never_guessed(tmp_path):
     gaussian = tmp_path / _mm_name("gaussian").replace("gaussian", "embedded-gaussian")
     torch.save({"state_dict": _mm_non_local("gaussian").state_dict()}, gaussian)
     _, info = tsm.load_checkpoint(gaussian, fold_div=8)
-    assert info.model_config["non_local"] == "gaussian"
+    assert info.model_config.non_local == "gaussian"
     assert any("says non_local='embedded_gaussian' but the weights say 'gaussian'" in n for n in info.notes)
 
 
@@ -244,16 +244,16 @@ def test_scaled_embedded_gaussian_is_refused(tmp_path):
 # --- building, streaming, export --------------------------------------------------------------------
 def test_non_local_recognizer_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match="unknown non-local mode 'concatenation'"):
-        tsm.Recognizer(5, T, "resnet50", non_local="concatenation")
+        tsm.Recognizer(5, num_segments=T, backbone="resnet50", non_local="concatenation")
     with pytest.raises(ValueError, match="temporal pooling"):
-        tsm.Recognizer(5, T, "resnet50", non_local="gaussian", temporal_pool=True)
-    with pytest.raises(ValueError, match=r"layer2, which has 2 blocks.*ResNet-34/50/101/152"):
-        tsm.Recognizer(5, T, "resnet18", non_local="gaussian")
-    with pytest.raises(TypeError, match="torchvision ResNets only"):
-        tsm.Recognizer(5, T, "mobilenet_v2", non_local="gaussian")
+        tsm.Recognizer(5, num_segments=T, backbone="resnet50", non_local="gaussian", temporal_pool=True)
+    with pytest.raises(ValueError, match=r"layer2, which has 2 blocks.*ResNets: 34/50/101/152"):
+        tsm.Recognizer(5, num_segments=T, backbone="resnet18", non_local="gaussian")
+    with pytest.raises(ValueError, match="non-local blocks are not supported by mobilenet_v2"):
+        tsm.Recognizer(5, num_segments=T, backbone="mobilenet_v2", non_local="gaussian")
     model = tsm.create_model("tsm_resnet50_nl", num_classes=5, num_segments=T)
     with pytest.raises(ValueError, match="twice"):
-        add_non_local(model.base_model, T)
+        add_non_local(model.base_model, T, tsm.models.backbone_spec("resnet50").non_local_sites)
 
 
 def test_streaming_refuses_non_local_with_the_reason():
@@ -267,14 +267,14 @@ def test_streaming_refuses_non_local_with_the_reason():
 )
 def test_non_local_model_exports(tmp_path, mode, format):
     # Random statistics, not calibrated ones: those make float32 (onnxruntime's) outputs chaotic here.
-    model = randomize(tsm.Recognizer(6, T, "resnet34", non_local=mode))
+    model = randomize(tsm.Recognizer(6, num_segments=T, backbone="resnet34", non_local=mode))
     path = tmp_path / ("model.onnx" if format == "onnx" else "model.pt")
     check = export_model(
         model, path, frame_size=SIZE, check_inputs={"video": _clips()}, onnx_exporter="torchscript"
     )
     assert check.passed, check.summary()
     # Not vacuous: the same network with its non-local blocks switched off fails the check.
-    without = tsm.Recognizer(**model.config).eval()
+    without = tsm.Recognizer(model.config).eval()
     without.load_state_dict(model.state_dict())
     for block in non_local_blocks(without):
         nn.init.zeros_(block.W[1].weight)
@@ -284,6 +284,6 @@ def test_non_local_model_exports(tmp_path, mode, format):
 @pytest.mark.slow
 def test_non_local_model_exports_with_the_dynamo_exporter(tmp_path):
     """PyTorch's default (torch.export-based) ONNX exporter: attention as 4-D (one head) tensors."""
-    model = randomize(tsm.Recognizer(6, T, "resnet34", non_local="embedded_gaussian"))
+    model = randomize(tsm.Recognizer(6, num_segments=T, backbone="resnet34", non_local="embedded_gaussian"))
     check = export_model(model, tmp_path / "model.onnx", frame_size=SIZE, check_inputs={"video": _clips()})
     assert check.passed, check.summary()

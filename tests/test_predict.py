@@ -115,7 +115,7 @@ def test_stream_predictions_equal_offline_per_frame_logits(files):
     assert [e.index for e in events] == list(range(12))
     transform = frame_transform(info.data_config)
     frames = torch.stack([transform(f) for f in read_frames(videos[1], range(12))])  # decoded independently
-    offline = tsm.Recognizer(**{**model.config, "num_segments": 12}).eval()
+    offline = tsm.Recognizer(model.config.replace(num_segments=12)).eval()
     offline.load_state_dict(model.state_dict())
     with torch.no_grad():
         expected = offline.forward_frames(frames[None])[0].softmax(1)

@@ -38,9 +38,9 @@ from foreign_models import (
     randomize,
 )
 from stream_helpers import synthetic_video
-from tsm.checkpoint import published
-from tsm.checkpoint.hub import MIRROR_VARIABLE, DownloadError, cached_file
+from tsm.checkpoint import loader, zoo
 from tsm.cli.main import main
+from tsm.download import MIRROR_VARIABLE, DownloadError, cached_file
 
 SIZE = 32  # pixels of the test clips
 # The real class-name lists (issue 12's tsm.data.dataset_class_names), before the tests stand in for them.
@@ -109,13 +109,13 @@ def cache(tmp_path, monkeypatch):
         return [f"{dataset}:{order}:{index}" for index in range(CLASS_COUNTS[dataset])]
 
     # tsm.data.dataset_class_names reads the real lists; these tests check which list is asked for.
-    monkeypatch.setattr(tsm.data, "dataset_class_names", class_names, raising=False)
+    monkeypatch.setattr(loader, "dataset_class_names", class_names)
     return tmp_path / "torch-home" / "hub" / "checkpoints"
 
 
 def _serve(server, monkeypatch, name: str, data: bytes, behaviour: str | None = None) -> str:
     """Serve ``data`` under the published file name of ``name`` and point the mirror at the server."""
-    filename = published.pretrained_info(name).filename
+    filename = zoo.pretrained_info(name).filename
     server.files[filename] = data
     if behaviour:
         server.behaviour[filename] = behaviour
@@ -129,14 +129,14 @@ def _saved(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _register(monkeypatch, info: published.PretrainedInfo) -> None:
+def _register(monkeypatch, info: zoo.PretrainedInfo) -> None:
     """Replace one registry entry (same name and file name) for the duration of a test."""
-    monkeypatch.setattr(published, "PUBLISHED", MappingProxyType({**published.PUBLISHED, info.name: info}))
+    monkeypatch.setattr(zoo, "PUBLISHED", MappingProxyType({**zoo.PUBLISHED, info.name: info}))
 
 
 def _with_sha256_of(monkeypatch, name: str, data: bytes) -> None:
     """The test file is not the published one: give its entry the test file's sha256 prefix."""
-    info = published.pretrained_info(name)
+    info = zoo.pretrained_info(name)
     _register(monkeypatch, dataclasses.replace(info, sha256_prefix=hashlib.sha256(data).hexdigest()[:8]))
 
 
@@ -158,15 +158,24 @@ def _left_in_cache(cache: Path) -> list[str]:
 # --- the registry ---------------------------------------------------------------------------------
 def test_registry_entries_are_consistent():
     names = tsm.list_pretrained()
-    assert len(names) == len(set(names)) == len(published.PUBLISHED) >= 26
+    assert len(names) == len(set(names)) == len(zoo.PUBLISHED) >= 26
+    architectures = tsm.list_models()
     for name in names:
         info = tsm.pretrained_info(name)
         assert info.name == name and info.dataset in CLASS_COUNTS
         assert info.num_classes == CLASS_COUNTS[info.dataset]
-        assert re.fullmatch(r"(mmaction2/)?ts[mn](_online)?_[a-z0-9_]+", name)
-        assert (info.source == "mmaction2") == name.startswith("mmaction2/")
+        # ARCHITECTURE.PUBLISHER_DATASET...: the architecture is create_model's, with the published settings
+        assert re.fullmatch(rf"{info.architecture}\.{info.source}_{info.dataset}[a-z0-9_]*", name)
+        assert info.architecture in architectures
+        published_settings = {"num_classes", "num_segments", "backbone_segments"}
+        assert {
+            key
+            for key, value in info.model_config.to_dict().items()
+            if value != getattr(tsm.models.model_config(info.architecture), key)
+        } <= published_settings
+        assert tsm.pretrained_info(info.legacy_name) is info  # the names of tsm 0.1 still resolve
         assert info.url.startswith("https://") and info.url.endswith(info.filename)
-        assert f"{info.num_segments}f" in name or name.startswith(("tsn_", "tsm_online_"))
+        assert f"{info.num_segments}f" in name or name.startswith("tsm_online_")
         if info.source == "mmaction2":  # <config>_<YYYYMMDD>-<sha256 prefix>.pth
             assert info.filename == f"{info.url.split('/')[-2]}_{info.filename.split('_')[-1]}"
             assert info.sha256_prefix == re.search(r"_\d{8}-([0-9a-f]{8})\.pth$", info.filename).group(1)
@@ -180,24 +189,28 @@ def test_registry_entries_are_consistent():
         assert info.buildable == (not info.reason)
         if info.buildable:  # the network can be built (on the meta device: no memory, no init)
             with torch.device("meta"):
-                assert tsm.Recognizer(**info.recognizer_kwargs).config["num_classes"] == info.num_classes
-        assert (info.top1 is None) == (name == "tsm_online_mobilenetv2_jester")
+                assert tsm.create_model(name).config == info.model_config
+        assert (info.top1 is None) == (name == "tsm_online_mobilenet_v2.reference_jester")
 
 
 def test_registry_figures_and_protocols_of_some_entries():
     """Spot checks against the publishers' tables (reference README, MMAction2 README)."""
-    r50 = tsm.pretrained_info("tsm_r50_kinetics400_8f")
+    r50 = tsm.pretrained_info("tsm_resnet50.reference_kinetics400_8f")
     assert (r50.top1, r50.num_segments, r50.filename) == (
-        71.2, 8, "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth"
+        71.2,
+        8,
+        "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",
     )
     assert r50.protocol == "8 frames x 1 uniform clip x 1 centre crop of 224 px"
-    dense = tsm.pretrained_info("tsm_r50_kinetics400_8f_dense")
+    dense = tsm.pretrained_info("tsm_resnet50.reference_kinetics400_8f_dense")
     assert dense.top1 == 74.1 and dense.protocol == "8 frames x 10 dense clips x 3 crops of 256 px"
-    mm = tsm.pretrained_info("mmaction2/tsm_r50_sthv2_8f")
+    mm = tsm.pretrained_info("tsm_resnet50.mmaction2_sthv2_8f")
     assert mm.top1 == 62.72 and mm.sha256_prefix == "be0fc26e"
     assert mm.protocol == "8 frames x 2 uniform clips x 3 crops of 256 px"
-    assert tsm.pretrained_info("mmaction2/tsm_r50_kinetics400_8f").protocol.endswith("x 10 crops of 224 px")
-    assert tsm.pretrained_info("tsn_r50_kinetics400").architecture["shift"] is False
+    assert tsm.pretrained_info("tsm_resnet50.mmaction2_kinetics400_8f").protocol.endswith(
+        "x 10 crops of 224 px"
+    )
+    assert tsm.pretrained_info("tsn_resnet50.reference_kinetics400_8f").model_config.shift is False
 
 
 @pytest.mark.skipif(REAL_CLASS_NAMES is None, reason="tsm.data.dataset_class_names is not in this tree yet")
@@ -212,43 +225,55 @@ def test_the_real_class_lists_fit_the_registry():
 
 
 def test_list_pretrained_patterns():
-    r101 = ["mmaction2/tsm_r101_sthv2_8f", "tsm_r101_sthv1_8f", "tsm_r101_sthv2_8f"]
-    assert tsm.list_pretrained("r101") == r101
-    assert tsm.list_pretrained("mmaction2/*16f") == [
-        "mmaction2/tsm_mobileone_s4_kinetics400_16f",
-        "mmaction2/tsm_r50_kinetics400_16f",
-        "mmaction2/tsm_r50_sthv2_16f",
+    r101 = ["tsm_resnet101.mmaction2_sthv2_8f", "tsm_resnet101.reference_sthv1_8f"]
+    assert tsm.list_pretrained("resnet101") == [*r101, "tsm_resnet101.reference_sthv2_8f"]
+    assert tsm.list_pretrained("*.mmaction2_*16f") == [
+        "tsm_mobileone_s4.mmaction2_kinetics400_16f",
+        "tsm_resnet50.mmaction2_kinetics400_16f",
+        "tsm_resnet50.mmaction2_sthv2_16f",
     ]
     assert tsm.list_pretrained("no-such-model") == []
 
 
 def test_unknown_and_unbuildable_names_are_clear_errors(server, monkeypatch):
     monkeypatch.setenv(MIRROR_VARIABLE, server.base)
-    with pytest.raises(ValueError, match=r"unknown pretrained model 'tsm_r50_kinetic400_8f'.*mean tsm_r50_"):
-        tsm.load_pretrained("tsm_r50_kinetic400_8f")
-    with pytest.raises(FileNotFoundError, match=r"does not exist and is not a published model.*'tsm_r50_kin"):
-        tsm.load_checkpoint("tsm_r50_kinetics400_8")
+    with pytest.raises(
+        ValueError, match=r"unknown pretrained model 'tsm_resnet50.reference_kinetic400'.*mean"
+    ):
+        tsm.load_pretrained("tsm_resnet50.reference_kinetic400")
+    with pytest.raises(
+        FileNotFoundError, match=r"does not exist and is not a published model.*'tsm_resnet50.ref"
+    ):
+        tsm.load_checkpoint("tsm_resnet50.reference_kinetics400_8")
     with pytest.raises(ValueError, match="optical-flow"):
-        tsm.load_checkpoint("tsm_r50_flow_kinetics400_8f")
+        tsm.load_checkpoint("tsm_resnet50.reference_kinetics400_flow_8f")
     assert server.requests == []  # nothing was fetched for them
 
 
 # --- loading by name through the mirror: the publishers' logits, class names, protocol -------------
 def test_reference_model_by_name_gives_the_reference_logits(server, monkeypatch, cache, capsys):
     ref = _calibrated(ReferenceTSN(400, 8, "mobilenetv2"))
-    filename = _serve(server, monkeypatch, "tsm_mobilenetv2_kinetics400_8f_dense", _saved(
-        {"epoch": 100, "arch": "mobilenetv2", "state_dict": data_parallel_state(ref), "best_prec1": 69.5}
-    ))
-    model, info = tsm.load_pretrained("tsm_mobilenetv2_kinetics400_8f_dense")
+    filename = _serve(
+        server,
+        monkeypatch,
+        "tsm_mobilenet_v2.reference_kinetics400_8f_dense",
+        _saved(
+            {"epoch": 100, "arch": "mobilenetv2", "state_dict": data_parallel_state(ref), "best_prec1": 69.5}
+        ),
+    )
+    model, info = tsm.load_pretrained("tsm_mobilenet_v2.reference_kinetics400_8f_dense")
     _assert_same_logits(model, ref, torch.randn(2, 8, 3, SIZE, SIZE))
     assert server.requests == [filename] and (cache / filename).is_file()
     assert "B/s" in capsys.readouterr().err  # the progress bar shows the transfer rate
-    assert info.format == "reference" and model.config["backbone"] == "mobilenet_v2"
+    assert info.format == "reference" and model.config.backbone == "mobilenet_v2"
     assert info.class_names[:2] == ["kinetics400:reference:0", "kinetics400:reference:1"]
     config = info.data_config
     assert (config.sampling, config.test_views, config.full_res) == ("dense", "three", True)
     assert config.test_clips == 10 and config.num_segments == 8
-    assert info.sources["num_segments"] == "published settings of tsm_mobilenetv2_kinetics400_8f_dense"
+    assert (
+        info.sources["num_segments"]
+        == "published settings of tsm_mobilenet_v2.reference_kinetics400_8f_dense"
+    )
     umask = os.umask(0o022)
     os.umask(umask)
     assert (cache / filename).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
@@ -259,11 +284,11 @@ def test_non_local_models_by_name_give_the_publishers_logits(server, monkeypatch
     names: the mode comes from the file, the registry cross-checks it."""
     ref = _calibrated(ReferenceTSN(400, 8, "resnet50", non_local=True))
     state = {"epoch": 100, "arch": "resnet50", "state_dict": data_parallel_state(ref)}
-    _serve(server, monkeypatch, "tsm_r50_nl_kinetics400_8f_dense", _saved(state))
-    model, info = tsm.load_pretrained("tsm_r50_nl_kinetics400_8f_dense", progress=False)
+    _serve(server, monkeypatch, "tsm_resnet50_nl.reference_kinetics400_8f_dense", _saved(state))
+    model, info = tsm.load_pretrained("tsm_resnet50_nl.reference_kinetics400_8f_dense", progress=False)
     _assert_same_logits(model, ref, torch.randn(2, 8, 3, SIZE, SIZE))
-    assert model.config["non_local"] == "embedded_gaussian" and info.data_config.sampling == "dense"
-    name = "mmaction2/tsm_r50_nl_gaussian_kinetics400_8f"
+    assert model.config.non_local == "embedded_gaussian" and info.data_config.sampling == "dense"
+    name = "tsm_resnet50_nl_gaussian.mmaction2_kinetics400_8f"
     cfg = {"sub_sample": True, "use_scale": False, "norm_cfg": {"type": "BN3d"}, "mode": "gaussian"}
     mm = _calibrated(MMRecognizer2D("r50", 400, 8, non_local_cfg=cfg))
     data = _saved({"state_dict": mm.state_dict()})
@@ -271,23 +296,23 @@ def test_non_local_models_by_name_give_the_publishers_logits(server, monkeypatch
     _with_sha256_of(monkeypatch, name, data)
     model, info = tsm.load_pretrained(name, progress=False)
     _assert_same_logits(model, mm, torch.randn(2, 8, 3, SIZE, SIZE))
-    assert model.config["non_local"] == "gaussian" and info.class_names[0] == "kinetics400:mmaction2:0"
+    assert model.config.non_local == "gaussian" and info.class_names[0] == "kinetics400:mmaction2:0"
 
 
 def test_mobileone_model_by_name_keeps_its_eight_frame_backbone(server, monkeypatch, cache):
-    name = "mmaction2/tsm_mobileone_s4_kinetics400_16f"
+    name = "tsm_mobileone_s4.mmaction2_kinetics400_16f"
     mm = _calibrated(MMRecognizer2D("mobileone-s4", 400, 16, backbone_segments=8), frames=16)
     data = _saved({"state_dict": mm.state_dict()})
     _serve(server, monkeypatch, name, data)
     _with_sha256_of(monkeypatch, name, data)
     model, info = tsm.load_pretrained(name, progress=False)
     _assert_same_logits(model, mm, torch.randn(2, 16, 3, SIZE, SIZE))
-    assert model.config["backbone_segments"] == 8 and model.config["place"] == "block"
+    assert model.config.backbone_segments == 8 and model.config.place == "block"
     assert info.sources["backbone_segments"] == f"published settings of {name}"
 
 
 def test_mmaction2_model_by_name_gives_the_mmaction2_logits(server, monkeypatch):
-    name = "mmaction2/tsm_mobilenetv2_kinetics400_8f"
+    name = "tsm_mobilenet_v2.mmaction2_kinetics400_8f"
     mm = _calibrated(MMRecognizer2D("mobilenetv2", 400, 8))
     cfg = "backbone=dict(type='MobileNetV2TSM', shift_div=8, num_segments=8, is_shift=True)"
     data = _saved({"state_dict": mm.state_dict(), "meta": {"cfg": cfg}})
@@ -301,8 +326,8 @@ def test_mmaction2_model_by_name_gives_the_mmaction2_logits(server, monkeypatch)
 
 def test_online_demo_by_name_streams_like_the_demo(server, monkeypatch):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
-    _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", _saved(demo.state_dict()))
-    model, info = tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)
+    _serve(server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", _saved(demo.state_dict()))
+    model, info = tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)
     frames = torch.randn(8, 3, SIZE, SIZE)
     with torch.no_grad():
         expected = online_demo_stream(demo, frames)
@@ -316,10 +341,12 @@ def test_a_file_mirror_and_a_wrong_file_under_a_published_name(tmp_path, monkeyp
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     other = _calibrated(ReferenceTSN(400, 8, "resnet18"))  # served as the ResNet-50
-    name = "tsm_r50_kinetics400_8f"
+    name = "tsm_resnet50.reference_kinetics400_8f"
     torch.save({"state_dict": data_parallel_state(other)}, mirror / tsm.pretrained_info(name).filename)
     monkeypatch.setenv(MIRROR_VARIABLE, mirror.as_uri())
-    with pytest.raises(ValueError, match=r"is not the published tsm_r50_kinetics400_8f.*backbone='resnet18'"):
+    with pytest.raises(
+        ValueError, match=r"is not the published tsm_resnet50\.reference_kinetics400_8f.*'resnet18'"
+    ):
         tsm.load_pretrained(name, progress=False)
     # Told to be a ResNet-18, the same file loads: the registry's other settings still apply.
     model, info = tsm.load_pretrained(name, progress=False, backbone="resnet18")
@@ -329,12 +356,15 @@ def test_a_file_mirror_and_a_wrong_file_under_a_published_name(tmp_path, monkeyp
 
 def test_cli_predict_by_name_prints_the_dataset_class_names(server, monkeypatch, tmp_path, capsys):
     ref = _calibrated(ReferenceTSN(400, 8, "resnet18"))
-    name = "tsm_r50_kinetics400_8f"
+    name = "tsm_resnet50.reference_kinetics400_8f"
     info = tsm.pretrained_info(name)
     small = info.data_config.replace(resize=40, input_size=SIZE)  # a small-image protocol, for speed
-    _register(monkeypatch, dataclasses.replace(
-        info, architecture={**info.architecture, "backbone": "resnet18"}, data_config=small
-    ))
+    _register(
+        monkeypatch,
+        dataclasses.replace(
+            info, model_config=info.model_config.replace(backbone="resnet18"), data_config=small
+        ),
+    )
     _serve(server, monkeypatch, name, _saved({"state_dict": data_parallel_state(ref)}))
     video = synthetic_video(tmp_path / "my_video.mp4", "grow", 12)
     assert main(["predict", str(video), "--checkpoint", name, "--topk", "3"]) == 0
@@ -346,16 +376,18 @@ def test_cli_predict_by_name_prints_the_dataset_class_names(server, monkeypatch,
 def test_transfer_that_stops_half_way_leaves_nothing_in_the_cache(server, monkeypatch, cache):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
     data = _saved(demo.state_dict())
-    _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", data, behaviour="truncate")
+    _serve(server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", data, behaviour="truncate")
     with pytest.raises(DownloadError, match=rf"(closed|broke) after {len(data) // 2} of {len(data)} bytes"):
-        tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)
+        tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)
     assert _left_in_cache(cache) == []
     server.behaviour.clear()  # the next try succeeds
-    assert tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)[0].num_classes == 27
+    assert (
+        tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)[0].num_classes == 27
+    )
 
 
 def test_wrong_hash_is_deleted_and_names_both_digests(server, monkeypatch, cache):
-    name = "mmaction2/tsm_mobilenetv2_kinetics400_8f"  # its published file starts with sha256 401127fd
+    name = "tsm_mobilenet_v2.mmaction2_kinetics400_8f"  # its published file starts with sha256 401127fd
     data = _saved({"state_dict": _calibrated(MMRecognizer2D("mobilenetv2", 400, 8)).state_dict()})
     _serve(server, monkeypatch, name, data)
     digest = hashlib.sha256(data).hexdigest()
@@ -365,14 +397,14 @@ def test_wrong_hash_is_deleted_and_names_both_digests(server, monkeypatch, cache
 
 
 def test_web_page_instead_of_a_checkpoint_is_explained(server, monkeypatch, cache):
-    name = "tsm_r50_sthv2_8f"
+    name = "tsm_resnet50.reference_sthv2_8f"
     filename = _serve(server, monkeypatch, name, b"", behaviour="html")
     with pytest.raises(DownloadError, match=r"sent a web page \(HTML\).*moved.*TSM_WEIGHTS_MIRROR"):
         tsm.load_pretrained(name, progress=False)
     assert _left_in_cache(cache) == []
     cache.mkdir(parents=True, exist_ok=True)  # the same page saved by hand into the cache
     (cache / filename).write_bytes(HTML_PAGE)
-    with pytest.raises(DownloadError, match=r"is a web page \(HTML\), not a checkpoint.*Delete it"):
+    with pytest.raises(DownloadError, match=r"is a web page \(HTML\), not a weights file.*Delete it"):
         tsm.load_pretrained(name, progress=False)
 
 
@@ -381,7 +413,7 @@ def test_refused_connection_says_where_to_put_the_file(monkeypatch, cache):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv(MIRROR_VARIABLE, f"http://127.0.0.1:{port}/models/")
-    name = "tsm_r50_kinetics400_8f"
+    name = "tsm_resnet50.reference_kinetics400_8f"
     filename = tsm.pretrained_info(name).filename
     with pytest.raises(DownloadError) as error:
         tsm.load_pretrained(name)
@@ -395,28 +427,30 @@ def test_refused_connection_says_where_to_put_the_file(monkeypatch, cache):
 def test_http_error_and_bad_mirror_variable(server, monkeypatch):
     monkeypatch.setenv(MIRROR_VARIABLE, server.base)  # the server does not have the file: 404
     with pytest.raises(DownloadError, match=r"HTTP 404.*put the file at"):
-        tsm.load_pretrained("tsm_r50_sthv1_8f")
+        tsm.load_pretrained("tsm_resnet50.reference_sthv1_8f")
     monkeypatch.setenv(MIRROR_VARIABLE, "/srv/weights")
     with pytest.raises(DownloadError, match=r"not an http://, https:// or file:// URL.*file:///srv/weights"):
-        tsm.load_pretrained("tsm_r50_sthv1_8f")
+        tsm.load_pretrained("tsm_resnet50.reference_sthv1_8f")
 
 
 # --- the cache ------------------------------------------------------------------------------------
 def test_cached_file_is_used_without_any_network(server, monkeypatch, cache):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
-    filename = _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", _saved(demo.state_dict()))
-    first, _ = tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)
+    filename = _serve(
+        server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", _saved(demo.state_dict())
+    )
+    first, _ = tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network was used for a cached file")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setenv(MIRROR_VARIABLE, "http://127.0.0.1:9/unreachable")
-    again, _ = tsm.load_checkpoint("tsm_online_mobilenetv2_jester")
+    again, _ = tsm.load_checkpoint("tsm_online_mobilenet_v2.reference_jester")
     assert server.requests == [filename]
     for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert tsm.checkpoint.published.is_cached("tsm_online_mobilenetv2_jester")
+    assert tsm.checkpoint.is_cached("tsm_online_mobilenet_v2.reference_jester")
 
 
 def test_file_put_in_the_cache_by_hand_is_used(monkeypatch, cache):
@@ -425,7 +459,7 @@ def test_file_put_in_the_cache_by_hand_is_used(monkeypatch, cache):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
     cache.mkdir(parents=True)
     torch.save(demo.state_dict(), cache / "mobilenetv2_jester_online.pth.tar")
-    model, info = tsm.load_pretrained("tsm_online_mobilenetv2_jester")
+    model, info = tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester")
     assert model.is_online and info.class_names[0] == "jester:reference:0"
 
 
@@ -433,12 +467,14 @@ def test_concurrent_loads_download_once(server, monkeypatch, cache):
     """Two loads racing on the lock: one downloads, the other waits and reads the cached file."""
     demo = randomize(ReferenceMobileNetV2(n_class=27))
     data = _saved(demo.state_dict())
-    filename = _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", data, behaviour="slow")
+    filename = _serve(server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", data, behaviour="slow")
     results, errors = [], []
 
     def load() -> None:
         try:
-            results.append(published.download_pretrained("tsm_online_mobilenetv2_jester", progress=False))
+            results.append(
+                loader.download_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)
+            )
         except Exception as error:  # reported below: a thread cannot raise into the test
             errors.append(error)
 
@@ -453,29 +489,34 @@ def test_concurrent_loads_download_once(server, monkeypatch, cache):
 
 
 def test_full_size_resnet50_by_name_through_the_cli(server, monkeypatch, tmp_path, capsys):
-    """The issue's 'done when': tsm predict VIDEO --checkpoint tsm_r50_kinetics400_8f."""
+    """tsm predict VIDEO --checkpoint tsm_resnet50.reference_kinetics400_8f."""
     ref = _calibrated(ReferenceTSN(400, 8, "resnet50"))
-    _serve(server, monkeypatch, "tsm_r50_kinetics400_8f", _saved(
-        {"epoch": 50, "arch": "resnet50", "state_dict": data_parallel_state(ref), "best_prec1": 71.2}
-    ))
+    _serve(
+        server,
+        monkeypatch,
+        "tsm_resnet50.reference_kinetics400_8f",
+        _saved({"epoch": 50, "arch": "resnet50", "state_dict": data_parallel_state(ref), "best_prec1": 71.2}),
+    )
     video = synthetic_video(tmp_path / "my_video.mp4", "grow", 16)
-    assert main(["predict", str(video), "--checkpoint", "tsm_r50_kinetics400_8f", "--json"]) == 0
+    assert (
+        main(["predict", str(video), "--checkpoint", "tsm_resnet50.reference_kinetics400_8f", "--json"]) == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert record["views"] == 1
     assert all(top["class"].startswith("kinetics400:reference:") for top in record["top"])
-    model, _ = tsm.load_checkpoint("tsm_r50_kinetics400_8f")  # from the cache now
+    model, _ = tsm.load_checkpoint("tsm_resnet50.reference_kinetics400_8f")  # from the cache now
     _assert_same_logits(model, ref, torch.randn(2, 8, 3, SIZE, SIZE))
 
 
 # --- the command line and the docs ----------------------------------------------------------------
 def test_cli_models_lists_the_registry_and_what_is_cached(server, monkeypatch, capsys):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
-    _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", _saved(demo.state_dict()))
+    _serve(server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", _saved(demo.state_dict()))
     assert main(["models", "--pretrained", "jester"]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["name", "dataset", "frames", "views", "top-1", "cached"]
-    assert row.split()[0] == "tsm_online_mobilenetv2_jester" and row.split()[-1] == "no"
-    tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)
+    assert row.split()[0] == "tsm_online_mobilenet_v2.reference_jester" and row.split()[-1] == "no"
+    tsm.load_pretrained("tsm_online_mobilenet_v2.reference_jester", progress=False)
     assert main(["models", "--pretrained", "jester"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[-1] == "yes"
     assert main(["models", "--pretrained", "*flow*"]) == 0
@@ -487,7 +528,7 @@ def test_cli_models_lists_the_registry_and_what_is_cached(server, monkeypatch, c
 
 
 def test_cli_download_fetches_and_converts(server, monkeypatch, cache, tmp_path, capsys):
-    name = "mmaction2/tsm_mobilenetv2_kinetics400_8f"
+    name = "tsm_mobilenet_v2.mmaction2_kinetics400_8f"
     mm = _calibrated(MMRecognizer2D("mobilenetv2", 400, 8))
     data = _saved({"state_dict": mm.state_dict()})
     filename = _serve(server, monkeypatch, name, data)
@@ -509,7 +550,7 @@ def test_training_options_take_a_name(server, monkeypatch):
     """--init_from NAME (fine-tuning on another label set) and --ckpt_path NAME."""
     from tsm.cli.lightning_app import is_model_file
 
-    name = "tsm_mobilenetv2_kinetics400_8f_dense"
+    name = "tsm_mobilenet_v2.reference_kinetics400_8f_dense"
     ref = _calibrated(ReferenceTSN(400, 8, "mobilenetv2"))
     _serve(server, monkeypatch, name, _saved({"state_dict": data_parallel_state(ref)}))
     assert is_model_file(name) and is_model_file("model.pth") and not is_model_file("last.ckpt")
@@ -533,19 +574,19 @@ def test_model_zoo_doc_is_the_registry(capsys):
 
 def test_cli_stream_and_export_take_a_name(server, monkeypatch, tmp_path, capsys):
     demo = randomize(ReferenceMobileNetV2(n_class=27))
-    _serve(server, monkeypatch, "tsm_online_mobilenetv2_jester", _saved(demo.state_dict()))
+    _serve(server, monkeypatch, "tsm_online_mobilenet_v2.reference_jester", _saved(demo.state_dict()))
     video = synthetic_video(tmp_path / "gesture.mp4", "move_left", 6)
-    assert main(["stream", str(video), "--checkpoint", "tsm_online_mobilenetv2_jester"]) == 0
+    assert main(["stream", str(video), "--checkpoint", "tsm_online_mobilenet_v2.reference_jester"]) == 0
     assert "jester:reference:" in capsys.readouterr().out  # labels are the dataset's class names
     out = tmp_path / "step.pt"
     options = ["--out", str(out), "--format", "torchscript", "--streaming", "--size", str(SIZE)]
-    code = main(["export", "tsm_online_mobilenetv2_jester", *options])
+    code = main(["export", "tsm_online_mobilenet_v2.reference_jester", *options])
     assert code == 0 and tsm.read_export_metadata(out)["class_names"][0] == "jester:reference:0"
 
 
 def test_tsm_test_by_name_takes_the_published_protocol(capsys):
     """`tsm test --ckpt_path NAME`: frames, test views and view averaging of the publisher."""
-    name = "mmaction2/tsm_r50_sthv2_8f"
+    name = "tsm_resnet50.mmaction2_sthv2_8f"
     with pytest.raises(SystemExit) as printed_and_done:  # LightningCLI exits after --print-config
         main(["test", "--data.test", "sthv2/val.txt", "--ckpt_path", name, "--print-config"])
     assert printed_and_done.value.code in (0, None)

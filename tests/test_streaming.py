@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import tsm
 from foreign_models import ReferenceMobileNetV2, online_demo_stream, randomize
 from stream_helpers import decoded_frames, random_eval_model, synthetic_video
-from tsm.models import create_model, shifted_modules
+from tsm import create_model
+from tsm.models import shifted_modules
 from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep
 
 
@@ -25,7 +26,7 @@ def video_frames(tmp_path_factory) -> torch.Tensor:
 
 def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
     """Per-frame logits (T, K) of the offline model run on all of ``frames`` (T, 3, H, W)."""
-    reference = tsm.Recognizer(**{**model.config, "num_segments": frames.shape[0]}).eval()
+    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
     reference.load_state_dict(model.state_dict())
     with torch.no_grad():
         return reference.forward_frames(frames.unsqueeze(0))[0]

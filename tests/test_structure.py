@@ -4,6 +4,7 @@ and the typed data config."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import torchvision
 import tsm
 from tsm.data import DataConfig
 from tsm.export import format_for
-from tsm.models import BACKBONES, BackboneSpec, register_backbone, shifted_modules
+from tsm.models import BACKBONES, register_backbone, shifted_modules
 from tsm.models.specs import backbone_spec
 
 PACKAGE = Path(tsm.__file__).parent
@@ -51,6 +52,82 @@ def test_lower_layers_never_import_higher_ones(package: str) -> None:
         assert not forbidden, f"{path.relative_to(PACKAGE)} imports tsm.{', tsm.'.join(sorted(forbidden))}"
 
 
+def _module_name(path: Path) -> str:
+    parts = ("tsm", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each module of src/tsm and the tsm modules it imports, at the top or inside functions
+    (``from tsm.a import b`` imports ``tsm.a.b`` when that is a module, else ``tsm.a``)."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names if alias.name.startswith("tsm")}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tsm"):
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    edges.add(submodule if submodule in modules else node.module)
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_no_two_modules_import_each_other() -> None:
+    """No import cycle between modules of src/tsm, counting imports inside functions."""
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)")
+    assert long == []
+
+
 def test_every_package_is_in_the_layer_table() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert packages == set(ALLOWED)
@@ -68,15 +145,12 @@ def test_a_new_backbone_is_one_spec(monkeypatch) -> None:
     monkeypatch.setattr("tsm.models.specs.BACKBONES", dict(BACKBONES))
     resnet = backbone_spec("resnet50")
     register_backbone(
-        BackboneSpec(
+        dataclasses.replace(
+            resnet,
             name="resnext50_32x4d",
             build=torchvision.models.resnext50_32x4d,
-            network_type=torchvision.models.ResNet,
-            head="fc",
-            insert_shifts=resnet.insert_shifts,
-            placements=resnet.placements,
-            supports_temporal_pool=True,
-            reveal=resnet.reveal,
+            weights_name=None,
+            layouts={},
         )
     )
     assert "resnext50_32x4d" in tsm.list_backbones()
@@ -88,7 +162,7 @@ def test_a_new_backbone_is_one_spec(monkeypatch) -> None:
     with pytest.raises(ValueError, match="registered already"):
         register_backbone(resnet)
     with pytest.raises(ValueError, match="no ImageNet weights"):
-        tsm.Recognizer(3, backbone="resnext50_32x4d", pretrained="imagenet")
+        tsm.Recognizer(3, backbone="resnext50_32x4d", backbone_weights="imagenet")
 
 
 def test_every_registered_backbone_reveals_itself_from_its_weights() -> None:

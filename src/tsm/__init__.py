@@ -5,6 +5,7 @@ from tsm.checkpoint import (
     PretrainedInfo,
     UnsafeCheckpointError,
     convert_checkpoint,
+    create_model,
     init_from_checkpoint,
     list_pretrained,
     load_checkpoint,
@@ -30,10 +31,10 @@ from tsm.export import ExportCheck, export_model, read_export_metadata, verify_e
 from tsm.inference import Prediction, Predictor, predict, stream_predictions
 from tsm.models import (
     LabelSmoother,
+    ModelConfig,
     Recognizer,
     StreamingRecognizer,
     average_views,
-    create_model,
     list_backbones,
     list_models,
     make_temporal_shift,
@@ -68,6 +69,7 @@ __all__ = [
     "DataConfig",
     "ExportCheck",
     "LabelSmoother",
+    "ModelConfig",
     "Prediction",
     "Predictor",
     "PretrainedInfo",

@@ -1,26 +1,32 @@
-"""Checkpoints: this project's self-describing format, the reference's and MMAction2's files
-(reading, layout detection, key mapping, settings inference), conversion, weight copying, and the
-published models by name (verified download into torch's hub cache)."""
+"""Checkpoints, one job a module, imports one way: ``info`` and ``weights`` (putting weights into
+models) at the bottom; ``native`` (this project's self-describing format); ``foreign`` (the
+reference's and MMAction2's files); ``zoo`` (the published checkpoints as data, with lookup);
+``loader`` (``load_checkpoint`` / ``load_pretrained``: any file or published name in, a model
+out; downloads go through :mod:`tsm.download`); ``factory`` (``create_model``); ``convert``."""
 
 from tsm.checkpoint.convert import Conversion, convert_checkpoint
-from tsm.checkpoint.formats import FOREIGN_FORMATS, UnsafeCheckpointError
-from tsm.checkpoint.hub import MIRROR_VARIABLE, DownloadError
-from tsm.checkpoint.loader import checkpoint_test_protocol, init_from_checkpoint, load_checkpoint
-from tsm.checkpoint.native import CheckpointInfo, read_native_metadata, save_checkpoint
-from tsm.checkpoint.published import (
-    PretrainedInfo,
+from tsm.checkpoint.factory import create_model, model_config_of
+from tsm.checkpoint.foreign import FOREIGN_FORMATS, UnsafeCheckpointError
+from tsm.checkpoint.info import CheckpointInfo
+from tsm.checkpoint.loader import (
+    checkpoint_test_protocol,
     download_pretrained,
-    list_pretrained,
+    init_from_checkpoint,
+    is_cached,
+    is_published_name,
+    load_checkpoint,
     load_pretrained,
-    pretrained_info,
     resolve_checkpoint,
 )
-from tsm.checkpoint.weights import ARCHITECTURE_SETTINGS, copy_matching_weights, recognizer_with_weights
+from tsm.checkpoint.native import read_native_metadata, save_checkpoint
+from tsm.checkpoint.weights import copy_matching_weights, recognizer_with_weights
+from tsm.checkpoint.zoo import PUBLISHED, PretrainedInfo, list_pretrained, pretrained_info, published_name
+from tsm.download import MIRROR_VARIABLE, DownloadError
 
 __all__ = [
-    "ARCHITECTURE_SETTINGS",
     "FOREIGN_FORMATS",
     "MIRROR_VARIABLE",
+    "PUBLISHED",
     "CheckpointInfo",
     "Conversion",
     "DownloadError",
@@ -29,12 +35,17 @@ __all__ = [
     "checkpoint_test_protocol",
     "convert_checkpoint",
     "copy_matching_weights",
+    "create_model",
     "download_pretrained",
     "init_from_checkpoint",
+    "is_cached",
+    "is_published_name",
     "list_pretrained",
     "load_checkpoint",
     "load_pretrained",
+    "model_config_of",
     "pretrained_info",
+    "published_name",
     "read_native_metadata",
     "recognizer_with_weights",
     "resolve_checkpoint",

@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
+from tsm.checkpoint.info import CheckpointInfo
 from tsm.checkpoint.loader import load_checkpoint
-from tsm.checkpoint.native import CheckpointInfo, save_checkpoint
+from tsm.checkpoint.native import save_checkpoint
 
 
 @dataclass

@@ -5,38 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from tsm.checkpoint.info import CheckpointInfo
 from tsm.checkpoint.weights import recognizer_with_weights
 from tsm.data import DataConfig, as_data_config
 from tsm.fileio import atomic_write
-from tsm.models import Recognizer
+from tsm.models import ModelConfig, Recognizer
 from tsm.version import __version__
 
 FORMAT_NAME = "tsm"
 FORMAT_VERSION = 1
-
-
-@dataclass
-class CheckpointInfo:
-    """What a checkpoint said about itself, and how each setting was obtained."""
-
-    format: str
-    model_config: dict[str, Any]
-    class_names: list[str] | None = None
-    data_config: DataConfig = field(default_factory=DataConfig)
-    written_by: str | None = None
-    notes: list[str] = field(default_factory=list)
-    # Where each model setting came from (e.g. "weights: 3-4-6-3 bottleneck blocks", "argument").
-    sources: dict[str, str] = field(default_factory=dict)
-    # How the publisher averages the scores of test views: "logits" (the reference, tsm) or
-    # "softmax" (MMAction2's average_clips='prob'); Predictor follows it unless told otherwise.
-    view_average: str = "logits"
 
 
 def save_checkpoint(
@@ -56,7 +39,7 @@ def save_checkpoint(
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "tsm_version": __version__,
-        "model_config": json.dumps(model.config),
+        "model_config": json.dumps(model.config.to_dict()),
         "class_names": json.dumps(class_names),
         "data_config": json.dumps(as_data_config(data_config, num_segments=model.num_segments).to_dict()),
     }
@@ -73,17 +56,22 @@ def read_native_metadata(path: str | Path) -> dict[str, str] | None:
     return metadata if metadata.get("format") == FORMAT_NAME else None
 
 
+def native_model_config(metadata: Mapping[str, str]) -> ModelConfig:
+    """The model config a tsm checkpoint's metadata stores (older files lack newer settings)."""
+    return ModelConfig.from_dict(json.loads(metadata["model_config"]))
+
+
 def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recognizer, CheckpointInfo]:
     """Rebuild the Recognizer stored by :func:`save_checkpoint`; ``overrides`` change its config."""
     metadata = read_native_metadata(path)
     if metadata is None:
         raise ValueError(f"{path} is not a tsm checkpoint (safetensors with tsm metadata)")
-    config = json.loads(metadata["model_config"])
-    sources = dict.fromkeys(config, "checkpoint metadata")
-    notes = [f"model configuration read from the checkpoint: {config}"]
+    stored = native_model_config(metadata)
+    notes = [f"model configuration read from the checkpoint: {stored}"]
     if overrides:
         notes.append(f"overridden by arguments: {overrides}")
-    config.update(overrides)
+    config = stored.replace(**overrides)
+    sources = dict.fromkeys(stored.to_dict(), "checkpoint metadata")
     sources.update(dict.fromkeys(overrides, "argument"))
     model = recognizer_with_weights(config, load_file(str(path)))
     info = CheckpointInfo(

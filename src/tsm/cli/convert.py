@@ -36,7 +36,7 @@ def report_conversion(source: str, result: Conversion) -> int:
     """Print what was read (each setting with its source), written and checked; the exit status."""
     info = result.info
     print(f"read {source} ({info.format} format, written by {info.written_by})")
-    for name, value in info.model_config.items():
+    for name, value in info.model_config.to_dict().items():
         source = info.sources.get(name, "default")
         print(f"  {name} = {value!r}  [{source}]")
     for note in info.notes:

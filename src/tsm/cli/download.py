@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "one self-describing tsm .safetensors file with its class names and test protocol."
         ),
     )
-    parser.add_argument("name", metavar="NAME", help="published model name, e.g. tsm_r50_kinetics400_8f")
+    parser.add_argument(
+        "name", metavar="NAME", help="published model name, e.g. tsm_resnet50.reference_kinetics400_8f"
+    )
     parser.add_argument("--out", metavar="FILE.safetensors", help="also write it as a tsm checkpoint")
     parser.add_argument("--size", type=int, default=224, help="frame size of the conversion check clip")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -11,8 +11,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint
-from tsm.checkpoint.published import is_published_name
+from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint, is_published_name, model_config_of
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
@@ -94,20 +93,46 @@ class TSMLightningCLI(LightningCLI):
     before_fit = before_validate = before_test = _prepare_run
 
 
+def _option_values(arguments: list[str], option: str) -> list[tuple[int, str, bool]]:
+    """(index, value, joined) of each ``option VALUE`` / ``option=VALUE`` in ``arguments``."""
+    found = []
+    for index, arg in enumerate(arguments):
+        name, equals, value = arg.partition("=")
+        if name == option and equals:
+            found.append((index, value, True))
+        elif name == option and index + 1 < len(arguments):
+            found.append((index + 1, arguments[index + 1], False))
+    return found
+
+
+def _expand_model_names(arguments: list[str]) -> list[str]:
+    """``--model.model NAME`` as the network's settings, so that later ``--model.model.FIELD``
+    overrides change that network rather than the defaults (classes and frames come from the data)."""
+    arguments = list(arguments)
+    for index, value, joined in _option_values(arguments, "--model.model"):
+        if value.lstrip().startswith(("{", "[")):
+            continue  # already settings (JSON / YAML flow mapping)
+        settings = model_config_of(value).to_dict()
+        for linked in ("num_classes", "num_segments"):
+            settings.pop(linked)
+        text = json.dumps(settings)
+        arguments[index] = f"--model.model={text}" if joined else text
+    return arguments
+
+
 def lightning_arguments(argv: list[str], subcommand: str = "fit") -> list[str]:
-    """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``, and a model
-    file as ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
+    """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``; a model
+    name (``--model.model NAME``) becomes that network's settings; and a model file as
+    ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
     ``--model.checkpoint``: the network is built from the file. ``tsm test`` / ``tsm validate``
     then also take the file's frames per clip and test pipeline, before the user's arguments and
     configs, which win."""
-    arguments = ["--print_config" if arg == "--print-config" else arg for arg in argv]
+    arguments = _expand_model_names(["--print_config" if arg == "--print-config" else arg for arg in argv])
     model_file = None
-    for index, arg in enumerate(arguments):
-        option, equals, value = arg.partition("=")
-        if option == "--ckpt_path" and not equals and index + 1 < len(arguments):
-            value = arguments[index + 1]
-        if option == "--ckpt_path" and is_model_file(value):
-            arguments[index] = arg.replace("--ckpt_path", "--model.checkpoint", 1)
+    for index, value, joined in _option_values(arguments, "--ckpt_path"):
+        if is_model_file(value):
+            position = index if joined else index - 1
+            arguments[position] = arguments[position].replace("--ckpt_path", "--model.checkpoint", 1)
             model_file = value
     if model_file is not None and subcommand in ("test", "validate"):
         config, view_average = checkpoint_test_protocol(model_file)

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tsm.checkpoint.published import (
-    DATASET_TITLES,
-    MMACTION2,
-    REFERENCE,
-    PretrainedInfo,
-    is_cached,
-    list_pretrained,
-    pretrained_info,
-)
-
-_SOURCE_TITLES = {REFERENCE: "The reference (mit-han-lab/temporal-shift-module)", MMACTION2: "MMAction2"}
+from tsm.checkpoint import PretrainedInfo, is_cached, list_pretrained, pretrained_info
+from tsm.checkpoint.zoo import MMACTION2, PUBLISHER_TITLES, REFERENCE
+from tsm.data import public_dataset
 
 
 def _top1(info: PretrainedInfo) -> str:
@@ -35,7 +27,8 @@ def _test_settings(info: PretrainedInfo) -> dict:
 
 def _remarks(info: PretrainedInfo) -> list[str]:
     remarks = [] if info.buildable else [f"not buildable: {info.reason}"]
-    return remarks + ([f"also {info.also_reported}"] if info.also_reported else []) + list(info.notes)
+    remarks += [f"also {info.also_reported}"] if info.also_reported else []
+    return [*remarks, *info.notes, f"tsm 0.1 name: `{info.legacy_name}`"]
 
 
 def registry_table(names: list[str]) -> str:
@@ -45,7 +38,7 @@ def registry_table(names: list[str]) -> str:
         info = pretrained_info(name)
         cached = "yes" if is_cached(name) else "no"
         remark = "" if info.buildable else f"not buildable: {info.reason}"
-        row = [name, DATASET_TITLES[info.dataset], str(info.num_segments), _views(info), _top1(info)]
+        row = [name, public_dataset(info.dataset).title, str(info.num_segments), _views(info), _top1(info)]
         rows.append([*row, cached, remark])
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
@@ -57,7 +50,7 @@ def registry_markdown() -> str:
     sections = []
     for source in (REFERENCE, MMACTION2):
         lines = [
-            f"### {_SOURCE_TITLES[source]}",
+            f"### {PUBLISHER_TITLES[source]}",
             "",
             "| name | data | frames x views (protocol) | reported top-1 | file | sha256 | remarks |",
             "|---|---|---|---|---|---|---|",
@@ -68,7 +61,7 @@ def registry_markdown() -> str:
             remarks = "; ".join(_remarks(info))
             cells = (
                 f"`{info.name}`",
-                DATASET_TITLES[info.dataset],
+                public_dataset(info.dataset).title,
                 f"{info.protocol} (`{json.dumps(_test_settings(info))}`)",
                 f"{_top1(info)} ({info.top1_measured_on})" if info.top1 is not None else "not reported",
                 f"[{info.filename}]({info.url})",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tsm.checkpoint.published import list_pretrained
+from tsm.checkpoint import list_pretrained
 from tsm.cli.model_tables import registry_markdown, registry_table
-from tsm.models import list_models, model_config
+from tsm.models import ModelConfig, list_models, model_config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,9 +22,15 @@ def run(args: argparse.Namespace) -> int:
         print(registry_table(names))
         return 0
     names = list_models(args.pattern)
+    defaults = ModelConfig().to_dict()
     for name in names:
-        settings = ", ".join(f"{key}={value!r}" for key, value in model_config(name).items())
-        print(f"{name}  ({settings})")
+        config = model_config(name).to_dict()
+        shown = {
+            key: value
+            for key, value in config.items()
+            if key in ("backbone", "shift") or value != defaults[key]
+        }
+        print(f"{name}  ({', '.join(f'{key}={value!r}' for key, value in shown.items())})")
     print("published checkpoints, loadable by name: tsm models --pretrained")
     return 0 if names else 1
 

@@ -1,8 +1,9 @@
 """``tsm fit`` / ``tsm validate`` / ``tsm test``: Lightning training and evaluation from YAML configs.
 
 Everything after the subcommand goes to a :class:`lightning.pytorch.cli.LightningCLI`: ``--config
-FILE.yaml`` (repeatable), dotted overrides such as ``--model.lr 0.02 --data.batch_size 16
---trainer.max_epochs 50``, ``--print-config`` and ``--help``.
+FILE.yaml`` (repeatable), dotted overrides such as ``--model.optimizer.lr 0.02 --data.batch_size 16
+--trainer.max_epochs 50``, a network by name (``--model.model tsm_online_resnet18``, then changed
+field by field: ``--model.model.dropout 0``), ``--print-config`` and ``--help``.
 """
 
 from __future__ import annotations

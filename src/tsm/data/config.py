@@ -15,9 +15,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_PIPELINES: tuple[str, ...] = ("multiscale_crop", "center_crop")
 SAMPLINGS: tuple[str, ...] = ("uniform", "dense")
 TEST_VIEWS = {"center": 1, "three": 3, "ten": 10}
-# Something-Something V2 classes that swap under a horizontal flip ("... left to right" and
-# "... right to left" style pairs), as MMAction2 maps them; use as ``flip_label_map``.
-SOMETHING_V2_FLIP_LABEL_MAP = {"86": 87, "87": 86, "93": 94, "94": 93, "166": 167, "167": 166}
 
 Sampling = Literal["uniform", "dense"]
 TrainPipelineName = Literal["multiscale_crop", "center_crop"]
@@ -167,7 +164,6 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SAMPLINGS",
-    "SOMETHING_V2_FLIP_LABEL_MAP",
     "TEST_VIEWS",
     "TRAIN_PIPELINES",
     "DataConfig",

@@ -20,6 +20,7 @@ _SUBMODULE_OF = {
     "write_evaluation_report": "evaluation",
     "RecognizerModule": "module",
     "TrainingDiverged": "module",
+    "OptimizerConfig": "optim",
     "build_optimizer": "optim",
     "build_scheduler": "optim",
     "lr_factor": "optim",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,71 +13,82 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from tsm.checkpoint import load_checkpoint
+from tsm.checkpoint import create_model, load_checkpoint
 from tsm.data import DataConfig, VideoBatch, as_data_config
 from tsm.engine.evaluation import first_of_each_sample, write_evaluation_report
-from tsm.engine.optim import Schedule, build_optimizer, build_scheduler
-from tsm.models import Recognizer, create_model
-from tsm.models.non_local import NonLocalMode
-from tsm.models.specs import Placement
-from tsm.models.views import ViewAverage, multi_view_scores
-from tsm.ops import ShiftMode
+from tsm.engine.optim import OptimizerConfig, build_optimizer, build_scheduler
+from tsm.models import ModelConfig, Recognizer, ViewAverage, as_model_config, multi_view_scores
+
+DEFAULT_OPTIMIZER = OptimizerConfig()
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def _network(
+    model: str | ModelConfig | Recognizer | Mapping[str, Any],
+    num_classes: int,
+    num_segments: int,
+    backbone_weights: str | None,
+) -> tuple[Recognizer, str]:
+    """The network to train and its title: the injected one, or one built from a config or a name,
+    with the data's classes and frames."""
+    if isinstance(model, Recognizer):
+        if (model.num_classes, model.num_segments) != (num_classes, num_segments):
+            raise ValueError(
+                f"the network predicts {model.num_classes} classes from {model.num_segments}-frame clips but "
+                f"the data has {num_classes} classes and {num_segments} frames per clip"
+            )
+        if backbone_weights is not None:
+            raise ValueError(
+                "backbone_weights initialises a network built here; the given one is already built"
+            )
+        return model, type(model).__name__
+    data = {"num_classes": num_classes, "num_segments": num_segments}
+    if isinstance(model, ModelConfig | Mapping):
+        config = as_model_config(model, **data)
+        return Recognizer(config, backbone_weights=backbone_weights), config.backbone
+    return create_model(model, backbone_weights=backbone_weights, **data), model
+
+
 class RecognizerModule(pl.LightningModule):
-    """Train / validate / test a registered TSM or TSN model with the reference recipe.
+    """Train / validate / test a TSN/TSM recognizer with the reference recipe.
+
+    The network is injected, as in Lightning's examples: ``model`` is a built
+    :class:`~tsm.Recognizer`, a :class:`~tsm.models.ModelConfig`, or a name for
+    :func:`tsm.create_model` (an architecture such as ``"tsm_resnet50"``, or a published
+    ``ARCHITECTURE.TAG``: its network). ``checkpoint`` builds it from a trained model file
+    instead (any format :func:`tsm.load_checkpoint` reads, or a published name): its architecture
+    and weights; ``num_classes`` must then be the checkpoint's (``--init_from`` fine-tunes on other
+    classes).
 
     Args:
-        model: a name from :func:`tsm.list_models` (``tsm_resnet50``, ``tsn_resnet50``, ...).
-        checkpoint: build the network from this trained model file instead (tsm ``.safetensors``,
-            reference or MMAction2 checkpoint, read by :func:`tsm.load_checkpoint`): its
-            architecture and weights; ``model``, ``pretrained`` and the shift settings are then unused
-            and ``num_classes`` must be the checkpoint's (``--init_from`` fine-tunes on other classes).
-        num_classes: classes of the task (linked to the data module's class list by ``tsm fit``).
-        num_segments: frames per clip (linked to the data module's ``num_segments`` by ``tsm fit``).
-        pretrained: backbone initialisation: None, ``"imagenet"`` or a state-dict file.
-        fold_div, place, temporal_pool, mode: shift settings (see :class:`tsm.Recognizer`); None
-            keeps what the model name stands for (e.g. ``tsm_online_*`` is uni-directional).
-        non_local, backbone_segments: non-local blocks and the backbone's clip window (see
-            :class:`tsm.Recognizer`); None keeps what the model name stands for.
-        lr, weight_decay, momentum, fc_lr5: SGD of the reference (lr scales linearly with the batch).
-        schedule, milestones, gamma, warmup_epochs: learning-rate schedule (see :mod:`tsm.engine.optim`).
+        num_classes, num_segments: classes and frames per clip of the data (``tsm fit`` links them to
+            the data module); they replace the model config's.
+        backbone_weights: the backbone's initialisation for a model built here: None,
+            ``"imagenet"``, a torchvision weights name or a state-dict file.
+        optimizer: SGD and schedule of the reference (see :class:`OptimizerConfig`).
         label_smoothing: cross-entropy label smoothing (0 = off, the reference's setting).
         view_average: how multi-view test scores are combined: ``"logits"`` or ``"softmax"``.
         channels_last: run the backbone in channels-last memory format (faster on recent GPUs).
         class_names, data_config: stored with the model in exported checkpoints.
         report_dir: where ``test`` writes its report (default: the logger's folder, else ``.``).
+
+    ``model`` and ``optimizer`` may also be the plain dicts of a Lightning checkpoint's
+    hyperparameters (:meth:`load_from_checkpoint`).
     """
 
     model: Recognizer
 
     def __init__(
         self,
-        model: str = "tsm_resnet50",
-        checkpoint: str | None = None,
+        model: str | ModelConfig | Recognizer = "tsm_resnet50",
         num_classes: int = 400,
         num_segments: int = 8,
-        pretrained: str | None = None,
-        dropout: float = 0.5,
-        partial_bn: bool = False,
-        fold_div: int | None = None,
-        place: Placement | None = None,
-        temporal_pool: bool | None = None,
-        mode: ShiftMode | None = None,
-        non_local: NonLocalMode | None = None,
-        backbone_segments: int | None = None,
-        lr: float = 0.01,
-        weight_decay: float = 1e-4,
-        momentum: float = 0.9,
-        fc_lr5: bool = False,
-        schedule: Schedule = "step",
-        milestones: list[int] | None = None,
-        gamma: float = 0.1,
-        warmup_epochs: float = 0.0,
+        checkpoint: str | None = None,
+        backbone_weights: str | None = None,
+        optimizer: OptimizerConfig = DEFAULT_OPTIMIZER,
         label_smoothing: float = 0.0,
         view_average: ViewAverage = "logits",
         channels_last: bool = False,
@@ -88,48 +101,21 @@ class RecognizerModule(pl.LightningModule):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
-        self.save_hyperparameters(ignore=["data_config"])
-        self.data_config = as_data_config(data_config, num_segments=num_segments)
+        # Mappings: the hyperparameters of a Lightning checkpoint (RecognizerModule.load_from_checkpoint)
+        self.optimizer_config = OptimizerConfig(**optimizer) if isinstance(optimizer, Mapping) else optimizer
         # Stored as plain JSON values: Lightning checkpoints are read back with weights_only=True.
+        self.save_hyperparameters(ignore=["model", "optimizer", "data_config"])
+        self.hparams["optimizer"] = dataclasses.asdict(self.optimizer_config)
+        self.data_config = as_data_config(data_config, num_segments=num_segments)
         self.hparams["data_config"] = self.data_config.to_dict()
         if checkpoint:
-            self.model, info = load_checkpoint(checkpoint, num_segments=num_segments)
-            if self.model.num_classes != num_classes:
-                raise ValueError(
-                    f"{checkpoint} predicts {self.model.num_classes} classes but the data has {num_classes}; "
-                    "test on the checkpoint's classes, or fine-tune with --init_from"
-                )
-            numbered = [str(i) for i in range(num_classes)]  # a list file without class names
-            if info.class_names and class_names not in (None, numbered, info.class_names):
-                raise ValueError(
-                    f"{checkpoint} was trained on the classes {info.class_names} but the data has "
-                    f"{class_names}: a label would mean another class; give the data the checkpoint's "
-                    "class list (data.classes) or the same class folders"
-                )
-            class_names = info.class_names or class_names
+            self.model, class_names = self._from_checkpoint(
+                checkpoint, num_classes, num_segments, class_names
+            )
             self.title = Path(checkpoint).name
         else:
-            self.model = create_model(
-                model,
-                num_classes=num_classes,
-                num_segments=num_segments,
-                pretrained=pretrained,
-                dropout=dropout,
-                partial_bn=partial_bn,
-                **{
-                    name: value
-                    for name, value in (
-                        ("fold_div", fold_div),
-                        ("place", place),
-                        ("temporal_pool", temporal_pool),
-                        ("mode", mode),
-                        ("non_local", non_local),
-                        ("backbone_segments", backbone_segments),
-                    )
-                    if value is not None
-                },
-            )
-            self.title = model
+            self.model, self.title = _network(model, num_classes, num_segments, backbone_weights)
+        self.hparams["model"] = self.model.config.to_dict()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
@@ -142,6 +128,26 @@ class RecognizerModule(pl.LightningModule):
         self._test_labels: list[Tensor] = []
         self._test_indices: list[Tensor] = []
         self.test_metrics: dict[str, float] = {}
+
+    @staticmethod
+    def _from_checkpoint(
+        checkpoint: str, num_classes: int, num_segments: int, class_names: list[str] | None
+    ) -> tuple[Recognizer, list[str] | None]:
+        """The network of a trained model file, checked against the data's classes."""
+        model, info = load_checkpoint(checkpoint, num_segments=num_segments)
+        if model.num_classes != num_classes:
+            raise ValueError(
+                f"{checkpoint} predicts {model.num_classes} classes but the data has {num_classes}; "
+                "test on the checkpoint's classes, or fine-tune with --init_from"
+            )
+        numbered = [str(i) for i in range(num_classes)]  # a list file without class names
+        if info.class_names and class_names not in (None, numbered, info.class_names):
+            raise ValueError(
+                f"{checkpoint} was trained on the classes {info.class_names} but the data has "
+                f"{class_names}: a label would mean another class; give the data the checkpoint's "
+                "class list (data.classes) or the same class folders"
+            )
+        return model, info.class_names or class_names
 
     def forward(self, clips: Tensor) -> Tensor:
         return multi_view_scores(self.model, clips, self.hparams.view_average)
@@ -204,7 +210,7 @@ class RecognizerModule(pl.LightningModule):
         self._report_failures("validation")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+        hp = self.optimizer_config
         optimizer = build_optimizer(self.model, hp.lr, hp.weight_decay, hp.momentum, hp.fc_lr5)
         epochs = self.trainer.max_epochs
         if epochs is None or epochs < 1:
@@ -215,7 +221,7 @@ class RecognizerModule(pl.LightningModule):
             steps_per_epoch,
             epochs,
             hp.schedule,
-            hp.milestones if hp.milestones is not None else (20, 40),
+            hp.milestones,
             hp.gamma,
             hp.warmup_epochs,
         )

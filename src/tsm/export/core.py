@@ -84,7 +84,7 @@ def export_metadata(
         "num_segments": model.num_segments,
         "frame_size": list(frame_size),
         "num_classes": model.num_classes,
-        "model_config": model.config,
+        "model_config": model.config.to_dict(),
         "class_names": list(class_names) if class_names is not None else None,
         "data_config": as_data_config(data_config, num_segments=model.num_segments).to_dict(),
         "inputs": list(input_names),

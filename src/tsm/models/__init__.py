@@ -1,13 +1,17 @@
-"""TSM networks: backbone specs and surgery, the recognizer, the model registry, streaming."""
+"""TSM networks: the typed model config, backbone specs (one module each under ``backbones``) and
+surgery, the recognizer, the architecture registry, streaming, multi-view scores."""
 
-from tsm.models.backbones import build_backbone
-from tsm.models.mobileone import MobileOne, MobileOneBlock
+from tsm.models.backbone_builder import build_backbone
+from tsm.models.backbones import MobileOne, MobileOneBlock
+from tsm.models.config import MODEL_SETTINGS, ModelConfig, as_model_config
 from tsm.models.non_local import NON_LOCAL_MODES, NonLocal, NonLocalBlock, add_non_local, non_local_blocks
 from tsm.models.recognizer import Recognizer
-from tsm.models.registry import create_model, list_models, model_config
+from tsm.models.registry import MODELS, list_models, matching_names, model_config
 from tsm.models.specs import (
     BACKBONES,
     BackboneSpec,
+    NonLocalSites,
+    PublisherLayout,
     Setting,
     backbone_spec,
     list_backbones,
@@ -20,14 +24,19 @@ from tsm.models.views import VIEW_AVERAGES, ViewAverage, average_views, multi_vi
 
 __all__ = [
     "BACKBONES",
+    "MODELS",
+    "MODEL_SETTINGS",
     "NON_LOCAL_MODES",
     "VIEW_AVERAGES",
     "BackboneSpec",
     "LabelSmoother",
     "MobileOne",
     "MobileOneBlock",
+    "ModelConfig",
     "NonLocal",
     "NonLocalBlock",
+    "NonLocalSites",
+    "PublisherLayout",
     "Recognizer",
     "Setting",
     "StreamingRecognizer",
@@ -35,16 +44,17 @@ __all__ = [
     "ViewAverage",
     "add_non_local",
     "add_temporal_pool",
+    "as_model_config",
     "average_views",
     "backbone_spec",
     "build_backbone",
     "check_streamable",
-    "create_model",
     "is_temporal",
     "list_backbones",
     "list_models",
     "load_weights",
     "make_temporal_shift",
+    "matching_names",
     "model_config",
     "multi_view_scores",
     "non_local_blocks",

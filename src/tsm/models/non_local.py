@@ -31,15 +31,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import ResNet
 
-from tsm.ops import TemporalShift
+from tsm.models.specs import NonLocalSites
 from tsm.ops.shift import is_exporting
 
 NonLocalMode = Literal["embedded_gaussian", "gaussian", "dot_product"]
 NON_LOCAL_MODES: tuple[str, ...] = ("embedded_gaussian", "gaussian", "dot_product")
-# The blocks both publishers wrap in ResNet-50: blocks 0 and 2 of layer2, blocks 0, 2, 4 of layer3.
-NON_LOCAL_BLOCKS: dict[str, tuple[int, ...]] = {"layer2": (0, 2), "layer3": (0, 2, 4)}
 
 
 def check_non_local_mode(mode: str) -> None:
@@ -141,35 +138,29 @@ class NonLocalBlock(nn.Module):
         return self.nl(self.block(x))
 
 
-def _output_channels(block: nn.Module) -> int:
-    """Channels out of a torchvision BasicBlock / Bottleneck (shifted as a whole or not)."""
-    if isinstance(block, TemporalShift):
-        block = block.net
-    last_norm = block.bn3 if hasattr(block, "bn3") else block.bn2
-    return last_norm.num_features
+def add_non_local(
+    net: nn.Module, num_segments: int, sites: NonLocalSites, mode: NonLocalMode = "embedded_gaussian"
+) -> nn.Module:
+    """Put non-local blocks after the blocks ``sites`` names (its backbone spec's), in place.
 
-
-def add_non_local(net: ResNet, num_segments: int, mode: NonLocalMode = "embedded_gaussian") -> ResNet:
-    """Put non-local blocks after blocks 0, 2 of ``layer2`` and 0, 2, 4 of ``layer3``, in place.
-
-    The placement of both publishers for ResNet-50; any torchvision ResNet whose layer2 and
-    layer3 have that many blocks (ResNet-34/50/101/152) is accepted. Shifts inside the wrapped
-    blocks stay.
+    Both publishers put them after blocks 0, 2 of ``layer2`` and 0, 2, 4 of ``layer3`` of a
+    ResNet-50; any network whose stages have that many blocks is accepted. Shifts inside the
+    wrapped blocks stay.
     """
     check_non_local_mode(mode)
-    if not isinstance(net, ResNet):
-        raise TypeError(f"non-local blocks support torchvision ResNets only, not {type(net).__name__}")
-    for layer_name, indices in NON_LOCAL_BLOCKS.items():
-        layer = getattr(net, layer_name)
-        if not isinstance(layer, nn.Sequential) or len(layer) <= max(indices):
+    for stage_name, indices in sites.blocks.items():
+        stage = getattr(net, stage_name)
+        if not isinstance(stage, nn.Sequential) or len(stage) <= max(indices):
             raise ValueError(
-                f"non-local blocks go after blocks {indices} of {layer_name}, which has "
-                f"{len(layer)} blocks here; use a ResNet-34/50/101/152 backbone"
+                f"non-local blocks go after blocks {indices} of {stage_name}, which has "
+                f"{len(stage)} blocks here; use a deeper backbone (for ResNets: 34/50/101/152)"
             )
-        if any(isinstance(block, NonLocalBlock) for block in layer):
+        if any(isinstance(block, NonLocalBlock) for block in stage):
             raise ValueError("this network already has non-local blocks; adding them twice is refused")
         for index in indices:
-            layer[index] = NonLocalBlock(layer[index], _output_channels(layer[index]), num_segments, mode)
+            stage[index] = NonLocalBlock(
+                stage[index], sites.output_channels(stage[index]), num_segments, mode
+            )
     return net
 
 

@@ -2,135 +2,101 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from tsm.models.backbones import build_backbone
-from tsm.models.mobileone import MobileOne
-from tsm.models.non_local import NonLocalMode, add_non_local, check_non_local_mode
-from tsm.models.specs import PLACEMENTS, Placement, backbone_spec
+from tsm.models.backbone_builder import build_backbone
+from tsm.models.config import ModelConfig, as_model_config
+from tsm.models.non_local import add_non_local
+from tsm.models.specs import backbone_spec
 from tsm.models.surgery import add_temporal_pool, make_temporal_shift
-from tsm.ops import ShiftMode
-from tsm.ops.shift import check_shift_arguments, is_exporting
+from tsm.ops.shift import is_exporting
 
 
 class Recognizer(nn.Module):
     """Action recognizer: clips (N, T, 3, H, W) -> class logits (N, num_classes).
 
-    All N*T frames go through the 2D backbone as one batch; the head is Dropout + ``new_fc``
-    (normal init, std 0.001, bias 0) and the clip score is the mean of the per-frame logits
-    (T/2 of them with temporal pooling). ``shift=False`` gives the TSN baseline. Attribute names
-    (``base_model``, ``new_fc``) follow the reference so checkpoints map one to one.
+    Built from a :class:`~tsm.models.ModelConfig` (``Recognizer(config)``), or from its settings
+    (``Recognizer(400, backbone="resnet50", non_local="dot_product")``: the first argument is
+    then the number of classes). All N*T frames go through the 2D backbone as one batch; the head
+    is Dropout + ``new_fc`` (normal init, std 0.001, bias 0) and the clip score is the mean of the
+    per-frame logits (T/2 of them with temporal pooling). ``shift=False`` gives the TSN baseline.
+    Attribute names (``base_model``, ``new_fc``) follow the reference so checkpoints map one to one.
 
-    ``non_local``: a mode of :mod:`tsm.models.non_local` (``"embedded_gaussian"``, the
-    reference's; ``"gaussian"``, ``"dot_product"``) adds non-local blocks after blocks 0, 2 of
-    layer2 and 0, 2, 4 of layer3 of a ResNet. ``backbone_segments``: the frames the backbone's
-    shifts and non-local blocks take as one clip, when fewer than ``num_segments`` (a clip is then
-    num_segments // backbone_segments windows, zero padded at each end; MMAction2's 16-frame
-    MobileOne-S4 runs so); None = num_segments. ``reparameterized``: MobileOne in its fused
-    inference form (see :meth:`reparameterize`).
+    ``backbone_weights``: the backbone's ImageNet initialisation: None (random), ``"imagenet"``
+    (the weights the reference started from), a torchvision weights name or enum member, or a
+    state-dict file (see :func:`tsm.models.build_backbone`). Published *video* weights are loaded
+    by :func:`tsm.create_model` (``pretrained=True``) or :func:`tsm.load_checkpoint`.
     """
 
     def __init__(
         self,
-        num_classes: int,
-        num_segments: int = 8,
-        backbone: str = "resnet50",
-        shift: bool = True,
-        fold_div: int = 8,
-        place: Placement = "blockres",
-        temporal_pool: bool = False,
-        mode: ShiftMode = "bidirectional",
-        dropout: float = 0.5,
-        partial_bn: bool = False,
-        non_local: NonLocalMode | None = None,
-        backbone_segments: int | None = None,
-        reparameterized: bool = False,
-        pretrained: str | Path | WeightsEnum | None = None,
+        config: ModelConfig | Mapping[str, Any] | int | None = None,
+        /,
+        *,
+        backbone_weights: str | Path | WeightsEnum | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        # Bad settings fail here, before anything is built (also those a TSN model does not use).
-        check_shift_arguments(num_segments, fold_div, mode)
-        backbone_spec(backbone)
-        if place not in PLACEMENTS:
-            raise ValueError(f"unknown shift placement {place!r}: use one of {', '.join(PLACEMENTS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        window = num_segments if backbone_segments is None else backbone_segments
-        if not (isinstance(window, int) and window >= 1) or num_segments % window:
-            raise ValueError(
-                f"backbone_segments={backbone_segments!r} must be a positive int that divides "
-                f"num_segments={num_segments}"
+        config = as_model_config(config, **settings)  # bad settings fail here, before anything is built
+        spec = backbone_spec(config.backbone)
+        self.config = config
+        self.base_model, feature_dim = build_backbone(config.backbone, backbone_weights)
+        if config.shift:
+            make_temporal_shift(
+                self.base_model,
+                config.window,
+                config.fold_div,
+                config.place,
+                config.temporal_pool,
+                config.mode,
             )
-        if temporal_pool and window != num_segments:
-            raise ValueError("temporal_pool needs backbone_segments == num_segments (whole clips)")
-        if reparameterized and backbone_spec(backbone).network_type is not MobileOne:
-            raise ValueError(
-                f"reparameterized=True is for MobileOne backbones; {backbone} has no branches to fuse"
-            )
-        if non_local is not None:
-            check_non_local_mode(non_local)
-            if temporal_pool:
-                raise ValueError(
-                    "non-local blocks with temporal pooling are not supported (neither publisher combines "
-                    "them: the blocks would see half the frames); use temporal_pool=False"
-                )
-        self.config: dict[str, Any] = {
-            "num_classes": num_classes,
-            "num_segments": num_segments,
-            "backbone": backbone,
-            "shift": shift,
-            "fold_div": fold_div,
-            "place": place,
-            "temporal_pool": temporal_pool,
-            "mode": mode,
-            "dropout": dropout,
-            "partial_bn": partial_bn,
-            "non_local": non_local,
-            # None unless it differs: a config copied with another num_segments keeps whole clips
-            "backbone_segments": None if window == num_segments else window,
-            "reparameterized": reparameterized,
-        }
-        self.num_classes = num_classes
-        self.num_segments = num_segments
-        self.partial_bn = partial_bn
-        self.base_model, feature_dim = build_backbone(backbone, pretrained)
-        if shift:
-            make_temporal_shift(self.base_model, window, fold_div, place, temporal_pool, mode)
-        elif temporal_pool:  # the reference's "TSN + temporal pooling" ablation
-            add_temporal_pool(self.base_model, num_segments)
-        if non_local is not None:
-            add_non_local(self.base_model, window, non_local)
-        if reparameterized:
-            self.base_model.reparameterize()
-        self.output_segments = (num_segments + 1) // 2 if temporal_pool else num_segments
-        self.dropout = nn.Dropout(p=dropout)
-        self.new_fc = nn.Linear(feature_dim, num_classes)
+        elif config.temporal_pool:  # the reference's "TSN + temporal pooling" ablation
+            add_temporal_pool(self.base_model, config.num_segments)
+        if config.non_local is not None:
+            add_non_local(self.base_model, config.window, spec.non_local_sites, config.non_local)
+        if config.reparameterized:
+            spec.reparameterize(self.base_model)
+        self.dropout = nn.Dropout(p=config.dropout)
+        self.new_fc = nn.Linear(feature_dim, config.num_classes)
         nn.init.normal_(self.new_fc.weight, 0.0, 0.001)
         nn.init.zeros_(self.new_fc.bias)
 
     @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def num_segments(self) -> int:
+        return self.config.num_segments
+
+    @property
+    def output_segments(self) -> int:
+        """Per-frame scores per clip (T/2, rounded up, with temporal pooling)."""
+        return self.config.output_segments
+
+    @property
     def is_online(self) -> bool:
         """True for uni-directional (online) TSM, which can run on a stream frame by frame."""
-        return self.config["shift"] and self.config["mode"] == "unidirectional"
+        return self.config.is_online
 
     def reparameterize(self) -> Recognizer:
-        """Fuse a MobileOne backbone's branches into one conv per block for inference, in place.
+        """Fuse a multi-branch backbone (MobileOne) into one conv per block for inference, in place.
 
         The outputs stay the same (in eval mode: it uses the BatchNorm running statistics) and
-        ``config["reparameterized"]`` becomes True, so saved checkpoints rebuild the fused form.
+        ``config.reparameterized`` becomes True, so saved checkpoints rebuild the fused form.
         """
-        if not isinstance(self.base_model, MobileOne):
+        spec = backbone_spec(self.config.backbone)
+        if spec.reparameterize is None:
             raise ValueError(
-                f"only MobileOne backbones can be reparameterized, not {self.config['backbone']}"
+                f"only multi-branch backbones (MobileOne) can be reparameterized, not {spec.name}"
             )
-        self.base_model.reparameterize()
-        self.config["reparameterized"] = True
+        spec.reparameterize(self.base_model)
+        self.config = self.config.replace(reparameterized=True)
         return self
 
     def _check_clips(self, clips: Tensor) -> None:
@@ -160,7 +126,7 @@ class Recognizer(nn.Module):
     def train(self, mode: bool = True) -> Recognizer:
         """Switch train/eval mode; with partial BN, every BatchNorm but the first stays frozen."""
         super().train(mode)
-        if mode and self.partial_bn:
+        if mode and self.config.partial_bn:
             batch_norms = [
                 m for m in self.base_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
             ]

@@ -1,18 +1,22 @@
-"""One registry of named models, as in timm: ``create_model(name, **overrides)``."""
+"""The architectures by name, as in timm: each name stands for a :class:`ModelConfig`.
+
+Published weights are tags of these names (``tsm_resnet50.reference_kinetics400_8f``: see
+:mod:`tsm.checkpoint.zoo`); :func:`tsm.create_model` builds either.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from typing import Any
+from types import MappingProxyType
 
-from tsm.models.recognizer import Recognizer
+from tsm.models.config import ModelConfig
 
-_MODELS: dict[str, dict[str, Any]] = {}
+_MODELS: dict[str, ModelConfig] = {}
 
 
-def _register(name: str, **config: Any) -> None:
-    _MODELS[name] = config
+def _register(name: str, **settings: object) -> None:
+    _MODELS[name] = ModelConfig(**settings)
 
 
 for _depth in (18, 34, 50, 101, 152):
@@ -31,6 +35,7 @@ _register("tsn_resnet50_nl", backbone="resnet50", shift=False, non_local="embedd
 # MMAction2's MobileOne-S4 TSM: every block shifted as a whole, so that its branches fuse.
 _register("tsm_mobileone_s4", backbone="mobileone_s4", shift=True, place="block")
 _register("tsn_mobileone_s4", backbone="mobileone_s4", shift=False)
+MODELS = MappingProxyType(_MODELS)
 
 
 def matching_names(names: Iterable[str], pattern: str | None = None) -> list[str]:
@@ -42,17 +47,13 @@ def matching_names(names: Iterable[str], pattern: str | None = None) -> list[str
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Names accepted by :func:`create_model`, sorted; ``pattern``: a glob or a substring."""
+    """Architecture names accepted by :func:`tsm.create_model`, sorted; ``pattern``: a glob or a substring."""
     return matching_names(_MODELS, pattern)
 
 
-def model_config(name: str) -> dict[str, Any]:
-    """The Recognizer arguments a registered name stands for."""
+def model_config(name: str) -> ModelConfig:
+    """The :class:`ModelConfig` an architecture name stands for (400 classes and 8 frames unless
+    changed with :meth:`ModelConfig.replace`)."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return dict(_MODELS[name])
-
-
-def create_model(name: str, num_classes: int = 400, **overrides: Any) -> Recognizer:
-    """Build a registered model; keyword arguments override its defaults (see :class:`Recognizer`)."""
-    return Recognizer(num_classes=num_classes, **{**model_config(name), **overrides})
+    return _MODELS[name]

@@ -64,24 +64,24 @@ def check_streamable(model: nn.Module) -> None:
     if not isinstance(model, Recognizer):
         raise TypeError(f"streaming needs a tsm.Recognizer, got {type(model).__name__}")
     config = model.config
-    if config.get("temporal_pool"):
+    if config.temporal_pool:
         raise ValueError(
             "a model with temporal pooling cannot stream: it max-pools over neighbouring frames "
             "(including the next one) and halves the frame rate; use a model built with temporal_pool=False"
         )
-    if config.get("non_local"):
+    if config.non_local:
         raise ValueError(
             "a model with non-local blocks cannot stream: each block relates every position to every "
             "position of the whole clip, future frames included; use a model built without non_local"
         )
-    if config.get("backbone_segments"):
+    if config.backbone_segments:
         raise ValueError(
-            f"a model whose backbone works on {config['backbone_segments']}-frame windows cannot stream: its "
+            f"a model whose backbone works on {config.backbone_segments}-frame windows cannot stream: its "
             "shift restarts (zeros) at every window boundary, which a stream does not have"
         )
-    if config.get("shift") and config.get("mode") != "unidirectional":
+    if config.shift and config.mode != "unidirectional":
         raise ValueError(
-            f"a {config.get('mode')} TSM model cannot stream: its shift gives every frame channels of "
+            f"a {config.mode} TSM model cannot stream: its shift gives every frame channels of "
             "the NEXT frame, which a live stream does not have yet. Use an online (uni-directional) "
             "model, e.g. tsm.create_model('tsm_online_mobilenet_v2', ...) or mode='unidirectional'"
         )

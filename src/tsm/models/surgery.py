@@ -28,13 +28,15 @@ def _spec_or_error(net: nn.Module, what: str) -> BackboneSpec:
 
 
 def add_temporal_pool(net: nn.Module, num_segments: int) -> nn.Module:
-    """Max-pool time before ``layer2`` of a ResNet (the reference's ``tpool``)."""
+    """Max-pool time before the stage the backbone's spec names (``layer2`` of a ResNet: the
+    reference's ``tpool``)."""
     spec = _spec_or_error(net, "temporal pooling")
-    if not spec.supports_temporal_pool:
+    site = spec.temporal_pool_site
+    if site is None:
         raise TypeError(f"temporal pooling is not supported by {type(net).__name__} ({spec.name})")
-    if isinstance(net.layer2, TemporalPool):
+    if isinstance(getattr(net, site), TemporalPool):
         raise ValueError("this network already has temporal pooling; adding it twice is refused")
-    net.layer2 = TemporalPool(net.layer2, num_segments)
+    setattr(net, site, TemporalPool(getattr(net, site), num_segments))
     return net
 
 
@@ -50,7 +52,8 @@ def make_temporal_shift(
 
     ResNet: ``"blockres"`` shifts before each block's ``conv1`` (the identity path stays
     unshifted; every other block when layer3 has >= 23 blocks); ``"block"`` shifts the whole block
-    input. ``temporal_pool`` max-pools time before ``layer2`` (later stages see T/2 frames).
+    input. ``temporal_pool`` max-pools time before the spec's pool site (ResNet: ``layer2``; later
+    stages see T/2 frames).
     MobileNetV2: shifts before the expansion conv of the 10 inverted residuals that have a
     residual connection (``features`` 3, 5, 6, 8, 9, 10, 12, 13, 15, 16).
     """
@@ -59,8 +62,8 @@ def make_temporal_shift(
     if is_temporal(net):
         raise ValueError("this network already contains temporal shifts; converting it twice is refused")
     spec = _spec_or_error(net, "temporal shifts")
-    if place not in spec.placements or (temporal_pool and not spec.supports_temporal_pool):
-        pooling = "" if spec.supports_temporal_pool else " without temporal_pool"
+    if place not in spec.placements or (temporal_pool and spec.temporal_pool_site is None):
+        pooling = "" if spec.temporal_pool_site is not None else " without temporal_pool"
         allowed = " or ".join(repr(p) for p in spec.placements)
         raise ValueError(f"{spec.name} supports place={allowed}{pooling} only")
     if temporal_pool and num_segments < 2:

@@ -53,8 +53,9 @@ def train_and_test(
     from lightning.pytorch.loggers import CSVLogger
 
     from tsm.checkpoint import save_checkpoint
-    from tsm.engine import RecognizerModule, VideoDataModule
+    from tsm.engine import OptimizerConfig, RecognizerModule, VideoDataModule
     from tsm.engine.callbacks import EpochSummary
+    from tsm.models import model_config
 
     torch.set_num_threads(threads)
     _quiet_lightning()
@@ -71,15 +72,14 @@ def train_and_test(
         num_workers=0,
         pin_memory=False,
     )
+    architecture = f"{DEMO_MODELS[name][1]}_{settings.backbone}"
     module = RecognizerModule(
-        model=f"{DEMO_MODELS[name][1]}_{settings.backbone}",
+        model=model_config(architecture).replace(dropout=0.0),
         num_classes=data.num_classes,
         num_segments=settings.segments,
-        dropout=0.0,
-        lr=settings.lr,
-        weight_decay=1e-4,
-        schedule="cosine",
-        warmup_epochs=min(1.0, settings.epochs / 4),
+        optimizer=OptimizerConfig(
+            lr=settings.lr, weight_decay=1e-4, schedule="cosine", warmup_epochs=min(1.0, settings.epochs / 4)
+        ),
         class_names=data.class_names,
         data_config=data.data_config,
         report_dir=str(out / name / "test"),
@@ -103,7 +103,7 @@ def train_and_test(
     trainer.test(module, datamodule=data, verbose=False)
     save_checkpoint(out / name / "model.safetensors", module.model, data.class_names, data.data_config)
     return {
-        "model": module.hparams.model,
+        "model": architecture,
         "top1": round(module.test_metrics["top1"], 2),
         "top5": round(module.test_metrics["top5"], 2),
         "mean_class_accuracy": round(module.test_metrics["mean_class_accuracy"], 2),

@@ -329,22 +329,7 @@ def read_hmdb51(folder: Path, class_names: list[str], split: int) -> Annotations
     return annotations
 
 
-READERS: dict[str, Callable[[Path, list[str], int], Annotations]] = {
-    "kinetics400": read_kinetics,
-    "kinetics600": read_kinetics,
-    "kinetics700": read_kinetics,
-    "sthv2": read_sthv2,
-    "sthv1": read_sthv1,
-    "jester": read_jester,
-    "ucf101": read_ucf101,
-    "hmdb51": read_hmdb51,
-}
-# Datasets distributed as frame folders ({id}/{:05d}.jpg) rather than videos.
-FRAME_DATASETS = {"sthv1": "{:05d}.jpg", "jester": "{:05d}.jpg"}
-
 __all__ = [
-    "FRAME_DATASETS",
-    "READERS",
     "AnnotatedSample",
     "AnnotationError",
     "Annotations",

@@ -26,18 +26,10 @@ import functools
 from importlib import resources
 from typing import Literal
 
-DATASETS = ("kinetics400", "kinetics600", "kinetics700", "sthv1", "sthv2", "jester", "ucf101", "hmdb51")
+from tsm.data.preparation.catalog import public_dataset
+
 CLASS_ORDERS = ("reference", "mmaction2")
 ClassOrder = Literal["reference", "mmaction2"]
-# Datasets whose reference checkpoints use sorted(names of the dataset's labels file).
-_REFERENCE_SORTS = frozenset({"sthv1", "jester"})
-
-
-def check_dataset(dataset: str) -> str:
-    """``dataset`` if it is one of ``DATASETS``, else a ValueError listing them."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    return dataset
 
 
 @functools.cache
@@ -49,12 +41,13 @@ def _shipped(dataset: str) -> tuple[str, ...]:
 def dataset_class_names(dataset: str, order: ClassOrder = "reference") -> list[str]:
     """Class names of ``dataset`` (one of ``DATASETS``) in label order: ``"reference"`` for the
     checkpoints of mit-han-lab/temporal-shift-module, ``"mmaction2"`` for MMAction2's."""
-    names = list(_shipped(check_dataset(dataset)))
+    facts = public_dataset(dataset)
+    names = list(_shipped(facts.name))
     if order not in CLASS_ORDERS:
         raise ValueError(f"unknown class order {order!r}; choose 'reference' or 'mmaction2'")
-    if order == "reference" and dataset in _REFERENCE_SORTS:
+    if order == "reference" and facts.reference_sorts_classes:
         names.sort()
     return names
 
 
-__all__ = ["CLASS_ORDERS", "DATASETS", "ClassOrder", "check_dataset", "dataset_class_names"]
+__all__ = ["CLASS_ORDERS", "ClassOrder", "dataset_class_names"]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from tsm.data.datasets import VIDEO_EXTENSIONS, format_list_line
 from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, count_frame_files
-from tsm.data.preparation.annotations import FRAME_DATASETS, READERS, AnnotatedSample
-from tsm.data.preparation.class_names import ClassOrder, check_dataset, dataset_class_names
+from tsm.data.preparation.annotations import AnnotatedSample
+from tsm.data.preparation.catalog import public_dataset
+from tsm.data.preparation.class_names import ClassOrder, dataset_class_names
 from tsm.fileio import atomic_write_text
 
 SPLITS = ("train", "val", "test")
@@ -131,7 +132,7 @@ def prepare_dataset(
     ``class_order`` ("reference" or "mmaction2" checkpoints); ``split`` picks the UCF101 / HMDB51
     split (its test split becomes ``val.txt``). ``frames`` lists frame folders (``dir num_frames
     label``, counted with ``frame_template``) instead of videos: the default for sthv1 / jester."""
-    check_dataset(dataset)
+    facts = public_dataset(dataset)
     if split not in (1, 2, 3):
         raise ValueError(f"split must be 1, 2 or 3, got {split}")
     annotations, videos, out_dir = Path(annotations), Path(videos), Path(out_dir)
@@ -139,9 +140,9 @@ def prepare_dataset(
         if not folder.is_dir():
             raise FileNotFoundError(f"{name} folder not found: {folder}")
     class_names = dataset_class_names(dataset, class_order)
-    read = READERS[dataset](annotations, class_names, split)
-    frames = dataset in FRAME_DATASETS if frames is None else frames
-    template = (frame_template or FRAME_DATASETS.get(dataset, DEFAULT_FRAME_TEMPLATE)) if frames else None
+    read = facts.read_annotations(annotations, class_names, split)
+    frames = facts.frame_template is not None if frames is None else frames
+    template = (frame_template or facts.frame_template or DEFAULT_FRAME_TEMPLATE) if frames else None
     finder = _SampleFinder(videos, folders=frames)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = PreparedDataset(out_dir, {}, {}, class_names, problems=list(read.problems))

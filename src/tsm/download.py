@@ -1,4 +1,5 @@
-"""Download checkpoint files into torch's hub cache, verified, atomically and once.
+"""Download weight files into torch's hub cache, verified, atomically and once: the published
+video checkpoints and the backbones' ImageNet weights alike.
 
 Files go to ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, where
 ``torch.hub.load_state_dict_from_url`` puts them too). A download is streamed to a temporary file
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,10 +32,18 @@ MIRROR_VARIABLE = "TSM_WEIGHTS_MIRROR"
 _CHUNK = 1 << 20
 _TIMEOUT_SECONDS = 60
 _HTML_STARTS = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--")
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
 
 class DownloadError(RuntimeError):
-    """A checkpoint file could not be fetched, or what was fetched is not the published file."""
+    """A weights file could not be fetched, or what was fetched is not the published file."""
+
+
+def sha256_prefix_in_name(filename: str) -> str | None:
+    """The sha256 prefix a file name carries as ``NAME-<hex>.EXT`` (torchvision's and
+    OpenMMLab's convention, the one ``torch.hub`` checks), or None."""
+    match = _HASH_IN_NAME.search(filename)
+    return match.group(1) if match else None
 
 
 def checkpoint_cache_dir() -> Path:
@@ -127,14 +137,14 @@ def _refuse_web_page(head: bytes, target: Path, url: str | None = None, content_
         return
     if url is None:
         raise DownloadError(
-            f"{target} is a web page (HTML), not a checkpoint: it was saved from a server's error or "
+            f"{target} is a web page (HTML), not a weights file: it was saved from a server's error or "
             "login page. Delete it and download the file again"
         )
     raise DownloadError(
         _unreachable(
             url,
             target,
-            "the server sent a web page (HTML) instead of the checkpoint: the file has moved or the "
+            "the server sent a web page (HTML) instead of the file: it has moved or the "
             "host is down (the reference's server has moved several times)",
         )
     )

@@ -1,9 +1,10 @@
 """Load the reference's and MMAction2's checkpoints into a :class:`tsm.Recognizer`.
 
 Precedence, highest first: explicit arguments, the weights (architecture), the checkpoint's own
-metadata, its file name, facts of the format (e.g. the online demo shifts 1/8 of the channels).
-Every setting used is reported in ``CheckpointInfo.sources``; disagreements between the file name
-and the weights are reported in ``CheckpointInfo.notes`` (the weights win).
+metadata, its file name, facts of the format (e.g. the online demo shifts 1/8 of the channels)
+and of the publisher's configs for the backbone. Every setting used is reported in
+``CheckpointInfo.sources``; disagreements between the file name and the weights are reported in
+``CheckpointInfo.notes`` (the weights win).
 """
 
 from __future__ import annotations
@@ -13,65 +14,56 @@ from typing import Any
 
 import torch
 
-from tsm.checkpoint.formats import (
+from tsm.checkpoint.foreign.architecture import THETA_PHI_MODES, infer_architecture
+from tsm.checkpoint.foreign.files import StateDict, read_torch_file, state_dict_of
+from tsm.checkpoint.foreign.hints import FileHints, mmaction2_hints, reference_name_hints
+from tsm.checkpoint.foreign.layouts import (
     MAPPERS,
     MMACTION2,
+    PUBLISHER_OF,
     REFERENCE,
     REFERENCE_ONLINE,
-    StateDict,
     detect_format,
-    read_torch_file,
-    state_dict_of,
 )
-from tsm.checkpoint.infer import (
-    THETA_PHI_MODES,
-    infer_architecture,
-    mmaction2_settings,
-    reference_name_settings,
-)
-from tsm.checkpoint.native import CheckpointInfo
+from tsm.checkpoint.info import CheckpointInfo
 from tsm.checkpoint.weights import recognizer_with_weights
-from tsm.data import DataConfig, dataset_class_names
-from tsm.models import Recognizer, Setting, strip_data_parallel
+from tsm.data import PUBLIC_DATASETS, DataConfig, dataset_class_names, public_dataset
+from tsm.models import ModelConfig, Recognizer, Setting, backbone_spec, strip_data_parallel
 
-# Datasets whose classes depend on direction: the reference trains them without flips.
-_NO_FLIP_DATASETS = ("something", "sthv", "jester")
-# Settings that only the weights may decide; file names merely cross-check them.
-_ARCHITECTURE = ("backbone", "num_classes", "shift", "place", "temporal_pool")
 _HOW_TO_PASS = {
     "num_segments": "num_segments=T (tsm convert: --num-segments T; the published models use 8 or 16)",
     "fold_div": "fold_div=D (tsm convert: --fold-div D; every published model uses 8)",
 }
 
 
-def _format_settings(fmt: str, path: Path, extras: dict[str, Any]) -> dict[str, Setting]:
+def _format_hints(fmt: str, path: Path, extras: dict[str, Any]) -> FileHints:
     """What the format, its metadata and its file-name convention say beyond the weights."""
     if fmt == REFERENCE:
-        settings = reference_name_settings(path)
+        hints = reference_name_hints(path)
+        # what theta/phi blocks are when the file name does not say
+        hints.theta_phi_mode = Setting(
+            "embedded_gaussian", "the reference's only non-local mode (ops/non_local.py)"
+        )
     elif fmt == MMACTION2:
-        settings = mmaction2_settings(path, extras)
+        hints = mmaction2_hints(path, extras)
     else:  # the online demo: one fixed network
         fact = "the reference's online demo (fixed: 1/8 of the channels from the previous frame)"
-        settings = {"mode": Setting("unidirectional", fact), "fold_div": Setting(8, fact)}
-        settings["num_segments"] = Setting(
+        hints = FileHints({"mode": Setting("unidirectional", fact), "fold_div": Setting(8, fact)})
+        hints.settings["num_segments"] = Setting(
             8, "default: per-frame outputs of an online model do not depend on the clip length"
         )
     if fmt != REFERENCE_ONLINE:
-        settings["mode"] = Setting("bidirectional", f"{fmt} models are offline (bi-directional) TSM")
-    if fmt == REFERENCE:  # what theta/phi blocks are when the file name does not say
-        settings["non_local_mode"] = Setting(
-            "embedded_gaussian", "the reference's only non-local mode (ops/non_local.py)"
-        )
-    return settings
+        hints.settings["mode"] = Setting("bidirectional", f"{fmt} models are offline (bi-directional) TSM")
+    return hints
 
 
-def _resolve_non_local(weights: Setting, hints: dict[str, Setting], notes: list[str]) -> Setting:
+def _resolve_non_local(weights: Setting, hints: FileHints, notes: list[str]) -> Setting:
     """The non-local mode: the weights tell gaussian from theta/phi blocks, metadata tells which."""
-    hint = hints.get("non_local")
+    hint = hints.settings.get("non_local")
     if weights.value == THETA_PHI_MODES:
         if hint is not None and hint.value in THETA_PHI_MODES:
             return Setting(hint.value, f"{hint.source}; {weights.source}")
-        fact = hints.get("non_local_mode")
+        fact = hints.theta_phi_mode
         if fact is None or (hint is not None and hint.value is not None):
             said = f"; {hint.source} says non_local={hint.value!r}" if hint is not None else ""
             raise ValueError(
@@ -90,25 +82,28 @@ def _resolve_non_local(weights: Setting, hints: dict[str, Setting], notes: list[
     return weights
 
 
+def _cross_check(architecture: dict[str, Setting], hints: FileHints, notes: list[str]) -> None:
+    """Note where the file name disagrees with what the weights say (the weights win)."""
+    for name in ModelConfig.settings_in_weights():
+        hint, weights = hints.settings.get(name), architecture.get(name)
+        if name != "non_local" and hint is not None and weights is not None and weights.value != hint.value:
+            notes.append(
+                f"{hint.source} says {name}={hint.value!r} but the weights say {weights.value!r}; "
+                "the weights are used"
+            )
+
+
 def _resolve(
-    architecture: dict[str, Setting], hints: dict[str, Setting], overrides: dict[str, Any]
+    architecture: dict[str, Setting], hints: FileHints, overrides: dict[str, Any]
 ) -> tuple[dict[str, Setting], list[str]]:
-    """Combine arguments, weights and hints into Recognizer settings; list disagreements."""
+    """Combine arguments, weights and hints into model settings; list disagreements."""
     notes: list[str] = []
     settings = dict(architecture)
     weights_non_local = architecture.get("non_local", Setting(None, "weights: no non-local blocks"))
     if "non_local" not in overrides:
         settings["non_local"] = _resolve_non_local(weights_non_local, hints, notes)
-    for name, hint in hints.items():
-        if name in _ARCHITECTURE:
-            weights = architecture.get(name)
-            if weights is not None and weights.value != hint.value:
-                notes.append(
-                    f"{hint.source} says {name}={hint.value!r} but the weights say {weights.value!r}; "
-                    "the weights are used"
-                )
-        elif name in ("num_segments", "fold_div", "mode", "backbone_segments"):
-            settings[name] = hint
+    _cross_check(architecture, hints, notes)
+    settings.update({k: v for k, v in hints.settings.items() if k in ModelConfig.settings_beyond_weights()})
     if not settings["shift"].value:
         settings.setdefault("fold_div", Setting(8, "unused: the model has no shift"))
         settings.setdefault("place", Setting("blockres", "unused: the model has no shift"))
@@ -125,15 +120,28 @@ def _resolve(
             f"file name); pass {' and '.join(_HOW_TO_PASS[name] for name in missing)}, or convert the "
             "file once with tsm convert so that every command can read them"
         )
-    window = settings.pop("backbone_segments", None)
-    if window is not None and window.value not in (None, settings["num_segments"].value):
-        settings["backbone_segments"] = window
-        notes.append(
-            f"loaded as MMAction2 runs it: {settings['num_segments'].value}-frame clips whose backbone "
-            f"shifts {window.value}-frame windows ({window.source}; num_segments from "
-            f"{settings['num_segments'].source})"
-        )
+    window = settings.get("backbone_segments")
+    if window is not None and window.value == settings["num_segments"].value:
+        del settings["backbone_segments"]  # whole clips: a later num_segments change keeps them whole
     return settings, notes
+
+
+def _publisher_defaults(fmt: str, settings: dict[str, Setting], hints: FileHints) -> None:
+    """Settings the publisher's configs fix for the revealed backbone, where nothing else said."""
+    layout = backbone_spec(settings["backbone"].value).layouts.get(PUBLISHER_OF[fmt])
+    for name, default in (layout.settings if layout is not None else {}).items():
+        hints.settings.setdefault(name, default)
+
+
+def _window_note(settings: dict[str, Setting]) -> list[str]:
+    window = settings.get("backbone_segments")
+    if window is None or window.value in (None, settings["num_segments"].value):
+        return []
+    return [
+        f"loaded as MMAction2 runs it: {settings['num_segments'].value}-frame clips whose backbone "
+        f"shifts {window.value}-frame windows ({window.source}; num_segments from "
+        f"{settings['num_segments'].source})"
+    ]
 
 
 def _fill_batch_counters(state: StateDict) -> list[str]:
@@ -161,34 +169,43 @@ def _written_by(fmt: str, extras: dict[str, Any]) -> str:
     return "the reference's online demo"
 
 
+def _data_config(fmt: str, hints: FileHints, num_segments: int) -> DataConfig:
+    """The training-time data settings the file implies: dense clips, the publisher's flips."""
+    dataset = hints.dataset.value if hints.dataset is not None else None
+    if fmt == REFERENCE_ONLINE:
+        dataset = "jester"  # the online demo's gestures
+    known = dataset in PUBLIC_DATASETS
+    flips = public_dataset(dataset).training_flips(PUBLISHER_OF[fmt]) if known else {"flip": True}
+    dense = hints.dense is not None and bool(hints.dense.value)
+    return DataConfig(num_segments=num_segments, sampling="dense" if dense else "uniform", **flips)
+
+
 def load_foreign_checkpoint(
     path: str | Path, allow_pickle: bool = False, **overrides: Any
 ) -> tuple[Recognizer, CheckpointInfo]:
-    """Load a reference or MMAction2 checkpoint; ``overrides`` are :class:`Recognizer` arguments."""
+    """Load a reference or MMAction2 checkpoint; ``overrides`` are :class:`ModelConfig` settings."""
     path = Path(path)
     state, extras = state_dict_of(read_torch_file(path, allow_pickle), path)
     state = strip_data_parallel(state)
     fmt = detect_format(state)
     folded = [key for key in state if key.endswith(".nl.W.0.bias")]
     state = MAPPERS[fmt](state)
-    hints = _format_settings(fmt, path, extras)
-    settings, notes = _resolve(infer_architecture(state), hints, overrides)
+    hints = _format_hints(fmt, path, extras)
+    architecture = infer_architecture(state)
+    if architecture["backbone"].value is not None:
+        _publisher_defaults(fmt, architecture, hints)
+    settings, notes = _resolve(architecture, hints, overrides)
+    notes += _window_note(settings)
     if folded:
         notes.append(
             f"{len(folded)} non-local W convs had a bias (the reference's); each is folded into the "
             "running mean of the BatchNorm that follows, which gives the same outputs"
         )
-    config = {name: setting.value for name, setting in settings.items()}
+    config = ModelConfig(**{name: setting.value for name, setting in settings.items()})
     notes += _fill_batch_counters(state)
     model = recognizer_with_weights(config, state)
-    if "dataset" in hints:
-        notes.append(f"trained on {hints['dataset'].value!r} ({hints['dataset'].source})")
-    dataset = str(hints["dataset"].value) if "dataset" in hints else ""
-    data_config = DataConfig(
-        num_segments=model.num_segments,
-        sampling="dense" if "dense" in hints and hints["dense"].value else "uniform",
-        flip=not dataset.startswith(_NO_FLIP_DATASETS) and fmt != REFERENCE_ONLINE,
-    )
+    if hints.dataset is not None:
+        notes.append(f"trained on {hints.dataset.value!r} ({hints.dataset.source})")
     info = CheckpointInfo(
         format=fmt,
         model_config=model.config,
@@ -198,7 +215,7 @@ def load_foreign_checkpoint(
             if fmt == REFERENCE_ONLINE and model.num_classes == 27
             else None
         ),
-        data_config=data_config,
+        data_config=_data_config(fmt, hints, model.num_segments),
         written_by=_written_by(fmt, extras),
         notes=notes,
         sources={name: setting.source for name, setting in settings.items()},

@@ -231,4 +231,3 @@ class MobileOne(nn.Module):
             if isinstance(module, MobileOneBlock):
                 module.reparameterize()
         return self
-

@@ -1,5 +1,6 @@
-"""2D backbones for TSM (torchvision's and MobileOne), with ImageNet initialisation from torchvision's
-weights API, a published file or a local file."""
+"""Build a registered 2D backbone without its classifier, randomly initialised or from ImageNet
+weights: torchvision's weights (by name or enum), the file its spec names, or a local file. Every
+download goes through :mod:`tsm.download` (verified, cached in torch's hub cache, mirrors)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from tsm.download import download, sha256_prefix_in_name
 from tsm.models.specs import BackboneSpec, backbone_spec
 from tsm.models.state import state_dict_problems, strip_data_parallel
 
@@ -30,42 +32,35 @@ def _weights_enum(name: str, weights: str | WeightsEnum) -> WeightsEnum:
         raise ValueError(f"{name} has no weights {weights!r}: choose one of {choices}") from None
 
 
-def _download_published_weights(url: str) -> dict[str, torch.Tensor]:
-    """The ImageNet file of a backbone that torchvision does not serve (its hash is checked)."""
-    state = torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    return strip_data_parallel(state)
+def _download_state_dict(url: str) -> dict[str, torch.Tensor]:
+    """The state dict of an ImageNet weights file, downloaded (verified, once) into torch's hub cache."""
+    filename = url.rsplit("/", 1)[1]
+    path = download(url, filename, sha256_prefix=sha256_prefix_in_name(filename))
+    return load_state_dict_file(path)
 
 
 def imagenet_state_dict(name: str, weights: str | WeightsEnum = IMAGENET_WEIGHTS) -> dict[str, torch.Tensor]:
-    """Download (or read from the torch hub cache) the ImageNet weights for ``name``: torchvision's,
-    or the file its spec names (MobileOne: mmpretrain's)."""
+    """The ImageNet weights for ``name`` (torchvision's, or the file its spec names, e.g.
+    mmpretrain's for MobileOne), from torch's hub cache or downloaded into it."""
     spec = backbone_spec(name)
     if spec.weights_name is not None:
-        enum = _weights_enum(spec.weights_name, weights)
-        url, source, download = enum.url, f"torchvision weights {name}.{enum.name}", enum.get_state_dict
+        url = _weights_enum(spec.weights_name, weights).url
     elif spec.imagenet_url is not None:
         if weights != IMAGENET_WEIGHTS:
             raise ValueError(f"{name} has one set of ImageNet weights ({spec.imagenet_url}): use 'imagenet'")
-        url, source = spec.imagenet_url, f"the ImageNet weights of {name}"
-        download = lambda: _download_published_weights(url)  # noqa: E731
+        url = spec.imagenet_url
     else:
-        raise ValueError(f"tsm knows no ImageNet weights for {name}: pass a weights file as pretrained=PATH")
-    try:
-        return download()
-    except Exception as error:  # network errors come in many types (URLError, OSError, ...)
-        raise RuntimeError(
-            f"could not download {source} ({error}). Without network "
-            f"access, download {url} elsewhere and pass its local path as pretrained=PATH"
-        ) from error
+        raise ValueError(
+            f"tsm knows no ImageNet weights for {name}: pass a weights file as backbone_weights=PATH"
+        )
+    return _download_state_dict(url)
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a torchvision-style state dict (``.pth``/``.pt`` or ``.safetensors``) safely."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"backbone weights file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -74,7 +69,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a torch file, or one that needs full unpickling
         raise ValueError(
-            f"cannot read pretrained weights {path} safely ({type(error).__name__}); give a state-dict "
+            f"cannot read backbone weights {path} safely ({type(error).__name__}); give a state-dict "
             "file written by torch.save(model.state_dict()) or safetensors"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -84,10 +79,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return strip_data_parallel(state)
 
 
-def _is_weights_file(pretrained: str | Path) -> bool:
+def _is_weights_file(weights: str | Path) -> bool:
     """Paths are files; names like "imagenet" or "ResNet50_Weights.IMAGENET1K_V2" are not."""
-    text = str(pretrained)
-    return isinstance(pretrained, Path) or "/" in text or "\\" in text or Path(text).suffix in _FILE_SUFFIXES
+    text = str(weights)
+    return isinstance(weights, Path) or "/" in text or "\\" in text or Path(text).suffix in _FILE_SUFFIXES
 
 
 def _load_imagenet_weights(net: nn.Module, spec: BackboneSpec, state: dict[str, torch.Tensor]) -> None:
@@ -103,14 +98,14 @@ def _load_imagenet_weights(net: nn.Module, spec: BackboneSpec, state: dict[str, 
             if any(k.startswith(("base_model.", "backbone.")) for k in state)
             else ""
         )
-        raise ValueError(f"pretrained weights do not fit {spec.name}: {'; '.join(problems)}{hint}")
+        raise ValueError(f"backbone weights do not fit {spec.name}: {'; '.join(problems)}{hint}")
     net.load_state_dict(state, strict=False, assign=True)  # the classifier stays empty: it is dropped
 
 
-def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None) -> tuple[nn.Module, int]:
+def build_backbone(name: str, weights: str | Path | WeightsEnum | None = None) -> tuple[nn.Module, int]:
     """Build a torchvision backbone without its classifier; return it and its feature width.
 
-    ``pretrained``: None (random init), ``"imagenet"`` (torchvision's IMAGENET1K_V1 weights, as
+    ``weights``: None (random init), ``"imagenet"`` (torchvision's IMAGENET1K_V1 weights, as
     the reference), a torchvision weights name (``"IMAGENET1K_V2"``,
     ``"ResNet50_Weights.IMAGENET1K_V2"``) or enum member, or a path to a state-dict file
     (``.pth``/``.pt``/``.safetensors``; for MobileNetV2 also the reference's own ImageNet file,
@@ -118,13 +113,13 @@ def build_backbone(name: str, pretrained: str | Path | WeightsEnum | None = None
     downloads). The ImageNet classifier (``fc`` / ``classifier`` / ``head``) is dropped.
     """
     spec = backbone_spec(name)
-    if pretrained is None:
+    if weights is None:
         net = spec.build()
     else:
-        if not isinstance(pretrained, WeightsEnum) and _is_weights_file(pretrained):
-            state = load_state_dict_file(pretrained)
+        if not isinstance(weights, WeightsEnum) and _is_weights_file(weights):
+            state = load_state_dict_file(weights)
         else:
-            state = imagenet_state_dict(name, IMAGENET_WEIGHTS if pretrained == "imagenet" else pretrained)
+            state = imagenet_state_dict(name, IMAGENET_WEIGHTS if weights == "imagenet" else weights)
         if spec.adapt_imagenet_state is not None:
             state = spec.adapt_imagenet_state(state)
         with torch.device("meta"):  # no random init for weights that are replaced at once
