@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -80,3 +84,44 @@ def test_convert_error_paths(tmp_path, capsys):
     again = tmp_path / "again.safetensors"
     assert main(["convert", str(out), str(again), "--size", "32"]) == 0  # tsm -> tsm works too
     assert "tsm format" in capsys.readouterr().out
+
+
+def _randomized_model(frames: int) -> tsm.Recognizer:
+    model = tsm.create_model("tsm_mobilenet_v2", num_classes=174, num_segments=frames)
+    return randomize(model, calibrate_on=torch.randn(2, frames, 3, 32, 32))
+
+
+def test_a_loaded_model_has_its_weights_in_aligned_memory(tmp_path):
+    """Where a model built in memory has them: contiguous, 64-byte aligned (not at the file's offsets)."""
+    path = tsm.save_checkpoint(tmp_path / "model.safetensors", _randomized_model(2))
+    loaded, _ = tsm.load_checkpoint(path)
+    tensors = dict(loaded.state_dict())
+    misplaced = [k for k, t in tensors.items() if not t.is_contiguous() or t.data_ptr() % 64]
+    assert not misplaced, f"{len(misplaced)} of {len(tensors)} tensors not contiguous and 64-byte aligned"
+
+
+# Run in a fresh interpreter: oneMKL reads MKL_ENABLE_INSTRUCTIONS once, when it starts. Its SSE4.2
+# path sums by address: before the fix it showed a reload's misaligned weights (1.7e-4 here, Intel Xeon).
+_RELOAD_ON_AN_ALIGNMENT_SENSITIVE_PATH = """
+import sys, torch, tsm
+sys.path.insert(0, sys.argv[2])
+from foreign_models import randomize
+torch.manual_seed(0)
+# One frame: matrix-vector products, the most alignment-sensitive kernels.
+model = tsm.create_model("tsm_mobilenet_v2", num_classes=174, num_segments=1)
+model = randomize(model, calibrate_on=torch.randn(2, 1, 3, 32, 32))
+loaded, _ = tsm.load_checkpoint(tsm.save_checkpoint(sys.argv[1], model))
+clip = torch.randn(1, 1, 3, 32, 32)
+with torch.inference_mode():
+    print((model(clip) - loaded.eval()(clip)).abs().max().item(), model(clip).abs().max().item())
+"""
+
+
+def test_a_reload_computes_bit_for_bit_the_same_logits(tmp_path):
+    """Same weights, same layout, same alignment: the same kernels, so exactly equal logits."""
+    code = [sys.executable, "-c", _RELOAD_ON_AN_ALIGNMENT_SENSITIVE_PATH, str(tmp_path / "m.safetensors")]
+    env = {**os.environ, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}  # no effect without oneMKL (e.g. ARM)
+    done = subprocess.run([*code, str(Path(__file__).parent)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    difference, magnitude = map(float, done.stdout.split())
+    assert magnitude > 1 and difference == 0

@@ -218,8 +218,10 @@ def test_prepare_kinetics(tmp_path: Path, mmaction_names: bool) -> None:
         f"{train_csv}:7: duplicate id '0wR5jVB-WPk_000417_000427' (first at {train_csv}:2)",
     ]
     assert result.counts == {"train": 4, "val": 1} and result.problems == problems
-    assert result.summary().splitlines()[:2] == [
-        f"{out}: train 4, val 1 samples, 400 classes",
+    assert result.classes_used == [dataset_class_names("kinetics400")[i] for i in (0, 1, 308, 309, 399)]
+    assert result.summary().splitlines()[:3] == [
+        f"{out}: train 4, val 1 samples, 5 of the 400 classes",
+        "  labels keep their published indices (0-399, classes.txt)",
         "  1 annotated samples have no file (missing.txt), e.g. gone_000001_000011",
     ]
 
@@ -301,13 +303,52 @@ def test_prepare_sthv2(tmp_path: Path) -> None:
         f"{train_json}: item 3: unknown template 'Dancing with [something]'",
         f"{train_json}: item 4: malformed entry (needs 'id' and 'template')",
     ]
-    label_map["Approaching something with your camera"], label_map["Attaching something to something"] = (
-        "1",
-        "0",
+    assert result.classes_used == names and result.left_out == 0
+
+
+def test_prepare_sthv2_with_a_subset_of_the_classes(tmp_path: Path) -> None:
+    """A labels json of three classes, numbered 0-2: the samples keep their published labels."""
+    annotations, videos, out = tmp_path / "annotations", tmp_path / "videos", tmp_path / "out"
+    annotations.mkdir()
+    names = dataset_class_names("sthv2")
+    chosen = [
+        "Throwing something",
+        "Holding something next to something",
+        "Pushing something from left to right",
+    ]
+    labels_json = annotations / "something-something-v2-labels.json"
+    labels_json.write_text(json.dumps({name: str(index) for index, name in enumerate(chosen)}))
+    train = [
+        {"id": "1", "template": "Throwing [something]"},
+        {"id": "2", "template": "Holding [something] next to [something]"},
+        {"id": "3", "template": "Putting [something] on a surface"},  # a class left out of the json
+        {"id": "4", "template": "Dancing with [something]"},  # no such class
+    ]
+    validation = [{"id": "5", "template": "Pushing [something] from left to right"}]
+    (annotations / "something-something-v2-train.json").write_text(json.dumps(train))
+    (annotations / "something-something-v2-validation.json").write_text(json.dumps(validation))
+    for sample_id in "12345":
+        _video(videos / f"{sample_id}.webm")
+    result = prepare_dataset("sthv2", annotations, videos, out)
+    assert _lines(out / "train.txt") == _expected(
+        out, [(videos / "1.webm", names.index(chosen[0])), (videos / "2.webm", names.index(chosen[1]))]
     )
-    (annotations / "something-something-v2-labels.json").write_text(json.dumps(label_map))
-    with pytest.raises(AnnotationError, match=r"labels\.json:1: class order differs"):
+    assert _lines(out / "val.txt") == _expected(out, [(videos / "5.webm", names.index(chosen[2]))])
+    assert _lines(out / "classes.txt") == names  # all 174: label i is class i of the published models
+    assert result.classes_used == sorted(chosen, key=names.index) and result.left_out == 1
+    train_json = annotations / "something-something-v2-train.json"
+    assert result.problems == [f"{train_json}: item 3: unknown template 'Dancing with [something]'"]
+    assert result.summary().splitlines()[:3] == [
+        f"{out}: train 2, val 1 samples, 3 of the 174 classes",
+        "  labels keep their published indices (0-173, classes.txt)",
+        "  1 annotated samples of the other classes left out",
+    ]
+    labels_json.write_text(json.dumps({"Throwing something": "0", "Juggling [something]": "1"}))
+    with pytest.raises(AnnotationError) as refused:
         prepare_dataset("sthv2", annotations, videos, out)
+    message = str(refused.value)
+    assert message.startswith(f"{labels_json}: 1 of its 2 class names are not classes of the dataset")
+    assert "'Juggling [something]'" in message and "\n" not in message
 
 
 # Something-Something V1 and Jester (frame folders) -----------------------------------------------
@@ -369,6 +410,9 @@ def test_jester_reference_labels_are_facts(tmp_path: Path) -> None:
 # UCF101 ------------------------------------------------------------------------------------------
 
 
+_UCF101_ROW_PROBLEM = "malformed row, unknown class or classInd.txt number of another class"
+
+
 def test_prepare_ucf101(tmp_path: Path) -> None:
     annotations, videos, out = tmp_path / "ucfTrainTestlist", tmp_path / "UCF-101", tmp_path / "out"
     annotations.mkdir()
@@ -415,10 +459,66 @@ def test_prepare_ucf101(tmp_path: Path) -> None:
     )
     assert _lines(out / "missing.txt") == ["val v_YoYo_g01_c01"]
     assert result.problems == [
-        f"{annotations / 'trainlist01.txt'}:7: malformed row or unknown class 'YoYo/v_YoYo_g25_c05.avi 102'"
+        f"{annotations / 'trainlist01.txt'}:7: {_UCF101_ROW_PROBLEM} 'YoYo/v_YoYo_g25_c05.avi 102'"
     ]
     with pytest.raises(AnnotationError, match=r"trainlist02\.txt not found"):
         prepare_dataset("ucf101", annotations, videos, out, split=2)
+    assert result.classes_used == names and result.left_out == 0
+
+
+_UCF101_TRAINLIST = (  # rows of the official trainlist01.txt (1-based published labels)
+    b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\n"
+    b"Archery/v_Archery_g08_c01.avi 3\r\n"
+    b"Basketball/v_Basketball_g08_c01.avi 8\r\n"
+    b"YoYo/v_YoYo_g08_c01.avi 101\r\n"
+)
+
+
+@pytest.mark.parametrize("renumbered", [False, True])
+def test_prepare_ucf101_with_a_subset_of_the_classes(tmp_path: Path, renumbered: bool) -> None:
+    """A classInd.txt of three classes, lines deleted (published numbers) or renumbered 1-3, with the
+    official lists: rows of the three keep their published labels, the other rows are left out."""
+    annotations, videos, out = tmp_path / "ucfTrainTestlist", tmp_path / "UCF-101", tmp_path / "out"
+    annotations.mkdir()
+    chosen = {1: "ApplyEyeMakeup", 3: "Archery", 101: "YoYo"}
+    numbers = range(1, 4) if renumbered else chosen
+    (annotations / "classInd.txt").write_bytes(
+        "".join(f"{n} {name}\r\n" for n, name in zip(numbers, chosen.values(), strict=True)).encode()
+    )
+    (annotations / "trainlist01.txt").write_bytes(_UCF101_TRAINLIST)
+    (annotations / "testlist01.txt").write_bytes(
+        b"YoYo/v_YoYo_g01_c01.avi\r\nBiking/v_Biking_g01_c01.avi\r\n"
+    )
+    for relative in (
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+        "Archery/v_Archery_g08_c01.avi",
+        "YoYo/v_YoYo_g08_c01.avi",
+        "YoYo/v_YoYo_g01_c01.avi",
+        "Biking/v_Biking_g01_c01.avi",
+    ):
+        _video(videos / relative)
+    result = prepare_dataset("ucf101", annotations, videos, out)
+    assert result.classes_used == list(chosen.values()) and len(result.class_names) == 101
+    assert _lines(out / "val.txt") == _expected(out, [(videos / "YoYo/v_YoYo_g01_c01.avi", 100)])
+    trainlist = annotations / "trainlist01.txt"
+    if not renumbered:
+        assert _lines(out / "train.txt") == _expected(
+            out,
+            [
+                (videos / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", 0),
+                (videos / "Archery/v_Archery_g08_c01.avi", 2),
+                (videos / "YoYo/v_YoYo_g08_c01.avi", 100),
+            ],
+        )
+        assert result.left_out == 2 and result.problems == []  # Basketball, Biking
+    else:  # the official list's numbers contradict the renumbered file: refused row by row, not relabelled
+        assert _lines(out / "train.txt") == _expected(
+            out, [(videos / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", 0)]
+        )
+        assert result.problems == [
+            f"{trainlist}:2: {_UCF101_ROW_PROBLEM} 'Archery/v_Archery_g08_c01.avi 3'",
+            f"{trainlist}:4: {_UCF101_ROW_PROBLEM} 'YoYo/v_YoYo_g08_c01.avi 101'",
+        ]
 
 
 # HMDB51 ------------------------------------------------------------------------------------------
@@ -463,9 +563,30 @@ def test_prepare_hmdb51(tmp_path: Path) -> None:
     assert _lines(out / "train.txt") == _expected(
         out, [(videos / "cartwheel" / "Cartwheel_0_cartwheel_f_cm_np1_le_med_0.avi", 1)]
     )
-    (annotations / "wave_test_split1.txt").unlink()
-    with pytest.raises(AnnotationError, match=r"wave_test_split1\.txt not found"):
-        prepare_dataset("hmdb51", tmp_path / "annotations", videos, out)
+    assert result.classes_used == dataset_class_names("hmdb51")
+
+
+def test_prepare_hmdb51_with_a_subset_of_the_classes(tmp_path: Path) -> None:
+    """The split files of two classes only: their published labels, two classes used."""
+    annotations, videos, out = tmp_path / "splits", tmp_path / "hmdb51", tmp_path / "out"
+    annotations.mkdir()
+    (annotations / "wave_test_split1.txt").write_text("wave_a.avi 1 \nwave_b.avi 2 \n")
+    (annotations / "brush_hair_test_split1.txt").write_text("brush_a.avi 1 \nbrush_b.avi 0 \n")
+    (annotations / "wave_test_split2.txt").write_text("wave_a.avi 2 \n")  # another split: not read
+    for name in ("wave/wave_a.avi", "wave/wave_b.avi", "brush_hair/brush_a.avi"):
+        _video(videos / name)
+    result = prepare_dataset("hmdb51", annotations, videos, out)
+    assert _lines(out / "train.txt") == _expected(
+        out, [(videos / "brush_hair/brush_a.avi", 0), (videos / "wave/wave_a.avi", 50)]
+    )
+    assert _lines(out / "val.txt") == _expected(out, [(videos / "wave/wave_b.avi", 50)])
+    assert result.classes_used == ["brush_hair", "wave"] and len(result.class_names) == 51
+    assert result.summary().splitlines()[0] == f"{out}: train 2, val 1 samples, 2 of the 51 classes"
+    (annotations / "waving_test_split1.txt").write_text("w.avi 1\n")
+    with pytest.raises(AnnotationError) as refused:
+        prepare_dataset("hmdb51", annotations, videos, out)
+    assert str(refused.value).startswith(f"1 split files under {annotations} name no HMDB51 class")
+    assert "waving_test_split1.txt" in str(refused.value)
 
 
 # Errors and the CLI ------------------------------------------------------------------------------
@@ -484,8 +605,11 @@ def test_prepare_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "a" / "train.csv").write_bytes(b"label,youtube_id\n\xff\xfe\x00")
     with pytest.raises(AnnotationError, match=r"train\.csv: not UTF-8 text"):
         prepare_dataset("kinetics700", tmp_path / "a", tmp_path / "v", tmp_path / "o")
-    (tmp_path / "a" / "jester-v1-labels.csv").write_text("Swiping Left\nSwiping Right\n")
-    with pytest.raises(AnnotationError, match="classes differ from the published ones"):
+    (tmp_path / "a" / "jester-v1-labels.csv").write_text("Swiping Left\nWaving Hello\nSwiping Left\n")
+    with pytest.raises(AnnotationError, match=r"jester-v1-labels\.csv: repeated class names"):
+        prepare_dataset("jester", tmp_path / "a", tmp_path / "v", tmp_path / "o")
+    (tmp_path / "a" / "jester-v1-labels.csv").write_text("Swiping Left\nWaving Hello\n")
+    with pytest.raises(AnnotationError, match=r"1 of its 2 class names are not classes .*\('Waving Hello'\)"):
         prepare_dataset("jester", tmp_path / "a", tmp_path / "v", tmp_path / "o")
 
 
@@ -495,7 +619,7 @@ def test_cli_prepare(tmp_path: Path, capsys) -> None:
     args = ["data", "prepare", "kinetics400", "--annotations", str(annotations), "--videos", str(videos)]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "train 4, val 1 samples, 400 classes" in printed and "gone_000001_000011" in printed
+    assert "train 4, val 1 samples, 5 of the 400 classes" in printed and "gone_000001_000011" in printed
     assert "3 problems" in printed
     shutil.rmtree(annotations)
     annotations.mkdir()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from PIL import Image
 from tsm.cli.main import main
 from tsm.data import extract_frames, probe, resize_videos, write_video
 from tsm.data.preparation.transcode import FRAMES_REPORT, RESIZE_REPORT, scaled_size
+from tsm.fileio import temporary_path
 
 
 def _frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -236,3 +240,61 @@ def test_cli_resize_and_errors(tmp_path: Path, capsys) -> None:
         "0",
     ]
     assert main(frames_args) == 1 and (tmp_path / "f" / "v" / "img_00006.jpg").is_file()
+
+
+# A process of this test that writes OUT atomically and dies half way (os._exit skips every cleanup),
+# as a `tsm data resize` killed mid-file does.
+_KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from tsm.fileio import atomic_write
+def write_half(tmp):
+    Path(tmp).write_bytes(b"half a video")
+    os._exit(9)
+atomic_write(sys.argv[1], write_half)
+"""
+
+
+def _renamed(temporary: Path, pid: int) -> Path:
+    """``temporary`` (a name of tsm.fileio.temporary_path) as process ``pid`` would have named it."""
+    return temporary.with_name(temporary.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
+
+
+def test_a_rerun_removes_what_a_killed_run_left(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for number in range(2):
+        write_video(src / f"v{number}.mp4", _frames(9 + number, 32, 48, number), fps=10)
+    (dst / "sub").mkdir(parents=True)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(dst / "v0.mp4")], check=False)
+    assert killed.returncode == 9
+    [left_by_killed] = dst.glob(".v0.mp4.*.tmp")
+    ended_pid = _ended_process()
+    frames_folder = _renamed(temporary_path(dst / "sub" / "clip"), ended_pid)  # extract-frames' kind
+    frames_folder.mkdir()
+    (frames_folder / "img_00001.jpg").write_bytes(b"jpeg")
+    old_style = dst / ".v1.mp4.0123456789abcdef.tmp"  # an earlier version's name, untouched for 2 hours
+    old_style.write_bytes(b"partial")
+    os.utime(old_style, (time.time() - 7200, time.time() - 7200))
+    kept = [
+        _renamed(temporary_path(dst / "live.mp4"), os.getppid()),  # its writer runs
+        dst / ".fresh.mp4.fedcba9876543210.tmp",  # an earlier version's name, written to just now
+        dst / f".remote.mp4.00000000-{ended_pid}-0a0b0c0d.tmp",  # another machine's: cannot be checked
+        dst / ".notes.tmp",  # not one of ours
+    ]
+    for path in kept:
+        path.write_bytes(b"in progress")
+    report = resize_videos(src, dst, short_side=32, keyframe_interval=4, workers=0, progress=False)
+    assert sorted(report.removed) == sorted([left_by_killed, frames_folder, old_style])
+    assert not left_by_killed.exists() and not frames_folder.exists() and not old_style.exists()
+    assert all(path.is_file() for path in kept)
+    assert sorted(path.name for path in report.written) == ["v0.mp4", "v1.mp4"]
+    assert [_decoded_count(dst / f"v{n}.mp4") for n in range(2)] == [9, 10]
+    assert "removed 3 temporary files an interrupted run left" in report.summary()
+
+
+def _ended_process() -> int:
+    """The pid of a process that has ended."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    return ended.pid

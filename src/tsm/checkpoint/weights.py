@@ -8,6 +8,24 @@ import torch
 from tsm.models import ModelConfig, Recognizer, load_weights
 from tsm.models.state import summarise
 
+# Why a reload used to change the logits (by 1.2e-6 on an AMD EPYC): PyTorch's CPU allocator aligns
+# every tensor to 64 bytes, the alignment oneMKL asks for to give the same results from run to run (its
+# developer guide, "Obtaining Numerically Reproducible Results"). safetensors' load_file maps the file
+# and hands out tensors at the file's offsets, mostly 8 bytes past a 64-byte boundary, and assign=True
+# kept them there. Kernels whose summation order follows the address then round the same weights
+# differently: forced onto oneMKL's SSE4.2 path (MKL_ENABLE_INSTRUCTIONS=SSE4_2) an Intel CPU shows it
+# too (its default AVX-512 and its AVX2 paths there do not). In allocator memory a loaded model's
+# weights have the layout and alignment of one built in memory, so the two run the same kernels on the
+# same addresses modulo 64 and agree bit for bit on any CPU.
+WEIGHT_ALIGNMENT = 64
+
+
+def in_aligned_memory(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself when contiguous and 64-byte aligned, else a contiguous copy that is."""
+    if tensor.is_contiguous() and tensor.data_ptr() % WEIGHT_ALIGNMENT == 0:
+        return tensor
+    return tensor.clone(memory_format=torch.contiguous_format)
+
 
 def recognizer_with_weights(config: ModelConfig, state: dict[str, torch.Tensor]) -> Recognizer:
     """Build ``Recognizer(config)`` with ``state`` as its weights, skipping the random init.
@@ -17,7 +35,7 @@ def recognizer_with_weights(config: ModelConfig, state: dict[str, torch.Tensor])
     """
     with torch.device("meta"):
         model = Recognizer(config)
-    load_weights(model, state, assign=True)
+    load_weights(model, {key: in_aligned_memory(value) for key, value in state.items()}, assign=True)
     left_on_meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left_on_meta:  # a tensor outside the state dict (e.g. a non-persistent buffer) would be empty
         raise RuntimeError(f"tensors not set by the checkpoint: {summarise(left_on_meta)}")

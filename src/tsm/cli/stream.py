@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{event.time:8.2f}s  frame {event.index:6d}  {event.label} ({score:.2f})", flush=True)
             shown = event.label
         if args.out_video:
-            annotated.append(annotate_frame(event))
+            annotated.append(annotate_frame(event, class_names, args.topk))
     total_seconds = time.perf_counter() - start
     if not times:
         raise ValueError(f"{args.source} gave no frames")
@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--out-video", help="write the video with the label drawn on it (mp4)")
     parser.add_argument("--timeline", help="write a PNG plot of the top classes' probability over time")
-    parser.add_argument("--topk", type=int, default=3, help="classes in the timeline plot (default 3)")
+    parser.add_argument(
+        "--topk", type=int, default=3, help="classes in the timeline plot and under --out-video frames"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(handler=run)

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from tsm.data.camera import camera_help, camera_input
+
 DEFAULT_FRAME_TEMPLATE = "img_{:05d}.jpg"
 
 
@@ -347,22 +349,19 @@ def one_line(error: BaseException) -> str:
 def open_frames(source: str | int | Path) -> tuple[Iterator[torch.Tensor], float]:
     """Decoded RGB frames, uint8 (3, H, W), of a video file or a camera (an index), and the frame rate.
 
-    Cameras are opened with PyAV: ``/dev/video{N}`` (v4l2) on Linux, ``N`` (avfoundation) on macOS.
+    Cameras are opened with PyAV: ``/dev/video{N}`` (v4l2) on Linux, ``N`` (avfoundation) on macOS;
+    an error names the device and lists the cameras found (:mod:`tsm.data.camera`).
     """
     camera = isinstance(source, int) or (isinstance(source, str) and source.isdigit())
     if not camera and not Path(source).is_file():
         raise FileNotFoundError(f"video {str(source)!r} does not exist")
+    file, input_format = camera_input(int(source)) if camera else (str(source), None)
     try:
-        if not camera:
-            container = av.open(str(source))
-        elif Path(f"/dev/video{int(source)}").exists():
-            container = av.open(f"/dev/video{int(source)}", format="v4l2")
-        else:
-            container = av.open(str(int(source)), format="avfoundation")
-    except (av.FFmpegError, ValueError) as error:
-        hint = " (cameras are /dev/videoN with v4l2 on Linux, avfoundation on macOS)" if camera else ""
-        kind = "camera" if camera else "video"
-        raise ValueError(f"cannot open {kind} {source!r}: {one_line(error)}{hint}") from None
+        container = av.open(file, format=input_format)
+    except (av.FFmpegError, OSError, ValueError) as error:
+        what = f"camera {int(source)} ({file}, {input_format})" if camera else f"video {source!r}"
+        hint = f"; {camera_help()}" if camera else ""
+        raise ValueError(f"cannot open {what}: {one_line(error)}{hint}") from None
     if not container.streams.video:
         container.close()
         raise ValueError(f"{source!r} has no video stream")

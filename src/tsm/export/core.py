@@ -16,6 +16,7 @@ onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import tempfile
@@ -123,6 +124,26 @@ def _io_names(kind: ExportKind, num_caches: int) -> tuple[list[str], list[str]]:
     return ["frames", *caches], ["logits", *[f"new_{name}" for name in caches]]
 
 
+def _on_cpu_in_float32(model: Recognizer) -> Recognizer:
+    """``model`` when its floating tensors are all float32 on the CPU, else a copy that is.
+
+    A copy rather than moving the caller's model and back: float64 weights would not survive the
+    round trip through float32, a GPU model would give up its GPU memory in the middle of a run, and
+    the copy costs one float32 set of weights in CPU memory, the form the exporter needs anyway.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    floats = [t for t in tensors if t.is_floating_point()]
+    if all(t.device.type == "cpu" for t in tensors) and all(t.dtype == torch.float32 for t in floats):
+        return model
+    memo: dict[int, Any] = {}  # deepcopy takes these for the model's tensors: no copy on their device
+    for tensor in tensors:
+        data = tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype)
+        data = data.clone() if data.data_ptr() == tensor.data_ptr() else data
+        is_parameter = isinstance(tensor, torch.nn.Parameter)
+        memo[id(tensor)] = torch.nn.Parameter(data, tensor.requires_grad) if is_parameter else data
+    return copy.deepcopy(model, memo)
+
+
 def export_model(
     model: Recognizer,
     path: str | Path,
@@ -138,7 +159,9 @@ def export_model(
     """Write ``model`` as ONNX or TorchScript (atomically), then check it against PyTorch.
 
     Args:
-        model: the Recognizer; moved to the CPU in float32 and exported in eval mode.
+        model: the Recognizer, exported in eval mode on the CPU in float32 and left as it was (its
+            device, dtype, weights and the train/eval mode of each module): one on another device
+            or in another dtype is exported as a CPU float32 copy.
         path: output file; its suffix says the format (``.onnx``; ``.pt``/``.ts``/``.torchscript``
             for TorchScript); ``format``, when given, must agree with it.
         streaming: export one streaming step (uni-directional models only) instead of whole clips.
@@ -159,8 +182,9 @@ def export_model(
         raise TypeError(f"export_model expects a tsm.Recognizer, got {type(model).__name__}")
     size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
     kind: ExportKind = "stream" if streaming else "clip"
-    was_training = model.training
-    model.cpu().float().eval()
+    model = _on_cpu_in_float32(model)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
     try:
         stepper = StreamingStep(model) if streaming else None
         network = stepper if streaming else model
@@ -173,7 +197,8 @@ def export_model(
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)
     finally:
-        model.train(was_training)
+        for module, training in modes.items():  # each module's own mode (frozen BatchNorms stay frozen)
+            module.training = training
 
 
 def _max_difference(expected: Sequence[Tensor], actual: Sequence[Tensor]) -> float:

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
-from torchvision.utils import draw_bounding_boxes
 
 from tsm.data import DataConfig, frame_transform, open_frames
+from tsm.inference.overlay import draw_prediction_band
 from tsm.models import StreamingRecognizer
 
 
@@ -57,14 +56,10 @@ def stream_predictions(
         )
 
 
-def annotate_frame(event: StreamEvent) -> np.ndarray:
-    """The frame with its label and score on a dark band at the top: uint8 (H, W, 3)."""
-    frame = event.frame
-    height, width = frame.shape[1:]
-    band = torch.tensor([[0, 0, width - 1, min(height - 1, 14)]])
-    text = f"{event.label} {float(event.probabilities.max()):.2f}"
-    drawn = draw_bounding_boxes(frame, band, labels=[text], colors="black", label_colors="white", fill=True)
-    return drawn.permute(1, 2, 0).numpy()
+def annotate_frame(event: StreamEvent, class_names: Sequence[str], topk: int = 3) -> np.ndarray:
+    """The frame above a band with the label shown and the next classes, with their percentages
+    (:func:`tsm.inference.overlay.draw_prediction_band`): uint8 (H + band, W, 3)."""
+    return draw_prediction_band(event.frame, event.label, event.probabilities, class_names, topk)
 
 
 def plot_stream_timeline(

@@ -1,7 +1,8 @@
 """``prepare_dataset``: official annotations + downloaded videos (or frame folders) -> list files.
 
 Writes ``train.txt``, ``val.txt``, ``test.txt`` (when the dataset gives test labels),
-``classes.txt`` (label order of the chosen publisher), ``missing.txt`` (annotated samples without
+``classes.txt`` (all the dataset's classes, in the label order of the chosen publisher, also when
+the annotations use a subset: labels keep their published indices), ``missing.txt`` (annotated samples without
 a file: ``split id`` lines) and ``problems.txt`` (rows that were skipped, with file and line).
 List paths are relative to the output folder, which ``read_list_file`` resolves them against, so
 the lists work from any working directory (and keep working if both folders move together).
@@ -26,20 +27,30 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class PreparedDataset:
-    """What ``prepare_dataset`` wrote: list files by split, sample counts, class names, the ids
-    with no file (``(split, id)``) and the problems met (one line each, with file and line)."""
+    """What ``prepare_dataset`` wrote: list files by split, sample counts, class names (all of the
+    dataset's, in label order) and the classes the annotations use (all or a subset), how many
+    annotated samples of the other classes were left out, the ids with no file (``(split, id)``)
+    and the problems met (one line each, with file and line)."""
 
     out_dir: Path
     lists: dict[str, Path]
     counts: dict[str, int]
     class_names: list[str]
+    classes_used: list[str] = field(default_factory=list)
+    left_out: int = 0
     missing: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def summary(self, examples: int = 5) -> str:
         """A few lines for the terminal: samples per split, classes, missing and problems."""
         splits = ", ".join(f"{split} {count}" for split, count in self.counts.items())
-        lines = [f"{self.out_dir}: {splits} samples, {len(self.class_names)} classes"]
+        used, total = len(self.classes_used), len(self.class_names)
+        classes = f"{total} classes" if used == total else f"{used} of the {total} classes"
+        lines = [f"{self.out_dir}: {splits} samples, {classes}"]
+        if used != total:
+            lines.append(f"  labels keep their published indices (0-{total - 1}, classes.txt)")
+        if self.left_out:
+            lines.append(f"  {self.left_out} annotated samples of the other classes left out")
         if self.missing:
             first = ", ".join(sample_id for _, sample_id in self.missing[:examples])
             lines.append(f"  {len(self.missing)} annotated samples have no file (missing.txt), e.g. {first}")
@@ -145,7 +156,9 @@ def prepare_dataset(
     template = (frame_template or facts.frame_template or DEFAULT_FRAME_TEMPLATE) if frames else None
     finder = _SampleFinder(videos, folders=frames)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = PreparedDataset(out_dir, {}, {}, class_names, problems=list(read.problems))
+    result = PreparedDataset(
+        out_dir, {}, {}, class_names, read.classes, read.left_out, problems=list(read.problems)
+    )
     for split_name in SPLITS:
         if split_name not in read.splits:
             continue

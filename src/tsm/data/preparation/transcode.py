@@ -6,7 +6,8 @@ every ``keyframe_interval`` frames: seeking can only start at a keyframe, so den
 what a clip of 8 scattered frames must decode (MMAction2's ``tools/data/resize_videos.py --dense``
 does the same with ``-g 16``). Every output keeps its input's frame count (unless ``fps`` resamples
 it), checked by probing both before the output is renamed into place. A finished output is
-skipped on the next run after the same check; a bad input is listed in the report
+skipped on the next run after the same check, and the temporary files a killed run left are removed
+(``tsm.fileio.remove_abandoned_temporaries``); a bad input is listed in the report
 (``tsm_resize_report.txt`` / ``tsm_frames_report.txt`` in the destination) and never stops the run.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tsm.data.datasets import VIDEO_EXTENSIONS
 from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, VideoReadError, count_frame_files, probe
-from tsm.fileio import atomic_write, atomic_write_text
+from tsm.fileio import atomic_write, atomic_write_text, remove_abandoned_temporaries, temporary_path
 
 RESIZE_REPORT = "tsm_resize_report.txt"
 FRAMES_REPORT = "tsm_frames_report.txt"
@@ -47,10 +47,15 @@ class TranscodeReport:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     report: Path | None = None
+    # Temporary files and folders of an interrupted earlier run, removed before this one started.
+    removed: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
         line = f"{len(self.written)} written, {len(self.skipped)} already done, {len(self.failed)} failed"
-        return line + (f" (listed in {self.report})" if self.failed else "")
+        line += f" (listed in {self.report})" if self.failed else ""
+        if self.removed:
+            line += f"; removed {len(self.removed)} temporary files an interrupted run left"
+        return line
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -175,7 +180,7 @@ def extract_video_frames(
     if dst.exists():  # not one of ours (those appear complete): leave it to the user
         raise VideoReadError(src, f"{dst} exists with a different frame count; delete it to redo it")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    temporary = dst.parent / f".{dst.name}.{secrets.token_hex(8)}.tmp"
+    temporary = temporary_path(dst)
     temporary.mkdir()  # an ordinary folder (0o777 less the umask), not mkdtemp's 0o700
     try:
         count = 0
@@ -261,8 +266,10 @@ def _run(
     workers: int,
     description: str,
     progress: bool,
+    dst: Path,
 ) -> TranscodeReport:
-    outcome = TranscodeReport()
+    # What a killed run left in the destination goes first (files of live writers stay).
+    outcome = TranscodeReport(removed=remove_abandoned_temporaries(dst) if dst.is_dir() else [])
     bar = tqdm(total=len(tasks), unit="file", desc=description, disable=not progress, dynamic_ncols=True)
 
     def record(src: Path, dst: Path, status: str, reason: str) -> None:
@@ -339,6 +346,7 @@ def resize_videos(
         default_workers() if workers is None else workers,
         "resize",
         progress,
+        dst,
     )
     return _finish(outcome, clashes, dst, RESIZE_REPORT)
 
@@ -365,6 +373,7 @@ def extract_frames(
         default_workers() if workers is None else workers,
         "frames",
         progress,
+        dst,
     )
     return _finish(outcome, clashes, dst, FRAMES_REPORT)
 
