@@ -182,8 +182,8 @@ class RecognizerModule(pl.LightningModule):
             lr = self.optimizers().param_groups[0]["lr"]
             raise TrainingDiverged(
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step} (lr {lr:.3g}); lower model.lr, add warm-up "
-                "(model.warmup_epochs), keep gradient clipping on (trainer.gradient_clip_val) "
+                f"{self.global_step} (lr {lr:.3g}); lower model.optimizer.lr, add warm-up "
+                "(model.optimizer.warmup_epochs), keep gradient clipping on (trainer.gradient_clip_val) "
                 "or check the input data for NaNs"
             )
         self.train_top1(logits.detach(), labels)
