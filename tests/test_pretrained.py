@@ -8,6 +8,7 @@ the real cache is never touched.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import http.server
@@ -597,3 +598,38 @@ def test_tsm_test_by_name_takes_the_published_protocol(capsys):
     expected = tsm.pretrained_info(name).data_config.to_dict()
     assert {key: data["data_config"][key] for key in expected} == expected
     assert data["data_config"]["twice_sample"] and data["data_config"]["test_views"] == "three"
+
+
+def test_allow_pickle_is_honoured_for_published_names(server, monkeypatch):
+    """A published file that needs full unpickling is refused by name as by path, unless allowed."""
+    ref = _calibrated(ReferenceTSN(400, 8, "resnet18"))
+    name = "tsm_resnet50.reference_kinetics400_8f"
+    _register(monkeypatch, dataclasses.replace(
+        tsm.pretrained_info(name), model_config=tsm.pretrained_info(name).model_config.replace(backbone="resnet18")
+    ))  # fmt: skip
+    checkpoint = {"state_dict": data_parallel_state(ref), "args": argparse.Namespace(lr=0.02)}
+    _serve(server, monkeypatch, name, _saved(checkpoint))
+    with pytest.raises(tsm.UnsafeCheckpointError, match=r"argparse\.Namespace.*allow_pickle=True"):
+        tsm.load_checkpoint(name, progress=False)
+    with pytest.raises(tsm.UnsafeCheckpointError, match=r"argparse\.Namespace"):
+        tsm.create_model(name, pretrained=True, progress=False)
+    model, _ = tsm.load_pretrained(name, allow_pickle=True, progress=False)
+    _assert_same_logits(model, ref, torch.randn(2, 8, 3, SIZE, SIZE))
+
+
+def test_create_model_builds_a_published_network_and_loads_its_weights(server, monkeypatch):
+    name = "tsm_online_mobilenet_v2.reference_jester"
+    blank = tsm.create_model(name)  # the network alone: no download
+    assert blank.config == tsm.pretrained_info(name).model_config and server.requests == []
+    assert (blank.num_classes, blank.is_online) == (27, True)
+    demo = randomize(ReferenceMobileNetV2(n_class=27))
+    _serve(server, monkeypatch, name, _saved(demo.state_dict()))
+    loaded = tsm.create_model(name, pretrained=True, progress=False)
+    legacy, _ = tsm.load_pretrained("tsm_online_mobilenetv2_jester", progress=False)  # tsm 0.1's name
+    assert all(torch.equal(value, legacy.state_dict()[key]) for key, value in loaded.state_dict().items())
+    with pytest.raises(ValueError, match=r"pretrained=True needs a published name.*tsm_resnet50\.mmaction2"):
+        tsm.create_model("tsm_resnet50", pretrained=True)
+    with pytest.raises(ValueError, match="tsm_resnet18 has no published weights"):
+        tsm.create_model("tsm_resnet18", pretrained=True)
+    with pytest.raises(ValueError, match="backbone_weights would be overwritten"):
+        tsm.create_model(name, pretrained=True, backbone_weights="imagenet")

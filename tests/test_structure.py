@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,79 @@ def test_checkpoints_store_and_return_the_data_config(tmp_path) -> None:
     path = tsm.save_checkpoint(tmp_path / "m.safetensors", model, data_config=config)
     _, info = tsm.load_checkpoint(path)
     assert info.data_config == config.replace(num_segments=4)  # the model's T decides
+
+
+# --- model config ---------------------------------------------------------------------------------
+def test_what_a_model_setting_is_is_said_once_in_its_field() -> None:
+    config = tsm.ModelConfig
+    assert set(config.settings_in_weights()) == {
+        "num_classes", "backbone", "shift", "place", "temporal_pool", "non_local", "reparameterized"
+    }  # fmt: skip
+    assert set(config.settings_beyond_weights()) == {"num_segments", "fold_div", "mode", "backbone_segments"}
+    assert set(config.architecture_settings()) == set(config().to_dict()) - {"dropout", "partial_bn"}
+    # the two windows of one network compare equal; another window is another network
+    whole = tsm.ModelConfig(num_segments=8, backbone_segments=8)
+    assert whole.architecture() == tsm.ModelConfig(num_segments=8).architecture()
+    assert whole.replace(num_segments=16).window == 8  # a window stays when the clip grows
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_classes": True}, "num_classes must be a positive int"),
+        ({"fold_div": 1}, "fold_div must be an int >= 2"),
+        ({"mode": "forward"}, "unknown shift mode"),
+        ({"backbone": "vgg16"}, "unknown backbone 'vgg16'"),
+        ({"place": "inside"}, "unknown shift placement 'inside'"),
+        ({"backbone": "mobilenet_v2", "place": "block"}, "mobilenet_v2 supports place='blockres' only"),
+        ({"backbone": "mobilenet_v2", "temporal_pool": True}, "temporal pooling is not supported"),
+        ({"temporal_pool": True, "num_segments": 1}, "temporal_pool needs num_segments >= 2"),
+        ({"temporal_pool": True, "backbone_segments": 4}, "temporal_pool needs backbone_segments"),
+        ({"non_local": "concatenation"}, "unknown non-local mode"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\)"),
+        ({"reparameterized": True}, "no branches to fuse"),
+        ({"depth": 50}, r"unknown settings \['depth'\]"),
+    ],
+)
+def test_each_bad_model_config_field_gets_its_own_error(settings, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        tsm.ModelConfig.from_dict(settings)
+    with pytest.raises(ValueError, match=message):
+        tsm.ModelConfig().replace(**settings)
+
+
+def test_model_configs_of_older_checkpoints_load(tmp_path) -> None:
+    """tsm 0.1 wrote a plain dict without the later settings (non_local, backbone_segments,
+    reparameterized); such files load with their defaults."""
+    from safetensors.torch import load_file, save_file
+
+    model = tsm.create_model("tsm_resnet18", num_classes=3, num_segments=4)
+    path = tsm.save_checkpoint(tmp_path / "new.safetensors", model)
+    metadata = dict(tsm.checkpoint.read_native_metadata(path))
+    old = model.config.to_dict()
+    for key in ("non_local", "backbone_segments", "reparameterized"):
+        del old[key]
+    metadata["model_config"] = json.dumps(old)
+    save_file(load_file(path), tmp_path / "old.safetensors", metadata=metadata)
+    loaded, info = tsm.load_checkpoint(tmp_path / "old.safetensors")
+    assert info.model_config == model.config and loaded.config == model.config
+    assert tsm.ModelConfig.from_dict(model.config.to_dict()) == model.config
+    assert tsm.Recognizer(old).config == model.config  # a dict works wherever a config does
+
+
+# --- dataset catalog ------------------------------------------------------------------------------
+def test_every_public_dataset_is_one_complete_row() -> None:
+    from tsm.data import PUBLIC_DATASETS, dataset_class_names, dataset_named_in_file
+
+    counts = {"kinetics400": 400, "kinetics600": 600, "kinetics700": 700, "sthv1": 174, "sthv2": 174}
+    counts |= {"jester": 27, "ucf101": 101, "hmdb51": 51}
+    assert set(PUBLIC_DATASETS) == set(counts)
+    words = [word for row in PUBLIC_DATASETS.values() for word in row.file_name_tokens]
+    assert len(words) == len(set(words))  # a file-name word names one dataset
+    for name, row in PUBLIC_DATASETS.items():
+        assert len(dataset_class_names(name)) == counts[name] and callable(row.read_annotations)
+        assert all(dataset_named_in_file(word) is row for word in row.file_name_tokens)
+        flips = row.training_flips("reference")
+        assert flips == {"flip": not row.direction_sensitive}
+    mm = PUBLIC_DATASETS["sthv2"].training_flips("mmaction2")
+    assert mm["flip"] and mm["flip_label_map"]["86"] == 87  # MMAction2 flips SSv2 and swaps the classes
