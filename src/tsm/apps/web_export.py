@@ -116,13 +116,13 @@ def _write_json(path: Path, value: Any) -> None:
 
 def _build(folder: Path, write_model: ModelWriter, name: str, ort_web: Path | None) -> WebExport:
     _copy_page(folder)
+    install_ort_web(folder / ORT_FOLDER, ort_web)  # before the export: a missing runtime fails fast
     model_path = folder / MODEL_FOLDER / MODEL_FILE
     model_path.parent.mkdir()
     check = write_model(model_path)
     pipeline = web_pipeline(model_path, name)
     _write_json(model_path.parent / "pipeline.json", pipeline)
     _write_json(model_path.parent / "classes.json", _class_names(model_path, pipeline["num_classes"]))
-    install_ort_web(folder / ORT_FOLDER, ort_web)
     _write_json(folder / PAGE_CONFIG, {"backend": "local", "model": f"./{MODEL_FOLDER}/"})
     return WebExport(folder, pipeline, check)
 
@@ -176,10 +176,12 @@ def export_web(
     data_config: DataConfig | Mapping[str, Any] | None = None,
     name: str = "model",
     ort_web: str | Path | None = None,
+    check: bool = True,
     check_inputs: dict[str, Tensor] | None = None,
     onnx_exporter: str = "dynamo",
 ) -> WebExport:
-    """Export an online model's streaming step (fp32, checked against PyTorch) as a web folder."""
+    """Export an online model's streaming step (fp32; checked against PyTorch on random inputs and
+    ``check_inputs`` unless ``check`` is False) as a web folder."""
     try:
         check_streamable(model)
     except ValueError as error:
@@ -191,7 +193,7 @@ def export_web(
         frame_size=frame_size,
         class_names=class_names,
         data_config=data_config,
-        check=True,
+        check=check,
         check_inputs=check_inputs,
         onnx_exporter=onnx_exporter,
     )

@@ -57,6 +57,7 @@ def run_web(args, model, info, data_config, size, check_inputs) -> int:
         data_config=data_config,
         name=Path(args.checkpoint).stem,
         ort_web=args.ort_web,
+        check=check_inputs is not None,
         check_inputs=check_inputs,
         onnx_exporter=args.onnx_exporter,
     )
