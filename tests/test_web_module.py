@@ -29,7 +29,15 @@ from tsm.data import (
     write_video,
 )
 from tsm.models import StreamingStep
-from web_helpers import add_harness, chromium, chromium_missing_reason, open_harness, rgb_payload, served
+from web_helpers import (
+    add_harness,
+    chromium,
+    chromium_missing_reason,
+    open_harness,
+    playwright_session,
+    rgb_payload,
+    served,
+)
 
 RESIZE, CROP = 40, 32
 DATA = DataConfig(resize=RESIZE, input_size=CROP)
@@ -129,8 +137,14 @@ def site(model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
+def playwright():
+    with playwright_session() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    with chromium(playwright) as browser:
         yield browser
 
 
@@ -276,3 +290,53 @@ def test_wasm_threads_need_cross_origin_isolation(site, browser) -> None:
     assert difference.max() <= LOGIT_TOLERANCE
     names = [name for name, _ in results[True]["top"]]
     assert sorted(names) == sorted(CLASSES) and abs(sum(p for _, p in results[True]["top"]) - 1) < 1e-5
+
+
+FRAME_KINDS = """async ({frame}) => {
+    const image = imageFromRgb(frame.data, frame.width, frame.height);
+    const canvas = new OffscreenCanvas(frame.width, frame.height);
+    canvas.getContext('2d').putImageData(image, 0, 0);
+    const inputs = {
+        imageData: image,
+        videoFrame: new VideoFrame(image.data, {
+            format: 'RGBA', codedWidth: frame.width, codedHeight: frame.height, timestamp: 0,
+        }),
+        canvas,
+    };
+    const logits = {};
+    for (const [kind, input] of Object.entries(inputs)) {
+        const recognizer = await tsm.loadRecognizer('./model/', {engine: 'wasm'});
+        logits[kind] = Array.from((await recognizer.step(input)).logits);
+    }
+    return logits;
+}"""
+
+
+def test_a_video_frame_or_a_canvas_gives_the_logits_of_its_image_data(page, tmp_path) -> None:
+    frame = decoded_clip(tmp_path, "shrink", 48, 64, frames=1)[0]
+    logits = page.evaluate(FRAME_KINDS, {"frame": rgb_payload(frame)})
+    assert logits["videoFrame"] == logits["imageData"] and logits["canvas"] == logits["imageData"]
+
+
+# A software WebGPU adapter (SwiftShader) in headless Chromium: slow, but the WebGPU path runs.
+WEBGPU_FLAGS = ("--enable-unsafe-webgpu", "--enable-unsafe-swiftshader", "--use-webgpu-adapter=swiftshader")
+WEBGPU = """async ({frames}) => {
+    const recognizer = await tsm.loadRecognizer('./model/');  // 'auto': WebGPU where there is an adapter
+    const logits = [];
+    for (const frame of frames) {
+        const image = imageFromRgb(frame.data, frame.width, frame.height);
+        logits.push(Array.from((await recognizer.step(image)).logits));
+    }
+    return {label: recognizer.info.label, logits};
+}"""
+
+
+@pytest.mark.slow
+def test_webgpu_is_chosen_where_there_is_an_adapter(site, model, playwright, tmp_path) -> None:
+    frames = decoded_clip(tmp_path, "move_up", RESIZE, 48, frames=4)
+    with chromium(playwright, WEBGPU_FLAGS) as browser, served(site) as url:
+        page = open_harness(browser, url)
+        result = page.evaluate(WEBGPU, {"frames": [rgb_payload(f) for f in frames]})
+    assert result["label"] == "webgpu"
+    expected = pytorch_stream(model, frames)
+    assert (torch.tensor(result["logits"]) - expected).abs().max() <= 1e-3  # GPU float32 kernels

@@ -54,18 +54,22 @@ def served(folder: Path, isolated: bool = True) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chromium(extra_flags: tuple[str, ...] = ()) -> Iterator:
-    """A headless Chromium browser (Playwright)."""
+def playwright_session() -> Iterator:
+    """Playwright (sync API; one per process at a time: launch every browser from it)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *extra_flags]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield playwright
+
+
+@contextlib.contextmanager
+def chromium(playwright, extra_flags: tuple[str, ...] = ()) -> Iterator:
+    """A headless Chromium browser, closed on exit."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *extra_flags])
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def add_harness(folder: Path) -> None:
