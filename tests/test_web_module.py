@@ -340,3 +340,39 @@ def test_webgpu_is_chosen_where_there_is_an_adapter(site, model, playwright, tmp
     assert result["label"] == "webgpu"
     expected = pytorch_stream(model, frames)
     assert (torch.tensor(result["logits"]) - expected).abs().max() <= 1e-3  # GPU float32 kernels
+
+
+EXAMPLE = Path(__file__).parents[1] / "docs" / "web" / "example.html"
+
+
+def fake_camera(folder: Path) -> Path:
+    """A y4m file of synthetic clips (320x240) for Chromium's fake camera, which loops it."""
+    rng = np.random.default_rng(0)
+    clips = [render_synthetic_clip(name, 320, 12, rng) for name in CLASSES]
+    frames = np.concatenate(clips)[:, 40:280]
+    return write_video(folder / "camera.y4m", np.ascontiguousarray(frames), codec="rawvideo")
+
+
+@pytest.mark.slow
+def test_the_documented_example_page_runs_on_a_fake_camera(site, playwright, tmp_path) -> None:
+    """docs/web/example.html next to tsm.js: labels change on the camera's frames, the engine and
+    frames per second are shown, and nothing is requested from outside the folder."""
+    shutil.copyfile(EXAMPLE, site / EXAMPLE.name)
+    camera = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    flags = (*camera, f"--use-file-for-fake-video-capture={fake_camera(tmp_path)}")
+    with chromium(playwright, flags) as browser, served(site) as url:
+        page = browser.new_page(viewport={"width": 520, "height": 400})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url + EXAMPLE.name)
+        shown = "document.getElementById('engine').textContent.includes('frames/s')"
+        page.wait_for_function(shown, timeout=30_000)
+        labels = set()
+        for _ in range(40):
+            labels.add(page.inner_text("#label").rsplit(" ", 2)[0])
+            page.wait_for_timeout(100)
+        page.screenshot(path=str(tmp_path / "example.png"))
+        engine = page.inner_text("#engine")
+    assert labels <= set(CLASSES) and len(labels) >= 2, labels
+    assert engine.startswith("wasm (SIMD, threads on: ") and engine.endswith("frames/s")
+    assert all(request.startswith(url) for request in requests), requests
