@@ -9,6 +9,7 @@ synthetic task and handed to the page as their exact RGB bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from torch.nn.functional import interpolate
 
 import tsm
+from tsm.apps.web_export import PAGE_ASSETS
 from tsm.cli.main import main
 from tsm.data import (
     DataConfig,
@@ -375,4 +377,39 @@ def test_the_documented_example_page_runs_on_a_fake_camera(site, playwright, tmp
         engine = page.inner_text("#engine")
     assert labels <= set(CLASSES) and len(labels) >= 2, labels
     assert engine.startswith("wasm (SIMD, threads on: ") and engine.endswith("frames/s")
+    assert all(request.startswith(url) for request in requests), requests
+
+
+PAGE = PAGE_ASSETS / "index.html"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PAGE.is_file(), reason="pending integration: the page of tsm serve (issue 20)")
+def test_the_page_runs_the_model_in_the_browser_on_a_fake_camera(site, playwright, tmp_path) -> None:
+    """The page of tsm serve in the exported folder: local backend (tsm.js), labels that change on
+    the fake camera, the engine shown, nothing requested outside the folder, no page errors."""
+    camera = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    flags = (*camera, f"--use-file-for-fake-video-capture={fake_camera(tmp_path)}")
+    with chromium(playwright, flags) as browser, served(site) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        requests: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + PAGE.name)
+        recognised = f"{json.dumps(CLASSES)}.includes(document.getElementById('label').textContent)"
+        page.wait_for_function(recognised, timeout=30_000)
+        labels = set()
+        for _ in range(40):
+            labels.add(page.inner_text("#label"))
+            page.wait_for_timeout(100)
+        page.screenshot(path=str(tmp_path / "page.png"))
+        state, model_info, fps = page.evaluate(
+            "[document.body.dataset.state, document.getElementById('model-info').textContent,"
+            " document.getElementById('fps').textContent]"
+        )
+    assert not errors, errors
+    assert state == "connected" and "engine wasm (SIMD, threads on: " in model_info, model_info
+    assert float(fps) > 0
+    assert labels <= set(CLASSES) and len(labels) >= 2, labels
     assert all(request.startswith(url) for request in requests), requests

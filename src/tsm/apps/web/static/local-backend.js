@@ -7,7 +7,8 @@ import { loadRecognizer } from './tsm.js';
 /**
  * config.model: the model folder's URL, relative to the page (page-config.json: "./model/").
  * handlers.onState(state, detail): connecting | connected | error | closed.
- * handlers.onResult({frame, label, score, top, logits, model_ms, dropped}) after every frame.
+ * handlers.onResult({frame, label, score, top, logits, model_ms, latency_ms, dropped}) after every
+ * frame (model_ms: preprocessing + model; latency_ms: from send() to the result).
  */
 export async function connect(config, handlers) {
   const onState = handlers.onState ?? (() => {});
@@ -25,13 +26,15 @@ export async function connect(config, handlers) {
   let frame = 0; // frames run since the stream (re)started
   let dropped = 0; // frames skipped because the model was still busy
 
-  async function run(pixels) {
+  async function run(pixels, sent) {
     const started = performance.now();
     try {
       const { logits, top } = await recognizer.step(pixels);
       if (closed) return;
       const [label, score] = top[0];
-      onResult({ frame: frame++, label, score, top, logits: Array.from(logits), model_ms: performance.now() - started, dropped });
+      const now = performance.now();
+      const timing = { model_ms: now - started, latency_ms: now - sent };
+      onResult({ frame: frame++, label, score, top, logits: Array.from(logits), ...timing, dropped });
     } catch (error) {
       if (!closed) onState('error', error.message);
     } finally {
@@ -45,6 +48,8 @@ export async function connect(config, handlers) {
       classes: recognizer.info.classes,
       numSegments: recognizer.info.numSegments,
       engine: recognizer.info.label,
+      resize: recognizer.pipeline.resize, // the short side the test pipeline resizes to
+      inputSize: recognizer.pipeline.crop_size[0],
     },
     /** Run the canvas's current picture, unless the model is still on the previous one (dropped). */
     send(canvas) {
@@ -54,8 +59,9 @@ export async function connect(config, handlers) {
         return;
       }
       busy = true;
+      const sent = performance.now();
       const context = canvas.getContext('2d', { willReadFrequently: true });
-      run(context.getImageData(0, 0, canvas.width, canvas.height)); // copied now: the canvas moves on
+      run(context.getImageData(0, 0, canvas.width, canvas.height), sent); // copied now: the canvas moves on
     },
     /** A new stream: the next frame is a first frame. */
     reset() {
