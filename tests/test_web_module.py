@@ -413,3 +413,17 @@ def test_the_page_runs_the_model_in_the_browser_on_a_fake_camera(site, playwrigh
     assert float(fps) > 0
     assert labels <= set(CLASSES) and len(labels) >= 2, labels
     assert all(request.startswith(url) for request in requests), requests
+
+
+@pytest.mark.skipif(not PAGE.is_file(), reason="pending integration: the page of tsm serve (issue 20)")
+def test_the_page_shows_what_is_wrong_with_a_broken_model_folder(site, browser, tmp_path) -> None:
+    broken = tmp_path / "site"
+    shutil.copytree(site, broken, ignore=shutil.ignore_patterns("*.wasm", "*.mjs"))  # not loaded
+    (broken / "model" / "classes.json").unlink()
+    with served(broken) as url:
+        page = browser.new_page()
+        page.goto(url + PAGE.name)
+        page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
+        shown = page.inner_text("#state-text")
+        page.close()
+    assert shown.startswith("Error: tsm.js: classes.json is missing: ") and "HTTP 404" in shown, shown
