@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from torch import Tensor
+
 from tsm.apps.static_server import serve_folder
 from tsm.apps.web_export import export_web
-from tsm.checkpoint import load_checkpoint
+from tsm.checkpoint import CheckpointInfo, load_checkpoint
+from tsm.data import DataConfig
 from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, decoded_check_inputs, export_model
 from tsm.inference import class_names_of, prediction_data_config
+from tsm.models import Recognizer
 
 WEB_FORMAT = "web"
 
@@ -47,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check.passed else 1
 
 
-def run_web(args, model, info, data_config, size, check_inputs) -> int:
+def run_web(
+    args: argparse.Namespace,
+    model: Recognizer,
+    info: CheckpointInfo,
+    data_config: DataConfig,
+    size: int,
+    check_inputs: dict[str, Tensor] | None,
+) -> int:
     """``--format web``: the folder (streaming step fp32, page, ONNX Runtime Web), then --serve."""
     result = export_web(
         model,
@@ -74,13 +85,14 @@ def run_web(args, model, info, data_config, size, check_inputs) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX or TorchScript (whole clips or a streaming step)",
+        help="export a checkpoint to ONNX or TorchScript (whole clips or a streaming step), or for the web",
         description=(
             "Write the model as ONNX or TorchScript with a dynamic batch size and the fixed frame "
             "count and frame size recorded in the file, then run it (onnxruntime on the CPU, or "
             "torch.jit.load) and compare with PyTorch on random inputs and, with --video, real ones. "
             "--streaming exports one step of an online model: inputs are the frame and every cache, "
-            "outputs the logits and the new caches."
+            "outputs the logits and the new caches. --format web writes a static folder (page, "
+            "streaming step, ONNX Runtime Web, tsm.js) that runs the online model in the browser."
         ),
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint (tsm, reference or MMAction2)")

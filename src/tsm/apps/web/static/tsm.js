@@ -99,6 +99,9 @@ function checkPipeline(pipeline, url) {
   if (!sizes.every((size) => Array.isArray(size) && size.length === 2 && size.every((n) => n > 0))) {
     throw problem('crop_size and frame_size must be [height, width]');
   }
+  if (pipeline.interpolation !== 'bilinear' || pipeline.antialias !== true) {
+    throw problem('tsm.js resizes with antialiased bilinear interpolation only');
+  }
   if (pipeline.resize !== null && !(Number.isInteger(pipeline.resize) && pipeline.resize > 0)) {
     throw problem(`resize must be a positive integer or null, got ${JSON.stringify(pipeline.resize)}`);
   }
