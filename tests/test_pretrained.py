@@ -604,9 +604,8 @@ def test_allow_pickle_is_honoured_for_published_names(server, monkeypatch):
     """A published file that needs full unpickling is refused by name as by path, unless allowed."""
     ref = _calibrated(ReferenceTSN(400, 8, "resnet18"))
     name = "tsm_resnet50.reference_kinetics400_8f"
-    _register(monkeypatch, dataclasses.replace(
-        tsm.pretrained_info(name), model_config=tsm.pretrained_info(name).model_config.replace(backbone="resnet18")
-    ))  # fmt: skip
+    info = tsm.pretrained_info(name)
+    _register(monkeypatch, dataclasses.replace(info, model_config=info.model_config.replace(backbone="resnet18")))
     checkpoint = {"state_dict": data_parallel_state(ref), "args": argparse.Namespace(lr=0.02)}
     _serve(server, monkeypatch, name, _saved(checkpoint))
     with pytest.raises(tsm.UnsafeCheckpointError, match=r"argparse\.Namespace.*allow_pickle=True"):

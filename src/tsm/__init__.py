@@ -61,6 +61,10 @@ def __getattr__(name: str):
         from tsm.apps.demo import run_demo
 
         return run_demo
+    if name == "export_web":
+        from tsm.apps.web_export import export_web
+
+        return export_web
     raise AttributeError(f"module 'tsm' has no attribute {name!r}")
 
 
@@ -89,6 +93,7 @@ __all__ = [
     "create_model",
     "dataset_class_names",
     "export_model",
+    "export_web",
     "generate_synthetic_dataset",
     "init_from_checkpoint",
     "list_backbones",

@@ -1,21 +1,36 @@
-"""``tsm export CKPT --format onnx|torchscript --out FILE``: export and check against PyTorch."""
+"""``tsm export CKPT --format onnx|torchscript --out FILE``: export and check against PyTorch;
+``--format web --out DIR``: a static folder that runs the online model in the browser."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from tsm.checkpoint import load_checkpoint
+from torch import Tensor
+
+from tsm.apps.static_server import serve_folder
+from tsm.apps.web_export import export_web
+from tsm.checkpoint import CheckpointInfo, load_checkpoint
+from tsm.data import DataConfig
 from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, decoded_check_inputs, export_model
-from tsm.inference import prediction_data_config
+from tsm.inference import class_names_of, prediction_data_config
+from tsm.models import Recognizer
+
+WEB_FORMAT = "web"
 
 
 def run(args: argparse.Namespace) -> int:
+    web = args.format == WEB_FORMAT
+    if not web and (args.ort_web or args.serve):
+        raise ValueError("--ort-web and --serve go with --format web")
     model, info = load_checkpoint(args.checkpoint)
     data_config = prediction_data_config(info, model.num_segments)
     size = args.size or data_config.test_crop_size
     check_inputs = None
     if not args.no_check:
-        check_inputs = decoded_check_inputs(data_config, size, args.streaming, args.video)
+        check_inputs = decoded_check_inputs(data_config, size, args.streaming or web, args.video)
+    if web:
+        return run_web(args, model, info, data_config, size, check_inputs)
     check = export_model(
         model,
         args.out,
@@ -36,24 +51,61 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check.passed else 1
 
 
+def run_web(
+    args: argparse.Namespace,
+    model: Recognizer,
+    info: CheckpointInfo,
+    data_config: DataConfig,
+    size: int,
+    check_inputs: dict[str, Tensor] | None,
+) -> int:
+    """``--format web``: the folder (streaming step fp32, page, ONNX Runtime Web), then --serve."""
+    result = export_web(
+        model,
+        args.out,
+        frame_size=size,
+        class_names=class_names_of(info, model.num_classes),
+        data_config=data_config,
+        name=Path(args.checkpoint).stem,
+        ort_web=args.ort_web,
+        check=check_inputs is not None,
+        check_inputs=check_inputs,
+        onnx_exporter=args.onnx_exporter,
+    )
+    print(f"wrote {args.out}: web folder, streaming step fp32, frames {size}x{size}")
+    if result.check is not None:
+        print(f"check: {result.check.summary()}")
+        if not result.check.passed:
+            return 1
+    if args.serve:
+        serve_folder(args.out, args.port)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX or TorchScript (whole clips or a streaming step)",
+        help="export a checkpoint to ONNX or TorchScript (whole clips or a streaming step), or for the web",
         description=(
             "Write the model as ONNX or TorchScript with a dynamic batch size and the fixed frame "
             "count and frame size recorded in the file, then run it (onnxruntime on the CPU, or "
             "torch.jit.load) and compare with PyTorch on random inputs and, with --video, real ones. "
             "--streaming exports one step of an online model: inputs are the frame and every cache, "
-            "outputs the logits and the new caches."
+            "outputs the logits and the new caches. --format web writes a static folder (page, "
+            "streaming step, ONNX Runtime Web, tsm.js) that runs the online model in the browser."
         ),
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint (tsm, reference or MMAction2)")
     parser.add_argument(
-        "--out", required=True, help="file to write: .onnx (ONNX), .pt / .ts / .torchscript (TorchScript)"
+        "--out",
+        required=True,
+        help="file to write: .onnx (ONNX), .pt / .ts / .torchscript (TorchScript); a folder for --format web",
     )
     parser.add_argument(
-        "--format", choices=EXPORT_FORMATS, help="default: from the --out suffix (must agree with it)"
+        "--format",
+        choices=(*EXPORT_FORMATS, WEB_FORMAT),
+        help="default: from the --out suffix (must agree with it); web: a static folder running the "
+        "streaming step in the browser (ONNX Runtime Web)",
     )
     parser.add_argument("--streaming", action="store_true", help="export the streaming step (online models)")
     parser.add_argument("--size", type=int, help="frame size (default: the checkpoint's test crop)")
@@ -67,4 +119,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="dynamo",
         help="dynamo (torch.export, PyTorch's default) or torchscript (older, much faster to run)",
     )
+    parser.add_argument(
+        "--ort-web",
+        metavar="DIR",
+        help="web: a copy of the pinned onnxruntime-web package (or its dist/ folder) instead of npm",
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="web: then serve the folder with the COOP/COEP headers"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="web: the port of --serve (default 8000)")
     parser.set_defaults(handler=run)

@@ -1,0 +1,201 @@
+"""``tsm export --format web``: a static folder that runs an online model in the browser.
+
+Layout of the folder (any static host serves it)::
+
+    index.html, app.js, ...   the page of ``tsm serve`` (src/tsm/apps/web/static/), with
+    tsm.js                    the embeddable module (preprocessing + ONNX Runtime Web)
+    local-backend.js          the page's backend that runs tsm.js in the page
+    page-config.json          {"backend": "local", "model": "./model/"}
+    model/model.onnx          the streaming step (frames + caches -> logits + new caches)
+    model/classes.json        the class names, in logit order
+    model/pipeline.json       the test pipeline and the step's inputs and outputs
+    ort/                      ONNX Runtime Web's ES modules and WebAssembly binaries
+
+The folder is built next to ``--out`` and moved into place when complete. The ONNX file comes
+from one call, ``write_model(path)``, so other writers (e.g. a quantised model) can replace it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from tsm.apps.ort_web import install_ort_web
+from tsm.data import DataConfig
+from tsm.export import ExportCheck, export_model, read_export_metadata
+from tsm.models import Recognizer, check_streamable
+
+PAGE_ASSETS = Path(__file__).parent / "web" / "static"
+MODEL_FOLDER = "model"
+MODEL_FILE = "model.onnx"
+ORT_FOLDER = "ort"
+PAGE_CONFIG = "page-config.json"
+PIPELINE_FORMAT = "tsm-web-pipeline/1"
+# The page's own files that must be in the folder (the rest of the page comes from the apps).
+REQUIRED_ASSETS = ("tsm.js", "local-backend.js")
+
+ModelWriter = Callable[[Path], ExportCheck | None]
+
+
+@dataclass(frozen=True)
+class WebExport:
+    """A written web folder: where, the model's pipeline, and the streaming export's check."""
+
+    folder: Path
+    pipeline: dict[str, Any]
+    check: ExportCheck | None
+
+
+def _graph_inputs(path: Path) -> dict[str, list[int | str]]:
+    """Each input of an ONNX file and its shape (symbolic dimensions by name)."""
+    import onnx  # the export extra, present: the file was just written with it
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {
+        value.name: [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
+        for value in graph.input
+    }
+
+
+def web_pipeline(model_path: Path, name: str) -> dict[str, Any]:
+    """What ``pipeline.json`` says: the test pipeline of the exported streaming step (from its
+    metadata) and the names and shapes of its inputs and outputs (from its graph)."""
+    metadata = read_export_metadata(model_path)
+    if metadata["tsm_export"] != "stream":
+        kind = metadata["tsm_export"]
+        raise ValueError(f"{model_path} is a {kind} export; the web folder needs the streaming step")
+    data = DataConfig.from_dict(metadata["data_config"])
+    shapes = _graph_inputs(model_path)
+    frames, *caches = metadata["inputs"]
+    logits, *new_caches = metadata["outputs"]
+    return {
+        "format": PIPELINE_FORMAT,
+        "name": name,
+        "model": MODEL_FILE,
+        "num_classes": metadata["num_classes"],
+        "num_segments": metadata["num_segments"],
+        "frame_size": metadata["frame_size"],
+        "resize": data.resize,
+        "crop_size": metadata["frame_size"],
+        "interpolation": "bilinear",
+        "antialias": True,
+        "scale": 1 / 255,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "layout": "NCHW RGB",
+        "inputs": {"frames": frames, "caches": [{"name": n, "shape": shapes[n][1:]} for n in caches]},
+        "outputs": {"logits": logits, "caches": new_caches},
+    }
+
+
+def _class_names(model_path: Path, count: int) -> list[str]:
+    names = read_export_metadata(model_path)["class_names"]
+    return list(names) if names else [str(index) for index in range(count)]
+
+
+def _copy_page(destination: Path) -> None:
+    missing = [name for name in REQUIRED_ASSETS if not (PAGE_ASSETS / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"the page assets in {PAGE_ASSETS} lack {', '.join(missing)}: reinstall tsm")
+    ignore = shutil.ignore_patterns("__pycache__", ".*")
+    shutil.copytree(PAGE_ASSETS, destination, ignore=ignore, dirs_exist_ok=True)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
+
+
+def _build(folder: Path, write_model: ModelWriter, name: str, ort_web: Path | None) -> WebExport:
+    _copy_page(folder)
+    install_ort_web(folder / ORT_FOLDER, ort_web)  # before the export: a missing runtime fails fast
+    model_path = folder / MODEL_FOLDER / MODEL_FILE
+    model_path.parent.mkdir()
+    check = write_model(model_path)
+    pipeline = web_pipeline(model_path, name)
+    _write_json(model_path.parent / "pipeline.json", pipeline)
+    _write_json(model_path.parent / "classes.json", _class_names(model_path, pipeline["num_classes"]))
+    _write_json(folder / PAGE_CONFIG, {"backend": "local", "model": f"./{MODEL_FOLDER}/"})
+    return WebExport(folder, pipeline, check)
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether ``out`` may be replaced: absent, an empty folder, or an earlier web export."""
+    if not out.exists():
+        return True
+    if not out.is_dir():
+        return False
+    return not any(out.iterdir()) or ((out / PAGE_CONFIG).is_file() and (out / MODEL_FOLDER).is_dir())
+
+
+def write_web_folder(
+    out: str | Path, write_model: ModelWriter, name: str = "model", ort_web: str | Path | None = None
+) -> WebExport:
+    """Write the web folder ``out`` (atomically: built beside it, then moved into place).
+
+    ``write_model(path)`` writes the streaming ONNX file (with tsm's metadata) and returns its
+    check; ``ort_web`` is a copy of the onnxruntime-web package (default: fetched with npm).
+    An earlier web export at ``out`` is replaced; any other existing folder is refused.
+    """
+    out = Path(out)
+    if not _replaceable(out):
+        raise ValueError(f"--out {out} exists and is not a web export folder: choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
+    building.mkdir()  # an ordinary folder (0o777 less the umask), not mkdtemp's 0o700
+    try:
+        result = _build(building, write_model, name, Path(ort_web) if ort_web is not None else None)
+        previous = out.parent / f".{out.name}.{secrets.token_hex(8)}.old"
+        if out.exists():
+            os.replace(out, previous)
+        try:
+            os.replace(building, out)
+        except OSError:
+            if previous.exists():
+                os.replace(previous, out)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return WebExport(out, result.pipeline, result.check)
+
+
+def export_web(
+    model: Recognizer,
+    out: str | Path,
+    frame_size: int,
+    class_names: Sequence[str] | None = None,
+    data_config: DataConfig | Mapping[str, Any] | None = None,
+    name: str = "model",
+    ort_web: str | Path | None = None,
+    check: bool = True,
+    check_inputs: dict[str, Tensor] | None = None,
+    onnx_exporter: str = "dynamo",
+) -> WebExport:
+    """Export an online model's streaming step (fp32; checked against PyTorch on random inputs and
+    ``check_inputs`` unless ``check`` is False) as a web folder."""
+    try:
+        check_streamable(model)
+    except ValueError as error:
+        raise ValueError(f"--format web runs the model frame by frame, and {error}") from None
+    write_model = functools.partial(
+        export_model,
+        model,
+        streaming=True,
+        frame_size=frame_size,
+        class_names=class_names,
+        data_config=data_config,
+        check=check,
+        check_inputs=check_inputs,
+        onnx_exporter=onnx_exporter,
+    )
+    return write_web_folder(out, write_model, name, ort_web)
+
