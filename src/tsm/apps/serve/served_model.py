@@ -30,12 +30,17 @@ class StreamingEngine(Protocol):
     def cache_shapes(self, frame_shape: tuple[int, ...]) -> list[tuple[int, ...]]: ...
 
 
-def streaming_engine(model: Recognizer, engine: str = "torch") -> StreamingEngine:
-    """The streaming engine called ``engine`` for an online ``model``."""
+def check_engine(engine: str) -> None:
+    """Refuse engine names that are unknown, or not available yet."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if engine != "torch":
         raise ValueError(f"--engine {engine} needs the ONNX Runtime engine (issue 19); use --engine torch")
+
+
+def streaming_engine(model: Recognizer, engine: str = "torch") -> StreamingEngine:
+    """The streaming engine called ``engine`` for an online ``model``."""
+    check_engine(engine)
     return StreamingStep(model)
 
 
@@ -101,10 +106,8 @@ def serve_model(
         check_streamable(model)
     except ValueError as reason:
         if not isinstance(engine, str):
-            raise ValueError(
-                f"a streaming engine was given for a model that cannot stream: {reason}"
-            ) from None
-        streaming_engine(model, engine)  # the engine choice is checked all the same
+            raise ValueError(f"a streaming engine was given, but the model cannot stream: {reason}") from None
+        check_engine(engine)
         return ServedModel(name, model, info, None, f"{engine} (clip window)", offline_reason=str(reason))
     if isinstance(engine, str):
         engine = streaming_engine(model, engine)

@@ -32,6 +32,11 @@ class _StreamClosingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def camera_warning(host: str, tls: bool) -> str | None:
+    """The warning for an address where browsers will not give the page a camera, if any."""
+    return None if host in LOCAL_HOSTS or tls else CAMERA_WARNING.format(host=host)
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (port 0: any free port)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -66,8 +71,9 @@ def run_server(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile")
     settings = app.state.settings
-    if host not in LOCAL_HOSTS and ssl_certfile is None:
-        print(CAMERA_WARNING.format(host=host), file=sys.stderr)
+    warning = camera_warning(host, tls=ssl_certfile is not None)
+    if warning:
+        print(warning, file=sys.stderr)
     sock = bind(host, port)
     config = uvicorn.Config(
         app,
