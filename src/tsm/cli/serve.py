@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tsm.checkpoint import load_checkpoint
 
+
 def run(args: argparse.Namespace) -> int:
     try:
         from tsm.apps.serve import ServeSettings, create_app

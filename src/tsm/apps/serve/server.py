@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import socket
 import sys
@@ -38,12 +39,14 @@ def camera_warning(host: str, tls: bool) -> str | None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (port 0: any free port)."""
+    """A listening socket on ``host:port`` (port 0: any free port): clients may connect as soon as
+    the URL is printed (the kernel queues them until uvicorn runs)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
+        sock.listen(2048)
     except OSError as error:
         sock.close()
         raise ValueError(f"cannot listen on {host}:{port}: {error.strerror}; pick another --port") from None
@@ -65,7 +68,7 @@ def run_server(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     log_level: str = "info",
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> None:
     """Serve ``app`` (from :func:`create_app`) until SIGINT or SIGTERM, then close every stream."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
