@@ -42,6 +42,26 @@ def camera_clip(path: Path, size: int = 128, frames_per_class: int = 16) -> Path
     return write_video(path, np.concatenate(frames), fps=15, codec="rawvideo")
 
 
+def clip_fitted_checkpoint(path: Path, clip: Path) -> Path:
+    """A checkpoint whose classifier is fitted (least squares) to the frames of ``camera_clip``:
+    its label follows the clip's classes, as a trained model's would, so a page shows labels
+    that change. Features are the online model's per-frame features on the whole clip."""
+    tiny_checkpoint(path)
+    frames = tsm.read_frames(clip, range(tsm.probe(clip).num_frames))
+    transform = tsm.data.frame_transform(DATA_CONFIG)
+    whole_clip, _ = tsm.load_checkpoint(path, num_segments=len(frames))
+    with torch.no_grad():
+        features = whole_clip.eval().base_model(torch.stack([transform(frame) for frame in frames]))
+    inputs = torch.cat([features, torch.ones(len(frames), 1)], dim=1).double()
+    labels = torch.arange(len(CLASSES)).repeat_interleave(len(frames) // len(CLASSES))
+    targets = 6.0 * torch.nn.functional.one_hot(labels, len(CLASSES)).double()  # peaked softmax
+    solution = torch.linalg.lstsq(inputs, targets, driver="gelsd").solution.float()
+    model, _ = tsm.load_checkpoint(path)
+    model.new_fc.weight.data.copy_(solution[:-1].T)
+    model.new_fc.bias.data.copy_(solution[-1])
+    return tsm.save_checkpoint(path, model.eval(), CLASSES, DATA_CONFIG)
+
+
 def png(frame: torch.Tensor) -> bytes:
     """A uint8 (3, H, W) frame as PNG (lossless: the server decodes exactly these pixels)."""
     buffer = io.BytesIO()

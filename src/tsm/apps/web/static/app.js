@@ -67,6 +67,22 @@ const STATE_WORDS = {
   closed: 'Disconnected',
 };
 
+/** A stat's value, with its unit in small type ('–' when there is none yet). */
+function showNumber(id, value, unit = '') {
+  const element = $(id);
+  if (value === null) {
+    element.textContent = '–';
+    return;
+  }
+  element.textContent = `${value}`;
+  if (unit) {
+    const small = document.createElement('span');
+    small.className = 'unit';
+    small.textContent = unit;
+    element.append(small);
+  }
+}
+
 function softmax(logits) {
   const top = Math.max(...logits);
   const exps = logits.map((value) => Math.exp(value - top));
@@ -120,7 +136,9 @@ class Page {
   setState(state, detail) {
     document.body.dataset.state = state;
     const words = STATE_WORDS[state] ?? state;
-    $('state-text').textContent = detail ? `${words}: ${detail}` : words;
+    const said = (detail ?? '').replace(/^server full:\s*/i, '');
+    $('state-text').textContent = said ? `${words}: ${said}` : words;
+    if (state !== 'connecting' && state !== 'connected') this.showLabel(null, said || words);
   }
 
   showInfo(info) {
@@ -134,11 +152,11 @@ class Page {
     this.meter.add(result.latency_ms);
     $('frame').textContent = result.frame;
     $('dropped').textContent = result.dropped ?? 0;
-    if (Number.isFinite(result.model_ms)) $('model-ms').textContent = `${result.model_ms.toFixed(1)} ms`;
+    if (Number.isFinite(result.model_ms)) showNumber('model-ms', result.model_ms.toFixed(1), 'ms');
     const fps = this.meter.fps();
     const latency = this.meter.latency();
-    $('fps').textContent = fps === null ? '–' : fps.toFixed(1);
-    $('latency').textContent = latency === null ? '–' : `${Math.round(latency)} ms`;
+    showNumber('fps', fps === null ? null : fps.toFixed(1));
+    showNumber('latency', latency === null ? null : Math.round(latency), 'ms');
     if (result.label === null) {
       this.showLabel(null, 'collecting frames for the first clip');
       return;
@@ -158,7 +176,7 @@ class Page {
 
   showLabel(label, detail) {
     const element = $('label');
-    element.textContent = label ?? '…';
+    element.textContent = label ?? '–';
     element.classList.toggle('pending', label === null);
     $('score').textContent = detail;
   }
