@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import socket
 import sys
-from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -68,7 +66,6 @@ def run_server(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     log_level: str = "info",
-    announce: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> None:
     """Serve ``app`` (from :func:`create_app`) until SIGINT or SIGTERM, then close every stream."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -87,7 +84,7 @@ def run_server(
         ws_max_size=max(16 * MIB, 2 * settings.max_frame_bytes),
     )
     server = _StreamClosingServer(config, app)
-    announce(f"tsm serve: {page_url(sock, host, ssl_certfile is not None, settings.token)}")
+    print(f"tsm serve: {page_url(sock, host, ssl_certfile is not None, settings.token)}", flush=True)
     # uvicorn handles the signals while it runs and raises them again once it has shut down:
     # by then the work is done, so they end the run quietly.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
