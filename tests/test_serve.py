@@ -138,6 +138,23 @@ def test_waiting_frames_of_all_streams_go_in_one_call_and_stay_exact(files):
         torch.testing.assert_close(torch.tensor(streamed), expected, rtol=0, atol=1e-5)
 
 
+def test_max_batch_takes_the_longest_waiting_streams_first(files):
+    checkpoint, _, frames = files
+    model, info = tsm.load_checkpoint(checkpoint)
+    engine = GatedEngine(StreamingStep(model))
+    app = create_app(model, info, engine=engine, settings=ServeSettings(max_batch=2))
+    with running_server(app) as address, ExitStack() as stack:
+        clients = [stack.enter_context(connect(f"ws://{address}/ws/stream")) for _ in range(4)]
+        clients[0].send(png(frames[0][0]))
+        assert engine.entered.wait(10)
+        for count, client in enumerate(clients[1:], start=1):
+            client.send(png(frames[0][count]))
+            wait_until(lambda n=count: sum(s.waiting is not None for s in app.state.batcher.streams) == n)
+        engine.release.set()
+        batches = [receive(client)["batch"] for client in clients]
+    assert engine.batches == [1, 2, 1] and batches == [1, 2, 2, 1]
+
+
 def test_a_stream_faster_than_the_model_keeps_its_newest_frame(files):
     checkpoint, _, frames = files
     model, info = tsm.load_checkpoint(checkpoint)

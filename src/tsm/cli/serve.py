@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     settings = ServeSettings(
         max_streams=args.max_streams,
+        max_batch=args.max_batch,
         every=args.every,
         idle_timeout=args.idle_timeout,
         max_frame_bytes=args.max_frame_bytes,
@@ -61,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     parser.add_argument("--engine", default="torch", help="torch, onnxruntime or auto (default torch)")
     parser.add_argument("--max-streams", type=int, default=8, help="streams served at once (default 8)")
+    parser.add_argument(
+        "--max-batch", type=int, help="most streams per engine call (default: all waiting; 1: no batching)"
+    )
     parser.add_argument(
         "--every", type=int, help="offline models: recognise every k-th frame (default: T, the clip length)"
     )

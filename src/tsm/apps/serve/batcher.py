@@ -159,8 +159,13 @@ class StreamBatcher:
             self._deliver(jobs, result)
 
     def _take(self) -> list[Job]:
+        """The newest frame of each waiting stream, the longest-waiting streams first, up to max_batch."""
+        ready = sorted((s for s in self.streams if s.waiting is not None), key=lambda s: s.waiting.arrived)
         jobs = []
-        for stream in self.streams:
+        for stream in ready:
+            if len(jobs) == (self.settings.max_batch or len(ready)):
+                self._wake.set()  # the others go in the next call
+                break
             frame = stream.take()
             if frame is not None:
                 jobs.append(Job(stream, stream.generation, frame, stream.needs_clear))

@@ -13,6 +13,8 @@ class ServeSettings:
 
     Attributes:
         max_streams: WebSocket streams served at once; one more is closed with code 1013.
+        max_batch: the most streams stacked into one engine call (the longest-waiting first);
+            None: all that wait. 1 recognises one stream at a time (no batching).
         every: offline (sliding-window) checkpoints: recognise every k-th frame; None: every T-th.
         idle_timeout: seconds without a message after which a stream is closed and its slot freed.
         max_frame_bytes, max_frame_pixels: the largest encoded frame and its width x height.
@@ -24,6 +26,7 @@ class ServeSettings:
     """
 
     max_streams: int = 8
+    max_batch: int | None = None
     every: int | None = None
     idle_timeout: float = 60.0
     max_frame_bytes: int = 8 * MIB
@@ -39,8 +42,9 @@ class ServeSettings:
             _check_positive(name, getattr(self, name))
         for name in ("smooth_window", "agree", "topk"):
             _check_positive(name, getattr(self, name))
-        if self.every is not None:
-            _check_positive("every", self.every)
+        for name in ("every", "max_batch"):
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name))
         if not self.idle_timeout > 0:
             raise ValueError(f"idle_timeout must be a positive number of seconds, got {self.idle_timeout!r}")
         if self.token is not None and not self.token:
