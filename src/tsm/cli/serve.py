@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from tsm.checkpoint import load_checkpoint
 
 
@@ -27,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
         smooth_window=args.smooth_window,
         agree=args.agree,
     )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
     model, info = load_checkpoint(args.checkpoint)
     name = Path(str(args.checkpoint)).name
     app = create_app(model.to(args.device), info, engine=args.engine, settings=settings, name=name)
@@ -91,4 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)"
+    )
     parser.set_defaults(handler=run)
