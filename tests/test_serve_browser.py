@@ -88,8 +88,14 @@ def test_the_page_recognises_the_camera_resets_and_says_when_the_server_is_full(
         second.goto(f"http://{address}/")
         second.wait_for_selector("body[data-state=full]", timeout=20_000)
         assert second.inner_text("#state-text").startswith("Server full: all 1 streams are taken")
-        assert not errors, errors
+        # When the first page leaves, the second one gets the slot by reconnecting.
         page.close()
+        assert second.inner_text("#reset-button") == "Reconnect"
+        second.click("#reset-button")
+        second.wait_for_selector("body[data-state=connected]", timeout=20_000)
+        second.wait_for_function("Number(document.getElementById('frame').textContent) >= 1", timeout=20_000)
+        assert second.inner_text("#reset-button") == "Reset"
+        assert not errors, errors
         second.close()
 
 

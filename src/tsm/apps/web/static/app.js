@@ -121,8 +121,9 @@ class Meter {
 }
 
 class Page {
-  constructor(config) {
+  constructor(config, backendModule) {
     this.config = config;
+    this.backendModule = backendModule;
     this.smoother = new LabelSmoother(config.smoothWindow ?? 1, config.agree ?? 1);
     this.meter = new Meter();
     this.backend = null;
@@ -135,6 +136,8 @@ class Page {
 
   setState(state, detail) {
     document.body.dataset.state = state;
+    this.live = state === 'connecting' || state === 'connected';
+    $('reset-button').textContent = this.live ? 'Reset' : 'Reconnect';
     const words = STATE_WORDS[state] ?? state;
     const said = (detail ?? '').replace(/^server full:\s*/i, '');
     $('state-text').textContent = said ? `${words}: ${said}` : words;
@@ -194,7 +197,31 @@ class Page {
     }));
   }
 
+  /** Open the backend (again, after a close): a new stream, starting afresh. */
+  async connect() {
+    const connection = (this.connections = (this.connections ?? 0) + 1);
+    const current = () => connection === this.connections;  // an older backend's events are ignored
+    this.backend?.close();
+    this.backend = null;
+    this.smoother.reset();
+    this.meter.reset();
+    try {
+      this.backend = await this.backendModule.connect(this.config, {
+        onResult: (result) => current() && this.onResult(result),
+        onState: (state, detail) => current() && this.setState(state, detail),
+      });
+    } catch (error) {
+      this.setState('error', error.message);
+      return;
+    }
+    this.showInfo(this.backend.info);
+  }
+
   reset() {
+    if (!this.live) {
+      this.connect();
+      return;
+    }
     this.smoother.reset();
     this.meter.reset();
     this.backend?.reset();
@@ -278,7 +305,8 @@ class Page {
 async function main() {
   const response = await fetch('page-config.json');
   const config = await response.json();
-  const page = new Page(config);
+  const module = await import(config.backend === 'local' ? './local-backend.js' : './server-backend.js');
+  const page = new Page(config, module);
   window.tsmPage = page;
   page.setState('connecting');
   $('reset-button').addEventListener('click', () => page.reset());
@@ -287,17 +315,7 @@ async function main() {
     const [file] = event.target.files;
     if (file) page.useFile(file);
   });
-  const module = await import(config.backend === 'local' ? './local-backend.js' : './server-backend.js');
-  try {
-    page.backend = await module.connect(config, {
-      onResult: (result) => page.onResult(result),
-      onState: (state, detail) => page.setState(state, detail),
-    });
-  } catch (error) {
-    page.setState('error', error.message);
-    return;
-  }
-  page.showInfo(page.backend.info);
+  await page.connect();
   page.loop();
   await page.useCamera();
 }
