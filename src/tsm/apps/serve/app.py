@@ -53,7 +53,8 @@ def create_app(
         settings,
         metrics,
     )
-    uploads = UploadPredictor(Predictor(served.model, served.info), batcher, settings.max_upload_bytes)
+    predictor = Predictor(served.model, served.info, device=served.device)  # the model stays where it is
+    uploads = UploadPredictor(predictor, batcher, settings.max_upload_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -127,7 +127,7 @@ class StreamBatcher:
             stream.request_close(code, reason)
         try:
             await asyncio.wait_for(self._none_open.wait(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
             LOG.warning("%d streams did not close within %.0f s", len(self.streams), timeout)
 
     async def in_worker(self, function: Callable[..., T], *args: Any) -> T:
