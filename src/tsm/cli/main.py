@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "tsm.cli.convert",
     "tsm.cli.predict",
     "tsm.cli.stream",
+    "tsm.cli.serve",
     "tsm.cli.export",
     "tsm.cli.models",
     "tsm.cli.download",

@@ -1,0 +1,107 @@
+"""``create_app``: the ASGI app of ``tsm serve`` (page, stream protocol, HTTP endpoints)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from tsm.apps.serve.access import TOKEN_HINT, token_matches
+from tsm.apps.serve.batcher import SlotRunner, StreamBatcher
+from tsm.apps.serve.metrics import ServeMetrics
+from tsm.apps.serve.served_model import ServedModel, StreamingEngine, serve_model
+from tsm.apps.serve.settings import ServeSettings
+from tsm.apps.serve.step_runner import StepRunner
+from tsm.apps.serve.stream_socket import serve_stream
+from tsm.apps.serve.upload import UploadPredictor
+from tsm.apps.serve.window_runner import WindowRunner
+from tsm.checkpoint import CheckpointInfo
+from tsm.data import frame_transform
+from tsm.inference import Predictor
+from tsm.models import Recognizer
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(
+    model: Recognizer,
+    info: CheckpointInfo | None = None,
+    *,
+    engine: StreamingEngine | str = "torch",
+    settings: ServeSettings | None = None,
+    name: str = "model",
+) -> FastAPI:
+    """The live-recognition app for ``model`` (with its checkpoint's ``info``: classes, pipeline).
+
+    ``engine``: a streaming engine object, or its name, for online models; offline models are
+    served on sliding windows. Mount it in another ASGI server or run it with uvicorn.
+    """
+    settings = settings or ServeSettings()
+    served = serve_model(model, info, engine=engine, name=name)
+    metrics = ServeMetrics(settings.max_streams)
+    batcher = StreamBatcher(
+        _runner(served, settings),
+        frame_transform(served.data_config),
+        served.class_names,
+        served.device,
+        settings,
+        metrics,
+    )
+    predictor = Predictor(served.model, served.info, device=served.device)  # the model stays where it is
+    uploads = UploadPredictor(predictor, batcher, settings.max_upload_bytes)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await batcher.close_all(1001, "the server is shutting down")
+        await batcher.shutdown()
+
+    def require_token(request: Request) -> None:
+        if not token_matches(request.query_params.get("token"), settings.token):
+            raise HTTPException(status_code=401, detail=TOKEN_HINT)
+
+    app = FastAPI(title="tsm serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.batcher = batcher
+    app.state.served = served
+    app.state.settings = settings
+    guarded = [Depends(require_token)]
+    app.get("/healthz")(lambda: {"status": "ok"})
+    app.get("/info", dependencies=guarded)(lambda: _info(served, settings))
+    app.get("/page-config.json")(lambda: _page_config(settings))
+    app.get("/metrics", dependencies=guarded)(
+        lambda: Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
+    )
+    app.post("/predict", dependencies=guarded)(uploads.__call__)
+
+    @app.websocket("/ws/stream")
+    async def stream(websocket: WebSocket) -> None:
+        await serve_stream(websocket, batcher, settings)
+
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    return app
+
+
+def _runner(served: ServedModel, settings: ServeSettings) -> SlotRunner:
+    if served.engine is not None:
+        return StepRunner(served.engine, settings.max_streams, served.frame_size, served.device)
+    every = settings.every or served.model.num_segments
+    return WindowRunner(served.model, settings.max_streams, served.frame_size, every, served.device)
+
+
+def _info(served: ServedModel, settings: ServeSettings) -> dict[str, Any]:
+    info = {**served.describe(), "max_streams": settings.max_streams}
+    if served.mode == "window":
+        info["every"] = settings.every or served.model.num_segments
+        info["offline_reason"] = served.offline_reason
+    return info
+
+
+def _page_config(settings: ServeSettings) -> dict[str, Any]:
+    """Which backend the page loads, and its label smoothing."""
+    return {"backend": "server", "smoothWindow": settings.smooth_window, "agree": settings.agree}

@@ -1,0 +1,218 @@
+"""The batched engine: each tick, the newest waiting frame of every stream goes through one model call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import torch
+from torch import Tensor
+
+from tsm.apps.serve.frames import FrameError, decode_frame
+from tsm.apps.serve.metrics import ServeMetrics
+from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition
+from tsm.apps.serve.settings import ServeSettings
+from tsm.apps.serve.streams import Stream, Waiting
+
+LOG = logging.getLogger("tsm.serve")
+T = TypeVar("T")
+
+
+class SlotRunner(Protocol):
+    """Per-slot model state and one batched call (:class:`StepRunner`, :class:`WindowRunner`)."""
+
+    def clear(self, rows: Sequence[int]) -> None: ...
+
+    def run(self, rows: Sequence[int], frames: Tensor) -> list[Tensor | None]: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stream's frame in one tick."""
+
+    stream: Stream
+    generation: int
+    frame: Waiting
+    clear: bool  # start the slot afresh before this frame
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What the worker made of a tick: per job its logits (None: no recognition) or an error."""
+
+    logits: list[Tensor | None]
+    errors: dict[int, str]
+    batch: int  # frames in the engine call
+    model_ms: float | None
+
+
+class StreamBatcher:
+    """Slots, waiting frames and the tick loop; the model runs on one worker thread.
+
+    A stream that sends faster than the model keeps only its newest frame (the others are
+    counted as dropped), so nothing queues up. Streams, their frames and replies live on the
+    event loop; the runner (caches or windows) is touched by the worker thread only, in order.
+    """
+
+    def __init__(
+        self,
+        runner: SlotRunner,
+        transform: Callable[[Tensor], Tensor],
+        class_names: Sequence[str],
+        device: torch.device,
+        settings: ServeSettings,
+        metrics: ServeMetrics,
+    ) -> None:
+        self.runner = runner
+        self.transform = transform
+        self.class_names = list(class_names)
+        self.device = device
+        self.settings = settings
+        self.metrics = metrics
+        self.streams: set[Stream] = set()
+        self._free_rows = list(range(settings.max_streams - 1, -1, -1))
+        self._wake = asyncio.Event()
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-model")
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # --- streams (event loop) -------------------------------------------------------------------
+    def open(self, with_logits: bool = False) -> Stream | None:
+        """A new stream in a free slot, or None when all ``max_streams`` slots are taken."""
+        if not self._free_rows:
+            return None
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._tick_loop())
+        stream = Stream(self._free_rows.pop(), with_logits)
+        self.streams.add(stream)
+        self._none_open.clear()
+        self.metrics.open_streams.set(len(self.streams))
+        return stream
+
+    def close(self, stream: Stream) -> None:
+        """Free the stream's slot (its next owner starts from cleared state)."""
+        if stream in self.streams:
+            self.streams.discard(stream)
+            self._free_rows.append(stream.row)
+            stream.waiting = None
+            self.metrics.open_streams.set(len(self.streams))
+            if not self.streams:
+                self._none_open.set()
+
+    def submit(self, stream: Stream, data: bytes) -> None:
+        """A frame arrived: it becomes the stream's newest waiting frame."""
+        if stream.put_frame(data):
+            self.metrics.dropped.inc()
+        self._wake.set()
+
+    def reset(self, stream: Stream) -> None:
+        """Restart the stream: zero state, frame numbers from 0, ``{"reset": true}`` acknowledged."""
+        stream.restart()
+        stream.post({"reset": True})
+
+    def reply_sent(self, stream: Stream) -> None:
+        """The stream's client got a reply: a frame held back for it may now go."""
+        if stream.waiting is not None:
+            self._wake.set()
+
+    async def close_all(self, code: int, reason: str, timeout: float = 5.0) -> None:
+        """Ask every stream to close with ``code`` and wait (up to ``timeout`` s) until they have."""
+        for stream in list(self.streams):
+            stream.request_close(code, reason)
+        try:
+            await asyncio.wait_for(self._none_open.wait(), timeout)
+        except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
+            LOG.warning("%d streams did not close within %.0f s", len(self.streams), timeout)
+
+    async def in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` on the model's worker thread (one model call at a time)."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    async def shutdown(self) -> None:
+        """Stop the tick loop and the worker thread."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        self._worker.shutdown(wait=True)
+
+    # --- ticks ----------------------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            jobs = self._take()
+            if not jobs:
+                continue
+            try:
+                result = await self.in_worker(self._process, jobs)
+            except Exception as error:  # a failing engine must not stop the server
+                LOG.exception("the engine failed on a batch of %d frames", len(jobs))
+                message = f"the model failed on this frame: {type(error).__name__}: {error}"
+                result = TickResult([None] * len(jobs), dict.fromkeys(range(len(jobs)), message), 0, None)
+            self._deliver(jobs, result)
+
+    def _take(self) -> list[Job]:
+        """The newest frame of each waiting stream, the longest-waiting streams first, up to max_batch."""
+        ready = sorted((s for s in self.streams if s.waiting is not None), key=lambda s: s.waiting.arrived)
+        jobs = []
+        for stream in ready:
+            if len(jobs) == (self.settings.max_batch or len(ready)):
+                self._wake.set()  # the others go in the next call
+                break
+            frame = stream.take()
+            if frame is not None:
+                jobs.append(Job(stream, stream.generation, frame, stream.needs_clear))
+                stream.needs_clear = False
+        return jobs
+
+    def _process(self, jobs: list[Job]) -> TickResult:
+        """Worker thread: clear fresh slots, decode and preprocess every frame, one engine call."""
+        self.runner.clear([job.stream.row for job in jobs if job.clear])
+        settings, frames, errors = self.settings, {}, {}
+        for index, job in enumerate(jobs):
+            try:
+                image = decode_frame(job.frame.data, settings.max_frame_bytes, settings.max_frame_pixels)
+                frames[index] = self.transform(image)
+            except FrameError as error:
+                errors[index] = str(error)
+        logits: list[Tensor | None] = [None] * len(jobs)
+        if not frames:
+            return TickResult(logits, errors, 0, None)
+        batch = torch.stack(list(frames.values())).to(self.device)
+        start = time.perf_counter()
+        outputs = self.runner.run([jobs[index].stream.row for index in frames], batch)
+        seconds = time.perf_counter() - start
+        self.metrics.step_seconds.observe(seconds)
+        self.metrics.batch_size.observe(len(frames))
+        for index, output in zip(frames, outputs, strict=True):
+            logits[index] = output
+        return TickResult(logits, errors, len(frames), seconds * 1e3)
+
+    def _deliver(self, jobs: list[Job], result: TickResult) -> None:
+        now = time.perf_counter()
+        for index, job in enumerate(jobs):
+            stream = job.stream
+            if stream not in self.streams or stream.generation != job.generation:
+                continue  # closed or reset meanwhile: the reply is about a stream that is gone
+            self.metrics.frame_seconds.observe(now - job.frame.arrived)
+            if index in result.errors:
+                self.metrics.bad_messages.inc()
+                stream.post(error_reply(result.errors[index], job.frame.number))
+                continue
+            self.metrics.frames.inc()
+            logits = result.logits[index]
+            fresh = logits is not None
+            if fresh:
+                top = recognition(logits, self.class_names, self.settings.topk, stream.with_logits)
+                stream.latest = {**top, "model_ms": result.model_ms}
+            reply = frame_reply(
+                job.frame.number, stream.latest or NO_RECOGNITION, fresh, stream.dropped, result.batch
+            )
+            stream.post(reply)

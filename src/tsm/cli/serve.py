@@ -1,0 +1,103 @@
+"""``tsm serve --checkpoint CKPT``: live recognition in the browser, many streams sharing one engine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from tsm.checkpoint import load_checkpoint
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from tsm.apps.serve import ServeSettings, create_app
+        from tsm.apps.serve.server import run_server
+    except ImportError as error:
+        raise ValueError(
+            f"tsm serve needs the serve extra ({error.name} is missing): pip install 'tsm[serve]'"
+        ) from None
+    settings = ServeSettings(
+        max_streams=args.max_streams,
+        max_batch=args.max_batch,
+        every=args.every,
+        idle_timeout=args.idle_timeout,
+        max_frame_bytes=args.max_frame_bytes,
+        max_upload_bytes=args.max_upload_mb << 20,
+        token=args.token,
+        smooth_window=args.smooth_window,
+        agree=args.agree,
+    )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    model, info = load_checkpoint(args.checkpoint)
+    name = Path(str(args.checkpoint)).name
+    app = create_app(model.to(args.device), info, engine=args.engine, settings=settings, name=name)
+    served = app.state.served
+    print(f"{name}: {len(served.class_names)} classes, {served.mode} mode, engine {served.engine_name}")
+    if served.offline_reason:
+        every = settings.every or model.num_segments
+        print(f"offline model: the last {model.num_segments} frames, recognised every {every} frames")
+    run_server(
+        app,
+        host=args.host,
+        port=args.port,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="live recognition in any browser: a web page, a WebSocket stream protocol, HTTP endpoints",
+        description=(
+            "Serve a checkpoint to browsers and other clients: the page at / (camera or video file), "
+            "frames over the WebSocket /ws/stream, GET /info /healthz /metrics, POST /predict. All "
+            "streams share one batched engine. Online (uni-directional) models run frame by frame; "
+            "offline ones on the last T frames every --every frames. See docs/serving.md."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file or published model name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    parser.add_argument("--engine", default="torch", help="torch, onnxruntime or auto (default torch)")
+    parser.add_argument("--max-streams", type=int, default=8, help="streams served at once (default 8)")
+    parser.add_argument(
+        "--max-batch", type=int, help="most streams per engine call (default: all waiting; 1: no batching)"
+    )
+    parser.add_argument(
+        "--every", type=int, help="offline models: recognise every k-th frame (default: T, the clip length)"
+    )
+    parser.add_argument(
+        "--smooth-window",
+        type=int,
+        default=12,
+        help="page: sum the logits of the last K results (default 12)",
+    )
+    parser.add_argument(
+        "--agree", type=int, default=2, help="page: change the label when the last M agree (default 2)"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=60.0, help="close streams silent this many seconds (default 60)"
+    )
+    parser.add_argument(
+        "--max-frame-bytes", type=int, default=8 << 20, help="largest frame in bytes (default 8 MiB)"
+    )
+    parser.add_argument(
+        "--max-upload-mb", type=int, default=100, help="largest POST /predict video (default 100)"
+    )
+    parser.add_argument("--token", help="require ?token=TOKEN on the stream, /info, /metrics and /predict")
+    parser.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile: serve https")
+    parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)"
+    )
+    parser.set_defaults(handler=run)
