@@ -605,7 +605,8 @@ def test_allow_pickle_is_honoured_for_published_names(server, monkeypatch):
     ref = _calibrated(ReferenceTSN(400, 8, "resnet18"))
     name = "tsm_resnet50.reference_kinetics400_8f"
     info = tsm.pretrained_info(name)
-    _register(monkeypatch, dataclasses.replace(info, model_config=info.model_config.replace(backbone="resnet18")))
+    resnet18 = info.model_config.replace(backbone="resnet18")
+    _register(monkeypatch, dataclasses.replace(info, model_config=resnet18))
     checkpoint = {"state_dict": data_parallel_state(ref), "args": argparse.Namespace(lr=0.02)}
     _serve(server, monkeypatch, name, _saved(checkpoint))
     with pytest.raises(tsm.UnsafeCheckpointError, match=r"argparse\.Namespace.*allow_pickle=True"):
