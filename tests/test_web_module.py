@@ -385,7 +385,6 @@ PAGE = PAGE_ASSETS / "index.html"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PAGE.is_file(), reason="pending integration: the page of tsm serve (issue 20)")
 def test_the_page_runs_the_model_in_the_browser_on_a_fake_camera(site, playwright, tmp_path) -> None:
     """The page of tsm serve in the exported folder: local backend (tsm.js), labels that change on
     the fake camera, the engine shown, nothing requested outside the folder, no page errors."""
@@ -417,7 +416,6 @@ def test_the_page_runs_the_model_in_the_browser_on_a_fake_camera(site, playwrigh
     assert all(request.startswith(url) for request in requests), requests
 
 
-@pytest.mark.skipif(not PAGE.is_file(), reason="pending integration: the page of tsm serve (issue 20)")
 def test_the_page_shows_what_is_wrong_with_a_broken_model_folder(site, browser, tmp_path) -> None:
     broken = tmp_path / "site"
     shutil.copytree(site, broken, ignore=shutil.ignore_patterns("*.wasm", "*.mjs"))  # not loaded

@@ -15,7 +15,10 @@
  *       (`logits`: all classes, needed for smoothing; `fresh: false`: no new recognition for
  *       this frame, the latest one repeated; `label: null`: nothing recognised yet)
  *     handlers.onState(state, detail): state is "connecting" | "connected" | "full" | "error" | "closed"
- *   backend.info  = {model, classes, numSegments, engine, inputSize?, resize?}
+ *   backend.info  = {model, classes, numSegments, engine, inputSize?, resize?, fullFrames?}
+ *     (`fullFrames: true`: the backend applies the test pipeline itself and gets each frame at its
+ *     own size, so that its resize is the pipeline's; otherwise the page scales frames down to the
+ *     pipeline's resize first, which is less to encode and send)
  *   backend.send(canvas)  non-blocking: encodes or queues the frame as it needs, drops it when busy
  *   backend.reset()       start the stream afresh (the model's memory of past frames is cleared)
  *   backend.close()
@@ -277,12 +280,13 @@ class Page {
     this.objectUrl = null;
   }
 
-  /** Draw the current video frame, its short side scaled to what the model's pipeline resizes to. */
+  /** Draw the current video frame: at its own size for a backend that resizes as the test pipeline
+   * does (fullFrames), else its short side scaled to what the pipeline resizes to. */
   grab() {
     const { videoWidth: width, videoHeight: height } = this.video;
     if (!width || !height || this.video.readyState < 2) return null;
     const info = this.backend.info;
-    const target = info.resize || info.inputSize || 256;
+    const target = info.fullFrames ? Infinity : info.resize || info.inputSize || 256;
     const scale = Math.min(1, target / Math.min(width, height));
     this.canvas.width = Math.round(width * scale);
     this.canvas.height = Math.round(height * scale);

@@ -50,6 +50,7 @@ export async function connect(config, handlers) {
       engine: recognizer.info.label,
       resize: recognizer.pipeline.resize, // the short side the test pipeline resizes to
       inputSize: recognizer.pipeline.crop_size[0],
+      fullFrames: true, // tsm.js resizes as the test pipeline does (antialiased bilinear): no browser scaling first
     },
     /** Run the canvas's current picture, unless the model is still on the previous one (dropped). */
     send(canvas) {
