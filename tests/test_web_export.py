@@ -73,7 +73,8 @@ def test_the_folder_holds_the_page_the_model_and_the_runtime_only(online, dist, 
     runtime = {f"ort/{name}" for name in ORT_WEB_FILES}
     assert files_under(out) == page | model | runtime | {"page-config.json"}
     assert {"tsm.js", "local-backend.js"} <= page
-    assert json.loads((out / "page-config.json").read_text()) == {"backend": "local", "model": "./model/"}
+    page_config = {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2}
+    assert json.loads((out / "page-config.json").read_text()) == page_config
     assert json.loads((out / "model/classes.json").read_text()) == CLASSES
     assert read_export_metadata(out / "model/model.onnx")["tsm_export"] == "stream"
     pipeline = json.loads((out / "model/pipeline.json").read_text())
@@ -234,7 +235,7 @@ def test_serve_prints_the_url_and_serves_the_folder(online, dist, tmp_path) -> N
         assert lines[0].startswith(f"wrote {out}: web folder") and served, lines
         url = served.group(1)
         body, headers = fetch(url + "page-config.json")
-        assert json.loads(body) == {"backend": "local", "model": "./model/"}
+        assert json.loads(body) == {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2}
         assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         assert fetch(url + "model/model.onnx")[0] == (out / "model/model.onnx").read_bytes()
     finally:

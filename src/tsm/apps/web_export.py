@@ -5,7 +5,7 @@ Layout of the folder (any static host serves it)::
     index.html, app.js, ...   the page of ``tsm serve`` (src/tsm/apps/web/static/), with
     tsm.js                    the embeddable module (preprocessing + ONNX Runtime Web)
     local-backend.js          the page's backend that runs tsm.js in the page
-    page-config.json          {"backend": "local", "model": "./model/"}
+    page-config.json          {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2}
     model/model.onnx          the streaming step (frames + caches -> logits + new caches)
     model/classes.json        the class names, in logit order
     model/pipeline.json       the test pipeline and the step's inputs and outputs
@@ -33,6 +33,7 @@ from tsm.apps.ort_web import install_ort_web
 from tsm.data import DataConfig
 from tsm.export import ExportCheck, export_model, read_export_metadata
 from tsm.models import Recognizer, check_streamable
+from tsm.models.streaming import DEMO_AGREE, DEMO_SMOOTH_WINDOW
 
 PAGE_ASSETS = Path(__file__).parent / "web" / "static"
 MODEL_FOLDER = "model"
@@ -123,7 +124,10 @@ def _build(folder: Path, write_model: ModelWriter, name: str, ort_web: Path | No
     pipeline = web_pipeline(model_path, name)
     _write_json(model_path.parent / "pipeline.json", pipeline)
     _write_json(model_path.parent / "classes.json", _class_names(model_path, pipeline["num_classes"]))
-    _write_json(folder / PAGE_CONFIG, {"backend": "local", "model": f"./{MODEL_FOLDER}/"})
+    # The page smooths labels as tsm serve's page does by default: the reference demo's 12 / 2.
+    page_config = {"backend": "local", "model": f"./{MODEL_FOLDER}/"}
+    page_config |= {"smoothWindow": DEMO_SMOOTH_WINDOW, "agree": DEMO_AGREE}
+    _write_json(folder / PAGE_CONFIG, page_config)
     return WebExport(folder, pipeline, check)
 
 

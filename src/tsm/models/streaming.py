@@ -131,6 +131,11 @@ class StreamingStep(nn.Module):
         return [tuple(cache.shape) for cache in caches]
 
 
+# The reference demo's smoothing (online_demo/main.py): the sum of the last 12 frames' logits, and a
+# new label only when 2 frames in a row agree. The live pages use it by default.
+DEMO_SMOOTH_WINDOW, DEMO_AGREE = 12, 2
+
+
 class LabelSmoother:
     """The reference demo's label smoothing, per stream, off by default.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tsm.models.streaming import DEMO_AGREE, DEMO_SMOOTH_WINDOW
+
 MIB = 1 << 20
 
 
@@ -33,8 +35,8 @@ class ServeSettings:
     max_frame_pixels: int = 3840 * 2160
     max_upload_bytes: int = 100 * MIB
     token: str | None = None
-    smooth_window: int = 12
-    agree: int = 2
+    smooth_window: int = DEMO_SMOOTH_WINDOW
+    agree: int = DEMO_AGREE
     topk: int = 5
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@
  *
  * Which backend runs the model comes from `page-config.json`, served next to this page:
  *   {"backend": "server", "smoothWindow": 12, "agree": 2}   (tsm serve)
- *   {"backend": "local", "model": "./model/"}               (a page that runs the model itself)
+ *   {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2} (a page that runs the model itself)
  * and is loaded as `./server-backend.js` or `./local-backend.js`. A backend module exports
  *
  *   connect(config, handlers) -> Promise<backend>
