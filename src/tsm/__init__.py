@@ -27,11 +27,18 @@ from tsm.data import (
     segment_indices,
 )
 from tsm.export import ExportCheck, export_model, read_export_metadata, verify_export
-from tsm.inference import Prediction, Predictor, predict, stream_predictions
+from tsm.inference import (
+    Prediction,
+    Predictor,
+    StreamingRecognizer,
+    clip_engine,
+    predict,
+    stream_predictions,
+    streaming_engine,
+)
 from tsm.models import (
     LabelSmoother,
     Recognizer,
-    StreamingRecognizer,
     average_views,
     create_model,
     list_backbones,
@@ -83,6 +90,7 @@ __all__ = [
     "__version__",
     "average_views",
     "build_pipeline",
+    "clip_engine",
     "convert_checkpoint",
     "create_model",
     "dataset_class_names",
@@ -109,6 +117,7 @@ __all__ = [
     "save_checkpoint",
     "segment_indices",
     "stream_predictions",
+    "streaming_engine",
     "temporal_pool",
     "temporal_shift",
     "verify_export",

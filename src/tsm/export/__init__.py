@@ -9,7 +9,7 @@ from tsm.export.core import (
     verify_export,
 )
 from tsm.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, format_for
-from tsm.export.onnx import ONNX_EXPORTERS
+from tsm.export.onnx import ONNX_EXPORTERS, OnnxExporter, require_export_extra
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -17,10 +17,12 @@ __all__ = [
     "ONNX_EXPORTERS",
     "ExportCheck",
     "ExportFormat",
+    "OnnxExporter",
     "decoded_check_inputs",
     "export_metadata",
     "export_model",
     "format_for",
     "read_export_metadata",
+    "require_export_extra",
     "verify_export",
 ]

@@ -81,7 +81,13 @@ def write_onnx(
 def read_onnx_metadata(path: Path) -> dict[str, str]:
     """The model properties of an ONNX file (without loading external weights)."""
     onnx = require_export_extra("onnx")
-    proto = onnx.load(str(path), load_external_data=False)
+    from google.protobuf.message import DecodeError  # protobuf comes with onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except DecodeError as error:
+        message = f"{path} is not a valid ONNX file ({error}); write it again with tsm export"
+        raise ValueError(message) from None
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
