@@ -1,0 +1,130 @@
+"""Inference engines on the CPU: PyTorch eager vs ONNX Runtime fp32 and int8.
+
+In one process, interleaved (round-robin), the median of ``--rounds`` rounds, ratios to torch eager:
+
+1. the online TSM-MobileNetV2 streaming step at 224x224, batch 1 and batch 8 (frames + caches);
+2. the TSM ResNet-50 8-frame clip at 224x224, batch 1;
+
+each under torch eager (NCHW), torch eager channels_last, ONNX Runtime fp32 and ONNX Runtime int8,
+all through tsm's engines (``tsm.streaming_engine`` / ``tsm.clip_engine``: what ``tsm stream``,
+``tsm predict`` and the live server run). The int8 models are calibrated as ``tsm export --int8``
+does, on decoded H.264 clips of the synthetic task; the weights are random (no pretrained weights
+here), so the int8 check printed with them says nothing about accuracy (the demo measures that).
+
+    python benchmarks/bench_engines.py [--rounds 15] [--threads 2] [--calibration-clips 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+import tsm
+from bench_core import interleaved_medians, machine_name, report
+from tsm.export import export_int8
+from tsm.inference import StreamingEngine
+
+BASE = "torch eager"
+CPU = torch.device("cpu")
+
+
+def channels_last_copy(model: tsm.Recognizer) -> tsm.Recognizer:
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+
+def step_candidates(
+    model: tsm.Recognizer, int8_file: Path, batch: int, size: int, threads: int, cache: Path
+) -> dict[str, Callable[[], object]]:
+    """One streaming step per call, on frames and caches of a running stream, for each engine."""
+    engines: dict[str, StreamingEngine] = {
+        BASE: tsm.streaming_engine(model, "torch"),
+        "torch eager channels_last": tsm.streaming_engine(channels_last_copy(model), "torch"),
+        "onnxruntime fp32": tsm.streaming_engine(model, "onnxruntime", size, threads=threads, cache_dir=cache),
+        "onnxruntime int8": tsm.streaming_engine(int8_file, threads=threads),
+    }
+    frames = torch.randn(batch, 3, size, size)
+    _, *caches = engines[BASE](frames)  # caches of a stream that has seen one frame
+    inputs: dict[str, tuple[Tensor, ...]] = {name: (frames, *caches) for name in engines}
+    last = tuple(t.contiguous(memory_format=torch.channels_last) for t in (frames, *caches))
+    inputs["torch eager channels_last"] = last
+    return {name: (lambda e=engine, i=inputs[name]: e(*i)) for name, engine in engines.items()}
+
+
+def clip_candidates(
+    model: tsm.Recognizer, int8_file: Path, size: int, threads: int, cache: Path
+) -> dict[str, Callable[[], object]]:
+    """One clip (1, T, 3, H, W) per call, for each engine."""
+    clips = torch.randn(1, model.num_segments, 3, size, size)
+    engines = {
+        BASE: tsm.clip_engine(model, "torch"),
+        "torch eager channels_last": tsm.clip_engine(channels_last_copy(model), "torch"),
+        "onnxruntime fp32": tsm.clip_engine(model, "onnxruntime", size, threads=threads, cache_dir=cache),
+        "onnxruntime int8": tsm.clip_engine(int8_file, threads=threads),
+    }
+    return {name: (lambda e=engine: e(clips)) for name, engine in engines.items()}
+
+
+def int8_file(model: tsm.Recognizer, folder: Path, name: str, streaming: bool, data, clips: int) -> Path:
+    """``tsm export --int8``'s file, calibrated on ``clips`` decoded clips of the synthetic task."""
+    path = folder / f"{name}_int8.onnx"
+    check = export_int8(
+        model,
+        path,
+        data.lists["train"],
+        streaming=streaming,
+        frame_size=data.data_config.input_size,
+        data_config=data.data_config.replace(num_segments=model.num_segments),
+        calibration_clips=clips,
+        max_drop=None,  # random weights: the check's figures mean nothing here
+        onnx_exporter="torchscript",
+    )
+    print(f"{name} int8: calibrated on {check.calibration_clips} clips ({check.calibration_inputs} inputs)")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch and ONNX Runtime")
+    parser.add_argument("--calibration-clips", type=int, default=8)
+    parser.add_argument("--skip-clip", action="store_true", help="only the streaming step")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    print(
+        f"{machine_name(CPU)}, torch {torch.__version__}, onnxruntime "
+        f"{__import__('onnxruntime').__version__}, median of {args.rounds} interleaved rounds"
+    )
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        data = tsm.generate_synthetic_dataset(
+            folder / "data", train=args.calibration_clips + 2, val=1, test=1, size=args.size, frames=16
+        )
+        online = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=8).eval()
+        step_int8 = int8_file(online, folder, "MobileNetV2 step", True, data, args.calibration_clips)
+        for batch in (1, 8):
+            candidates = step_candidates(online, step_int8, batch, args.size, args.threads, folder / "cache")
+            medians = interleaved_medians(candidates, args.rounds, CPU)
+            report(f"online TSM-MobileNetV2 step, batch {batch}", medians, results, base=BASE)
+        if not args.skip_clip:
+            resnet = tsm.create_model("tsm_resnet50", num_classes=400, num_segments=8).eval()
+            clip_int8 = int8_file(resnet, folder, "ResNet-50 clip", False, data, args.calibration_clips)
+            candidates = clip_candidates(resnet, clip_int8, args.size, args.threads, folder / "cache")
+            medians = interleaved_medians(candidates, args.rounds, CPU)
+            report("TSM ResNet-50 8-frame clip, batch 1", medians, results, base=BASE)
+    step = results["online TSM-MobileNetV2 step, batch 1"]
+    fp32, int8 = step["onnxruntime fp32"], step["onnxruntime int8"] / step["onnxruntime fp32"]
+    print(f"target: onnxruntime fp32 step <= 0.25 x torch eager: {fp32:.3f} ({'met' if fp32 <= 0.25 else 'not met'})")
+    print(f"target: int8 step <= 0.6 x onnxruntime fp32: {int8:.3f} ({'met' if int8 <= 0.6 else 'not met'})")
+
+
+if __name__ == "__main__":
+    main()
