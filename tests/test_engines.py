@@ -114,6 +114,20 @@ def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, tmp_path):
     on_torch = Predictor.from_checkpoint(checkpoint, views="three").scores(video)
     on_onnx = Predictor.from_checkpoint(checkpoint, views="three", engine="onnxruntime").scores(video)
     assert float((on_torch - on_onnx).abs().max()) <= TOLERANCE
+    # An exported clip file carries its classes and test pipeline: Predictor reads them from it.
+    exported = tmp_path / "clip.onnx"
+    export_model(
+        model,
+        exported,
+        frame_size=SIZE,
+        class_names=[f"c{i}" for i in range(6)],
+        data_config=config,
+        check=False,
+        onnx_exporter="torchscript",
+    )
+    from_file = Predictor.from_checkpoint(exported, views="three")
+    assert from_file.engine.name == "onnxruntime" and from_file.class_names[:2] == ["c0", "c1"]
+    assert float((from_file.scores(video) - on_torch).abs().max()) <= TOLERANCE
 
 
 def test_auto_picks_onnxruntime_and_says_why_else_torch(tmp_path, monkeypatch):

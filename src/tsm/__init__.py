@@ -26,7 +26,7 @@ from tsm.data import (
     resize_videos,
     segment_indices,
 )
-from tsm.export import ExportCheck, export_model, read_export_metadata, verify_export
+from tsm.export import ExportCheck, export_int8, export_model, read_export_metadata, verify_export
 from tsm.inference import (
     Prediction,
     Predictor,
@@ -94,6 +94,7 @@ __all__ = [
     "convert_checkpoint",
     "create_model",
     "dataset_class_names",
+    "export_int8",
     "export_model",
     "generate_synthetic_dataset",
     "init_from_checkpoint",

@@ -58,8 +58,8 @@ class ClipEngine(Protocol):
 
 
 class TorchStreamingEngine:
-    """:class:`StreamingStep` in PyTorch eager mode, under ``inference_mode`` (weights shared with
-    the model: changes to the model show in the next step)."""
+    """:class:`StreamingStep` in PyTorch eager mode, without autograd (weights shared with the
+    model: changes to the model show in the next step)."""
 
     name = "torch"
 
@@ -70,7 +70,7 @@ class TorchStreamingEngine:
         self.device = next(model.parameters()).device
         self.reason = reason
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may write into the returned caches
     def __call__(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]:
         return self.step(frames, *caches)
 
@@ -79,7 +79,7 @@ class TorchStreamingEngine:
 
 
 class TorchClipEngine:
-    """``Recognizer.forward`` in PyTorch eager mode, under ``inference_mode``."""
+    """``Recognizer.forward`` in PyTorch eager mode, without autograd."""
 
     name = "torch"
 
@@ -90,7 +90,7 @@ class TorchClipEngine:
         self.device = next(model.parameters()).device
         self.reason = reason
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may write into the returned caches
     def __call__(self, clips: Tensor) -> Tensor:
         return self.model(clips)
 

@@ -91,8 +91,9 @@ class Predictor:
 
     ``Predictor.from_checkpoint(path)`` reads the model, class names and data config from any
     checkpoint :func:`tsm.load_checkpoint` reads, or from an exported ``.onnx`` clip file.
-    ``engine``: "torch" (default), "onnxruntime" or "auto" (see :func:`~tsm.inference.clip_engine`;
-    a Recognizer is then exported once at the test crop size). Scores of all views (clips x
+    ``engine``: "torch", "onnxruntime" or "auto" (see :func:`~tsm.inference.clip_engine`; a
+    Recognizer is then exported once at the test crop size); by default torch for a Recognizer,
+    onnxruntime for an ``.onnx`` file. Scores of all views (clips x
     crops) are averaged as logits (``average="logits"``, the reference's way) or as softmax probabilities
     (``"softmax"``, MMAction2's); by default as the checkpoint's publisher does
     (``CheckpointInfo.view_average``).
@@ -107,7 +108,7 @@ class Predictor:
         topk: int = 5,
         average: ViewAverage | None = None,
         device: str | torch.device = "cpu",
-        engine: EngineChoice = "torch",
+        engine: EngineChoice | None = None,
         **engine_options: Any,
     ) -> None:
         if info is None and is_onnx_file(model):
@@ -121,10 +122,12 @@ class Predictor:
         if isinstance(model, Recognizer):
             self.data_config = prediction_data_config(info, model.num_segments, views, clips)
             size = self.data_config.test_crop_size
-            self.engine = clip_engine(model, engine, size, device, **engine_options)
+            self.engine = clip_engine(model, engine or "torch", size, device, **engine_options)
         else:
             is_file = is_onnx_file(model)
-            self.engine = clip_engine(model, engine, None, device, **engine_options) if is_file else model
+            self.engine = (
+                clip_engine(model, engine or "auto", None, device, **engine_options) if is_file else model
+            )
             self.data_config = prediction_data_config(info, self.engine.num_segments, views, clips)
         _check_frame_size(self.engine, self.data_config.test_crop_size)
         self.device = torch.device(device)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tsm.inference.engines import EngineChoice, StreamingEngine, streaming_engine
+from tsm.inference.engines import EngineChoice, StreamingEngine, is_onnx_file, streaming_engine
 from tsm.models import LabelSmoother, Recognizer
 
 
@@ -23,9 +23,10 @@ class StreamingRecognizer:
     Bi-directional and temporal-pooling models are refused (they need future frames).
 
     ``model``: a Recognizer, a ``tsm export --streaming`` ``.onnx`` file, or a streaming engine.
-    ``engine``: "torch" (the default: it shares the model's weights, so later changes to them
-    show), "onnxruntime" or "auto" (see :func:`~tsm.inference.streaming_engine`; a Recognizer is
-    then exported once, for frames of ``frame_size``). ``engine.reason`` says what runs.
+    ``engine``: "torch" (the default for a Recognizer: it shares the model's weights, so later
+    changes to them show), "onnxruntime" (the default for an ``.onnx`` file) or "auto" (see
+    :func:`~tsm.inference.streaming_engine`; a Recognizer is then exported once, for frames of
+    ``frame_size``). ``engine.reason`` says what runs.
     """
 
     def __init__(
@@ -33,13 +34,14 @@ class StreamingRecognizer:
         model: Recognizer | str | Path | StreamingEngine,
         smooth_window: int = 1,
         agree: int = 1,
-        engine: EngineChoice = "torch",
+        engine: EngineChoice | None = None,
         frame_size: int | tuple[int, int] | None = None,
         device: str | torch.device = "cpu",
         **engine_options,
     ) -> None:
         if isinstance(model, Recognizer | str | Path):
-            self.engine = streaming_engine(model, engine, frame_size, device, **engine_options)
+            default = "auto" if is_onnx_file(model) else "torch"
+            self.engine = streaming_engine(model, engine or default, frame_size, device, **engine_options)
         elif hasattr(model, "cache_shapes") and hasattr(model, "num_caches"):
             self.engine = model
         else:
