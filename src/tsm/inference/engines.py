@@ -114,7 +114,7 @@ def _exported_file(
     if engine == "auto":
         missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
         if missing:
-            return None, f"torch: {' and '.join(missing)} not installed (pip install 'tsm[export]')"
+            return None, f"torch: {' and '.join(missing)} not installed (pip install onnx onnxruntime)"
         if device.type != "cpu":
             return None, f"torch: auto runs onnxruntime on the CPU only, and the device is {device}"
     if frame_size is None:
@@ -135,13 +135,42 @@ def _cache_note(cached: CachedExport) -> tuple[Path, str]:
     return cached.path, f"ONNX file {how}"
 
 
-def _engine_options(exporter: OnnxExporter, cache_dir: str | Path | None) -> dict:
-    return {"exporter": exporter, "cache_dir": cache_dir}
-
-
 def _check_choice(engine: str) -> None:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+
+
+def _make_engine(
+    model: Recognizer | str | Path,
+    engine: EngineChoice,
+    streaming: bool,
+    frame_size: int | tuple[int, int] | None,
+    device: str | torch.device,
+    threads: int | None,
+    onnx_exporter: OnnxExporter,
+    cache_dir: str | Path | None,
+) -> StreamingEngine | ClipEngine:
+    """What :func:`streaming_engine` and :func:`clip_engine` share."""
+    _check_choice(engine)
+    device = torch.device(device)
+    torch_type, onnx_type = (
+        (TorchStreamingEngine, OnnxStreamingEngine) if streaming else (TorchClipEngine, OnnxClipEngine)
+    )
+    if is_onnx_file(model):
+        if engine == "torch":
+            raise ValueError(f"{model} is an exported ONNX file: it runs on onnxruntime, not torch")
+        return onnx_type(model, device, threads)
+    if not isinstance(model, Recognizer):
+        raise TypeError(f"an engine needs a tsm.Recognizer or an .onnx file, got {type(model).__name__}")
+    if streaming:
+        check_streamable(model)  # whatever the engine
+    options = {"exporter": onnx_exporter, "cache_dir": cache_dir}
+    path, reason = _exported_file(model, engine, streaming, frame_size, device, options)
+    if path is None:
+        return torch_type(model.to(device).eval(), reason)
+    chosen = onnx_type(path, device, threads)
+    chosen.reason = f"{chosen.reason} ({reason})"
+    return chosen
 
 
 def streaming_engine(
@@ -158,26 +187,10 @@ def streaming_engine(
     ``engine``: "torch", "onnxruntime" (a Recognizer is exported into the cache on first use, at
     ``frame_size``), or "auto" (onnxruntime on the CPU when it is installed and the model exports,
     else torch). ``threads``: onnxruntime's intra-op threads (default: its own choice).
-    The engine's ``reason`` says which it is and why.
+    ``onnx_exporter`` and ``cache_dir`` (default :func:`~tsm.inference.onnx_cache_dir`): how and
+    where the cache exports. The engine's ``reason`` says which it is and why.
     """
-    _check_choice(engine)
-    device = torch.device(device)
-    if is_onnx_file(model):
-        if engine == "torch":
-            raise ValueError(f"{model} is an exported ONNX file: it runs on onnxruntime, not torch")
-        return OnnxStreamingEngine(model, device, threads)
-    if not isinstance(model, Recognizer):
-        raise TypeError(
-            f"streaming_engine needs a tsm.Recognizer or an .onnx file, got {type(model).__name__}"
-        )
-    options = _engine_options(onnx_exporter, cache_dir)
-    check_streamable(model)  # whatever the engine
-    path, reason = _exported_file(model, engine, True, frame_size, device, options)
-    if path is None:
-        return TorchStreamingEngine(model.to(device).eval(), reason)
-    onnx_engine = OnnxStreamingEngine(path, device, threads)
-    onnx_engine.reason = f"{onnx_engine.reason} ({reason})"
-    return onnx_engine
+    return _make_engine(model, engine, True, frame_size, device, threads, onnx_exporter, cache_dir)
 
 
 def clip_engine(
@@ -190,18 +203,4 @@ def clip_engine(
     cache_dir: str | Path | None = None,
 ) -> ClipEngine:
     """A clip engine for a Recognizer or a ``tsm export`` clip file; options as :func:`streaming_engine`."""
-    _check_choice(engine)
-    device = torch.device(device)
-    if is_onnx_file(model):
-        if engine == "torch":
-            raise ValueError(f"{model} is an exported ONNX file: it runs on onnxruntime, not torch")
-        return OnnxClipEngine(model, device, threads)
-    if not isinstance(model, Recognizer):
-        raise TypeError(f"clip_engine needs a tsm.Recognizer or an .onnx file, got {type(model).__name__}")
-    options = _engine_options(onnx_exporter, cache_dir)
-    path, reason = _exported_file(model, engine, False, frame_size, device, options)
-    if path is None:
-        return TorchClipEngine(model.to(device).eval(), reason)
-    onnx_engine = OnnxClipEngine(path, device, threads)
-    onnx_engine.reason = f"{onnx_engine.reason} ({reason})"
-    return onnx_engine
+    return _make_engine(model, engine, False, frame_size, device, threads, onnx_exporter, cache_dir)
