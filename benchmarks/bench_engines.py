@@ -11,7 +11,10 @@ all through tsm's engines (``tsm.streaming_engine`` / ``tsm.clip_engine``: what 
 does, on decoded H.264 clips of the synthetic task; the weights are random (no pretrained weights
 here), so the int8 check printed with them says nothing about accuracy (the demo measures that).
 
-    python benchmarks/bench_engines.py [--rounds 15] [--threads 2] [--calibration-clips 8]
+    python benchmarks/bench_engines.py [--rounds 15] [--threads 2] [--calibration-clips 8] [--dynamo]
+
+``--dynamo`` adds the step as PyTorch's torch.export-based exporter writes it (the export cache
+uses the faster-to-run TorchScript-based exporter) and prints how long each export took.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def channels_last_copy(model: tsm.Recognizer) -> tsm.Recognizer:
 
 
 def step_candidates(
-    model: tsm.Recognizer, int8_file: Path, batch: int, size: int, threads: int, cache: Path
+    model: tsm.Recognizer, int8_file: Path, batch: int, size: int, threads: int, cache: Path, dynamo: bool
 ) -> dict[str, Callable[[], object]]:
     """One streaming step per call, on frames and caches of a running stream, for each engine."""
     engines: dict[str, StreamingEngine] = {
@@ -50,6 +53,13 @@ def step_candidates(
         ),
         "onnxruntime int8": tsm.streaming_engine(int8_file, threads=threads),
     }
+    if dynamo:  # the same step written by PyTorch's torch.export-based exporter
+        engines["onnxruntime fp32 (dynamo export)"] = tsm.streaming_engine(
+            model, "onnxruntime", size, threads=threads, cache_dir=cache, onnx_exporter="dynamo"
+        )
+    for name, engine in engines.items():
+        if "exported in" in engine.reason:
+            print(f"{name}: {engine.reason.rsplit('(', 1)[1].rstrip(')')}")
     frames = torch.randn(batch, 3, size, size)
     _, *caches = engines[BASE](frames)  # caches of a stream that has seen one frame
     inputs: dict[str, tuple[Tensor, ...]] = {name: (frames, *caches) for name in engines}
@@ -99,6 +109,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch and ONNX Runtime")
     parser.add_argument("--calibration-clips", type=int, default=8)
     parser.add_argument("--skip-clip", action="store_true", help="only the streaming step")
+    parser.add_argument(
+        "--dynamo", action="store_true", help="also the step exported by the torch.export-based exporter"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -115,7 +128,10 @@ def main() -> None:
         online = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=8).eval()
         step_int8 = int8_file(online, folder, "MobileNetV2 step", True, data, args.calibration_clips)
         for batch in (1, 8):
-            candidates = step_candidates(online, step_int8, batch, args.size, args.threads, folder / "cache")
+            cache = folder / "cache"
+            candidates = step_candidates(
+                online, step_int8, batch, args.size, args.threads, cache, args.dynamo
+            )
             medians = interleaved_medians(candidates, args.rounds, CPU)
             report(f"online TSM-MobileNetV2 step, batch {batch}", medians, results, base=BASE)
         if not args.skip_clip:
@@ -131,6 +147,7 @@ def main() -> None:
     )
     for title, ratio, bound in targets:
         print(f"target: {title}: {ratio:.3f} ({'met' if ratio <= bound else 'not met'})")
+
 
 if __name__ == "__main__":
     main()
