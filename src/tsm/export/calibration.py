@@ -68,7 +68,9 @@ class CalibrationFeeds:
     """ONNX Runtime's ``CalibrationDataReader`` (``get_next`` -> input dict or None) over real clips.
 
     A clip model gets each clip as one input; a streaming step gets every frame of the clip with
-    the caches the fp32 step left after the previous frames (zeros at the first).
+    the caches the fp32 step left after the previous frames (zeros at the first). All inputs are
+    made before calibration starts: the calibrator's session spins its threads between runs,
+    which would starve PyTorch computing the caches in between.
     """
 
     def __init__(
@@ -78,19 +80,19 @@ class CalibrationFeeds:
         self.input_names = list(input_names)
         self.stepper = StreamingStep(model.eval()) if streaming else None
         self.count = 0  # inputs handed to the calibrator
-        self._feeds = self._generate()
+        self._feeds = iter(list(self._generate()))
 
     def _generate(self) -> Iterator[dict[str, np.ndarray]]:
         for clip, _ in self.clips:
             if self.stepper is None:
                 yield self._feed([clip.unsqueeze(0)])
                 continue
-            caches = [torch.zeros(shape) for shape in self.stepper.cache_shapes((1, *clip.shape[1:]))]
+            caches: list[Tensor] = []  # none: a new stream (zeros)
             for frame in clip:
-                feed = self._feed([frame.unsqueeze(0), *caches])
                 with torch.inference_mode():
-                    _, *caches = self.stepper(frame.unsqueeze(0), *caches)
-                yield feed
+                    _, *new_caches = self.stepper(frame.unsqueeze(0), *caches)
+                yield self._feed([frame.unsqueeze(0), *(caches or map(torch.zeros_like, new_caches))])
+                caches = new_caches
 
     def _feed(self, tensors: Sequence[Tensor]) -> dict[str, np.ndarray]:
         self.count += 1

@@ -106,11 +106,12 @@ def _compare(model: Recognizer, int8_path: Path, clips: ClipReader, streaming: b
 def _step_logits(stepper: StreamingStep, run, clip: Tensor) -> tuple[Tensor, Tensor]:
     """Per-frame logits (T, K) of the fp32 step and of the int8 file, each on its own caches; their
     mean over the frames is the offline uni-directional model's clip logits."""
-    zeros = [torch.zeros(shape) for shape in stepper.cache_shapes((1, *clip.shape[1:]))]
-    expected_caches, actual_caches, expected, actual = zeros, zeros, [], []
+    expected_caches, actual_caches, expected, actual = [], [], [], []  # no caches: a new stream
     for frame in clip:
-        logits, *expected_caches = stepper(frame.unsqueeze(0), *expected_caches)
+        logits, *new_caches = stepper(frame.unsqueeze(0), *expected_caches)
+        actual_caches = actual_caches or [torch.zeros_like(cache) for cache in new_caches]
         int8_logits, *actual_caches = run([frame.unsqueeze(0), *actual_caches])
+        expected_caches = new_caches
         expected.append(logits[0])
         actual.append(int8_logits[0])
     return torch.stack(expected), torch.stack(actual)

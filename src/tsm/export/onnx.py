@@ -94,7 +94,10 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
 def onnx_runner(path: Path):
     """A function running the ONNX file with onnxruntime (CPU) on tensors, returning tensors."""
     ort = require_export_extra("onnxruntime")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # No spinning between runs: the checks interleave them with PyTorch, whose threads need the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [node.name for node in session.get_inputs()]
 
     def run(inputs: Sequence[Tensor]) -> list[Tensor]:
