@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -117,7 +118,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(
         f"{machine_name(CPU)}, torch {torch.__version__}, onnxruntime "
-        f"{__import__('onnxruntime').__version__}, median of {args.rounds} interleaved rounds"
+        f"{__import__('onnxruntime').__version__}, median of {args.rounds} interleaved rounds, "
+        f"load average {os.getloadavg()[0]:.2f} (1 min) at the start"
     )
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -145,6 +147,7 @@ def main() -> None:
         ("onnxruntime fp32 step <= 0.25 x torch eager", step["onnxruntime fp32"], 0.25),
         ("int8 step <= 0.6 x onnxruntime fp32", step["onnxruntime int8"] / step["onnxruntime fp32"], 0.6),
     )
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     for title, ratio, bound in targets:
         print(f"target: {title}: {ratio:.3f} ({'met' if ratio <= bound else 'not met'})")
 
