@@ -31,6 +31,13 @@ from tsm.inference.onnx_cache import cached_export_path, export_lock
 
 TOLERANCE = 1e-4  # the issue's bound on the largest absolute logit difference
 SIZE = FRAME_SIZE
+FAST = {"onnx_exporter": "torchscript"}  # seconds to export, where the test is not about the exporter
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One export cache for the module: a model exported once serves every test that builds it."""
+    return tmp_path_factory.mktemp("onnx-cache")
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +64,19 @@ def run_streams(streamer: StreamingRecognizer, frames, offsets, steps, resets) -
     return torch.stack(streamed, dim=1)
 
 
-@pytest.mark.parametrize("name", ["tsm_online_resnet18", "tsm_online_mobilenet_v2"])
+@pytest.mark.parametrize(
+    ("name", "exporter"), [("tsm_online_resnet18", "torchscript"), ("tsm_online_mobilenet_v2", "dynamo")]
+)
 @pytest.mark.parametrize(("offsets", "resets"), [((3,), {4: [0]}), ((0, 2, 5), {3: [1], 5: [0, 2]})])
-def test_streaming_engines_agree_on_decoded_video(frames, tmp_path, name, offsets, resets):
+def test_streaming_engines_agree_on_decoded_video(frames, cache, name, exporter, offsets, resets):
     """One stream and three, offset in time, with resets in the middle: onnxruntime's logits equal
     torch's, and both equal the offline model's per-frame logits since each stream's last reset."""
     model = random_eval_model(name)
     steps = 8
     torch_streams = run_streams(StreamingRecognizer(model), frames, offsets, steps, resets)
-    onnx_streamer = StreamingRecognizer(model, engine="onnxruntime", frame_size=SIZE, cache_dir=tmp_path)
+    onnx_streamer = StreamingRecognizer(
+        model, engine="onnxruntime", frame_size=SIZE, cache_dir=cache, onnx_exporter=exporter
+    )
     assert onnx_streamer.engine.name == "onnxruntime" and onnx_streamer.num_caches > 0
     onnx_streams = run_streams(onnx_streamer, frames, offsets, steps, resets)
     assert float((onnx_streams - torch_streams).abs().max()) <= TOLERANCE
@@ -79,10 +90,12 @@ def test_streaming_engines_agree_on_decoded_video(frames, tmp_path, name, offset
     assert float((onnx_streams[0, 1] - alone).abs().max()) > 2 * TOLERANCE
 
 
-def test_streaming_engine_takes_another_batch_size_at_every_call(frames, tmp_path):
+def test_streaming_engine_takes_another_batch_size_at_every_call(frames, cache):
     """The server's use: a varying number of streams stacked each tick, caches gathered per row."""
     model = random_eval_model("tsm_online_resnet18")
-    engines = [streaming_engine(model, kind, SIZE, cache_dir=tmp_path) for kind in ("torch", "onnxruntime")]
+    engines = [
+        streaming_engine(model, kind, SIZE, cache_dir=cache, **FAST) for kind in ("torch", "onnxruntime")
+    ]
     assert [engine.name for engine in engines] == ["torch", "onnxruntime"]
     assert engines[0].cache_shapes((2, 3, SIZE, SIZE)) == engines[1].cache_shapes((2, 3, SIZE, SIZE))
     outputs = []
@@ -97,11 +110,11 @@ def test_streaming_engine_takes_another_batch_size_at_every_call(frames, tmp_pat
     assert float((outputs[1][3] - expected).abs().max()) <= TOLERANCE
 
 
-def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, tmp_path):
+def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, cache, tmp_path):
     model = random_eval_model("tsm_resnet18", num_segments=4)
     clips = torch.stack([frames[0:4], frames[4:8], frames[8:12]])
     torch_engine = clip_engine(model, "torch")
-    onnx_engine = clip_engine(model, "onnxruntime", SIZE, cache_dir=tmp_path)
+    onnx_engine = clip_engine(model, "onnxruntime", SIZE, cache_dir=cache, **FAST)
     with torch.no_grad():
         expected = model(clips)
     assert float((torch_engine(clips) - expected).abs().max()) == 0
@@ -112,7 +125,8 @@ def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, tmp_path):
     config = {"num_segments": 4, "resize": SIZE, "input_size": SIZE}
     checkpoint = tsm.save_checkpoint(tmp_path / "m.safetensors", model, [f"c{i}" for i in range(6)], config)
     on_torch = Predictor.from_checkpoint(checkpoint, views="three").scores(video)
-    on_onnx = Predictor.from_checkpoint(checkpoint, views="three", engine="onnxruntime").scores(video)
+    options = {"views": "three", "engine": "onnxruntime", "cache_dir": cache, **FAST}
+    on_onnx = Predictor.from_checkpoint(checkpoint, **options).scores(video)
     assert float((on_torch - on_onnx).abs().max()) <= TOLERANCE
     # An exported clip file carries its classes and test pipeline: Predictor reads them from it.
     exported = tmp_path / "clip.onnx"
@@ -161,17 +175,17 @@ def test_auto_runs_torch_when_the_model_does_not_export(tmp_path, monkeypatch):
 
 def test_cache_key_follows_weights_size_and_kind(tmp_path):
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
-    first = cached_export(model, True, (SIZE, SIZE), cache_dir=tmp_path)
-    second = cached_export(model, True, (SIZE, SIZE), cache_dir=tmp_path)
+    first = cached_export(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path)
+    second = cached_export(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path)
     assert first.exported and not second.exported and first.path == second.path
     paths = {
-        cached_export_path(model, False, (SIZE, SIZE), cache_dir=tmp_path),
-        cached_export_path(model, True, (SIZE, 2 * SIZE), cache_dir=tmp_path),
+        cached_export_path(model, False, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path),
+        cached_export_path(model, True, (SIZE, 2 * SIZE), exporter="torchscript", cache_dir=tmp_path),
         cached_export_path(model, True, (SIZE, SIZE), exporter="dynamo", cache_dir=tmp_path),
     }
     with torch.no_grad():
         model.new_fc.bias[0] += 1e-6
-    paths.add(cached_export_path(model, True, (SIZE, SIZE), cache_dir=tmp_path))
+    paths.add(cached_export_path(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path))
     assert first.path not in paths and len(paths) == 4
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [first.path.name]
 
@@ -188,7 +202,7 @@ model = random_eval_model("tsm_online_resnet18", num_segments=2)
 Path(sys.argv[2]).touch()  # ready
 while not Path(sys.argv[3]).exists():
     time.sleep(0.01)
-result = cached_export(model, True, (32, 32), cache_dir=sys.argv[1])
+result = cached_export(model, True, (32, 32), exporter="torchscript", cache_dir=sys.argv[1])
 print(json.dumps({"path": str(result.path), "exported": result.exported}))
 """
 
@@ -199,7 +213,7 @@ def test_concurrent_first_use_exports_one_valid_file(tmp_path):
     cache, tests = tmp_path / "cache", str(Path(__file__).parent)
     torch.manual_seed(0)  # the same weights as the two processes'
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
-    path = cached_export_path(model, True, (32, 32), cache_dir=cache)
+    path = cached_export_path(model, True, (32, 32), exporter="torchscript", cache_dir=cache)
     cache.mkdir()
     go = tmp_path / "go"
     users = [

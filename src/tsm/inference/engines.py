@@ -112,9 +112,10 @@ def _exported_file(
     if engine == "torch":
         return None, "torch (asked for)"
     if engine == "auto":
-        missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+        needed = ("onnxruntime", "onnx", *(("onnxscript",) if options["exporter"] == "dynamo" else ()))
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
         if missing:
-            return None, f"torch: {' and '.join(missing)} not installed (pip install onnx onnxruntime)"
+            return None, f"torch: {', '.join(missing)} not installed (pip install {' '.join(missing)})"
         if device.type != "cpu":
             return None, f"torch: auto runs onnxruntime on the CPU only, and the device is {device}"
     if frame_size is None:

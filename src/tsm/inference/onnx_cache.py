@@ -25,7 +25,9 @@ from tsm.models import Recognizer
 from tsm.version import __version__
 
 CACHE_VARIABLE = "TSM_ONNX_CACHE"
-DEFAULT_EXPORTER: OnnxExporter = "torchscript"  # seconds instead of tens of seconds (docs/export.md)
+# torch.export-based: about 10x slower to export than the TorchScript-based exporter, but its graphs
+# have no run-time shape arithmetic and run faster, every frame (docs/benchmarks.md).
+DEFAULT_EXPORTER: OnnxExporter = "dynamo"
 
 
 @dataclass(frozen=True)
