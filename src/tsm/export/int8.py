@@ -181,7 +181,7 @@ def export_int8(
     check: str | Path | None = None,
     check_clips: int | None = None,
     max_drop: float | None = 1.0,
-    onnx_exporter: OnnxExporter = "dynamo",
+    onnx_exporter: OnnxExporter = "torchscript",
 ) -> Int8Report:
     """Write ``model`` as an int8 ONNX file calibrated on real clips of ``calibration``, checked.
 

@@ -25,9 +25,10 @@ from tsm.models import Recognizer
 from tsm.version import __version__
 
 CACHE_VARIABLE = "TSM_ONNX_CACHE"
-# torch.export-based: about 10x slower to export than the TorchScript-based exporter, but its graphs
-# have no run-time shape arithmetic and run faster, every frame (docs/benchmarks.md).
-DEFAULT_EXPORTER: OnnxExporter = "dynamo"
+# The TorchScript-based exporter: 3-10x faster to export than the torch.export-based one, needs no
+# onnxscript, and its files ran as fast (its extra shape arithmetic costs nothing measurable; see
+# docs/benchmarks.md, "Inference engines").
+DEFAULT_EXPORTER: OnnxExporter = "torchscript"
 
 
 @dataclass(frozen=True)

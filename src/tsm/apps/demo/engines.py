@@ -64,6 +64,7 @@ def online_engines(settings: DemoSettings, dataset: Any, out: Path, threads: int
     described = {
         "class_names": info.class_names,
         "data_config": info.data_config,
+        "onnx_exporter": "torchscript",
     }
     check = export_model(model, files["fp32"], streaming=True, frame_size=size, **described)
     report = export_int8(
