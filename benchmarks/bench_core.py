@@ -122,9 +122,17 @@ def synchronize(device: torch.device) -> None:
 
 
 def interleaved_medians(
-    steps: dict[str, Callable[[], None]], rounds: int, device: torch.device, repeat: int = 1
+    steps: dict[str, Callable[[], None]],
+    rounds: int,
+    device: torch.device,
+    repeat: int = 1,
+    settle: float = 0.0,
 ) -> dict[str, float]:
-    """Run every step ``repeat`` times per round, round-robin; return each step's median seconds."""
+    """Run every step ``repeat`` times per round, round-robin; return each step's median seconds.
+
+    ``settle``: seconds to sleep (untimed) before each step's turn, so that threads left spinning
+    by the step before (OpenMP's, ONNX Runtime's) are idle when it starts.
+    """
     for step in steps.values():  # warm-up (allocator, kernels, cuDNN's algorithm search)
         for _ in range(max(2, repeat)):
             step()
@@ -132,6 +140,7 @@ def interleaved_medians(
     for _ in range(rounds):
         for name, step in steps.items():
             synchronize(device)
+            time.sleep(settle)
             start = time.perf_counter()
             for _ in range(repeat):
                 step()

@@ -1,4 +1,5 @@
-"""Test-wide settings: deterministic seeds and one torch thread per test worker (pytest -n 2)."""
+"""Test-wide settings: deterministic seeds, one torch thread per test worker (pytest -n 2), and an
+ONNX export cache of the test session's own."""
 
 import pytest
 import torch
@@ -9,3 +10,9 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _onnx_cache(tmp_path_factory, monkeypatch) -> None:
+    """ONNX files exported on first use go to one folder of the test session, never the user's cache."""
+    monkeypatch.setenv("TSM_ONNX_CACHE", str(tmp_path_factory.getbasetemp() / "onnx-cache"))

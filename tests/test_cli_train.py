@@ -272,7 +272,15 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     code, output = run_cli(["demo", "--quick", "--out", str(tmp_path)], capsys)
     assert code == 0, output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"tsn", "tsm", "tsm_online", "settings", "total_wall_seconds", "chance_top1"}
+    assert set(metrics) == {
+        "tsn",
+        "tsm",
+        "tsm_online",
+        "tsm_online_engines",
+        "settings",
+        "total_wall_seconds",
+        "chance_top1",
+    }
     settings = metrics["settings"]
     assert {key: settings[key] for key in QUICK} == QUICK
     assert settings["parallel_trainings"] == 3 and settings["backbone"] == "resnet18"
@@ -316,6 +324,24 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
         assert f"{title:<30} {result['top1']:6.1f}%" in output
     assert (tmp_path / "training_curves.png").is_file()
     assert f"test top-1 on {QUICK['test']} held-out clips (chance 25%)" in output
+    # The online model streamed on three engines: torch's top-1 is the online row's (an independent
+    # path: frame by frame with caches vs Lightning's test of whole clips), and the int8 file is
+    # the one the demo measured, calibrated on the training videos.
+    engines = metrics["tsm_online_engines"]
+    rows = engines["engines"]
+    assert list(rows) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"]
+    assert rows["PyTorch fp32"]["top1"] == rows["ONNX Runtime fp32"]["top1"] == metrics["tsm_online"]["top1"]
+    check = engines["int8_check"]
+    assert check["calibration_clips"] == QUICK["train"] and check["check_clips"] == QUICK["test"]
+    assert (
+        rows["ONNX Runtime int8"]["top1"] == check["int8_top1"]
+        and check["fp32_top1"] == rows["PyTorch fp32"]["top1"]
+    )
+    int8 = tsm.read_export_metadata(tmp_path / engines["files"]["int8"])
+    assert int8["tsm_export"] == "stream" and int8["int8"]["agreement"] == check["agreement"]
+    for title, row in rows.items():
+        assert f"| {title} | {row['top1']:.1f} | {row['frames_per_second']:.0f} |" in readme
+        assert f"  {title:<30} {row['top1']:6.1f}%" in output
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path) -> None:

@@ -12,8 +12,7 @@ from foreign_models import MMRecognizer2D, randomize
 from stream_helpers import random_eval_model, synthetic_video
 from tsm.cli.main import main
 from tsm.data import frame_transform, load_clip, open_frames, read_frames
-from tsm.inference import Predictor, prediction_data_config, stream_predictions
-from tsm.models import StreamingRecognizer
+from tsm.inference import Predictor, StreamingRecognizer, prediction_data_config, stream_predictions
 
 CLASSES = ["move_right", "move_left", "grow", "shrink"]
 DATA_CONFIG = {"num_segments": 4, "resize": 40, "input_size": 32}

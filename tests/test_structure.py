@@ -29,7 +29,7 @@ ALLOWED = {
     "checkpoint": {"ops", "models", "data"},
     "export": {"ops", "models", "data"},
     "engine": {"ops", "models", "data", "checkpoint"},
-    "inference": {"ops", "models", "data", "checkpoint"},
+    "inference": {"ops", "models", "data", "checkpoint", "export"},
     "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
     "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
 }

@@ -27,13 +27,20 @@ from tsm.data import (
     resize_videos,
     segment_indices,
 )
-from tsm.export import ExportCheck, export_model, read_export_metadata, verify_export
-from tsm.inference import Prediction, Predictor, predict, stream_predictions
+from tsm.export import ExportCheck, export_int8, export_model, read_export_metadata, verify_export
+from tsm.inference import (
+    Prediction,
+    Predictor,
+    StreamingRecognizer,
+    clip_engine,
+    predict,
+    stream_predictions,
+    streaming_engine,
+)
 from tsm.models import (
     LabelSmoother,
     ModelConfig,
     Recognizer,
-    StreamingRecognizer,
     average_views,
     list_backbones,
     list_models,
@@ -89,9 +96,11 @@ __all__ = [
     "__version__",
     "average_views",
     "build_pipeline",
+    "clip_engine",
     "convert_checkpoint",
     "create_model",
     "dataset_class_names",
+    "export_int8",
     "export_model",
     "export_web",
     "generate_synthetic_dataset",
@@ -116,6 +125,7 @@ __all__ = [
     "save_checkpoint",
     "segment_indices",
     "stream_predictions",
+    "streaming_engine",
     "temporal_pool",
     "temporal_shift",
     "verify_export",

@@ -17,6 +17,7 @@ from one call, ``write_model(path)``, so other writers (e.g. a quantised model) 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -31,7 +32,7 @@ from torch import Tensor
 
 from tsm.apps.ort_web import install_ort_web
 from tsm.data import DataConfig
-from tsm.export import ExportCheck, export_model, read_export_metadata
+from tsm.export import ExportCheck, Int8Options, Int8Report, export_int8, export_model, read_export_metadata
 from tsm.models import Recognizer, check_streamable
 from tsm.models.streaming import DEMO_AGREE, DEMO_SMOOTH_WINDOW
 
@@ -53,7 +54,7 @@ class WebExport:
 
     folder: Path
     pipeline: dict[str, Any]
-    check: ExportCheck | None
+    check: ExportCheck | Int8Report | None
 
 
 def _graph_inputs(path: Path) -> dict[str, list[int | str]]:
@@ -82,6 +83,7 @@ def web_pipeline(model_path: Path, name: str) -> dict[str, Any]:
         "format": PIPELINE_FORMAT,
         "name": name,
         "model": MODEL_FILE,
+        "precision": "int8" if "int8" in metadata else "fp32",
         "num_classes": metadata["num_classes"],
         "num_segments": metadata["num_segments"],
         "frame_size": metadata["frame_size"],
@@ -183,23 +185,26 @@ def export_web(
     check: bool = True,
     check_inputs: dict[str, Tensor] | None = None,
     onnx_exporter: str = "dynamo",
+    int8: Int8Options | None = None,
 ) -> WebExport:
-    """Export an online model's streaming step (fp32; checked against PyTorch on random inputs and
-    ``check_inputs`` unless ``check`` is False) as a web folder."""
+    """Export an online model's streaming step as a web folder: fp32, checked against PyTorch on
+    random inputs and ``check_inputs`` unless ``check`` is False; or, with ``int8``, quantized and
+    checked as :func:`tsm.export_int8` does (nothing is written when it is refused)."""
     try:
         check_streamable(model)
     except ValueError as error:
         raise ValueError(f"--format web runs the model frame by frame, and {error}") from None
-    write_model = functools.partial(
-        export_model,
-        model,
-        streaming=True,
-        frame_size=frame_size,
-        class_names=class_names,
-        data_config=data_config,
-        check=check,
-        check_inputs=check_inputs,
-        onnx_exporter=onnx_exporter,
-    )
+    shared = {
+        "streaming": True,
+        "frame_size": frame_size,
+        "class_names": class_names,
+        "data_config": data_config,
+    }
+    if int8 is not None:
+        options = dataclasses.asdict(int8)
+        write_model = functools.partial(export_int8, model, **shared, **options, onnx_exporter=onnx_exporter)
+    else:
+        write_model = functools.partial(
+            export_model, model, **shared, check=check, check_inputs=check_inputs, onnx_exporter=onnx_exporter
+        )
     return write_web_folder(out, write_model, name, ort_web)
-

@@ -1,9 +1,11 @@
-"""``tsm export CKPT --format onnx|torchscript --out FILE``: export and check against PyTorch;
+"""``tsm export CKPT --out FILE``: ONNX or TorchScript, checked against PyTorch; ``--int8
+--calibration SOURCE``: an int8 ONNX file calibrated on real video and checked on others;
 ``--format web --out DIR``: a static folder that runs the online model in the browser."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from torch import Tensor
@@ -12,25 +14,44 @@ from tsm.apps.static_server import serve_folder
 from tsm.apps.web_export import export_web
 from tsm.checkpoint import CheckpointInfo, load_checkpoint
 from tsm.data import DataConfig
-from tsm.export import EXPORT_FORMATS, ONNX_EXPORTERS, decoded_check_inputs, export_model
+from tsm.export import (
+    EXPORT_FORMATS,
+    ONNX_EXPORTERS,
+    Int8Options,
+    decoded_check_inputs,
+    export_int8,
+    export_model,
+)
 from tsm.inference import class_names_of, prediction_data_config
 from tsm.models import Recognizer
 
 WEB_FORMAT = "web"
 
 
+def _int8_options(args: argparse.Namespace) -> Int8Options | None:
+    """The int8 options given, or None; ``--int8`` and ``--calibration`` go together."""
+    if not (args.int8 or args.calibration):
+        return None
+    if not (args.int8 and args.calibration):
+        raise ValueError("--int8 needs --calibration SOURCE (a list file or class folders of real videos)")
+    return Int8Options(args.calibration, args.calibration_clips, args.check, args.check_clips, args.max_drop)
+
+
 def run(args: argparse.Namespace) -> int:
     web = args.format == WEB_FORMAT
     if not web and (args.ort_web or args.serve):
         raise ValueError("--ort-web and --serve go with --format web")
+    int8 = _int8_options(args)
     model, info = load_checkpoint(args.checkpoint)
     data_config = prediction_data_config(info, model.num_segments)
     size = args.size or data_config.test_crop_size
+    if int8 is not None and not web:
+        return run_int8(args, model, info.class_names, data_config, size, int8)
     check_inputs = None
-    if not args.no_check:
+    if not args.no_check and int8 is None:
         check_inputs = decoded_check_inputs(data_config, size, args.streaming or web, args.video)
     if web:
-        return run_web(args, model, info, data_config, size, check_inputs)
+        return run_web(args, model, info, data_config, size, check_inputs, int8)
     check = export_model(
         model,
         args.out,
@@ -51,6 +72,33 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check.passed else 1
 
 
+def run_int8(
+    args: argparse.Namespace,
+    model: Recognizer,
+    class_names: list[str] | None,
+    data_config: DataConfig,
+    size: int,
+    int8: Int8Options,
+) -> int:
+    """``--int8``: calibrate on real clips, check on others, refuse (no file) above ``--max-drop``."""
+    report = export_int8(
+        model,
+        args.out,
+        streaming=args.streaming,
+        frame_size=size,
+        class_names=class_names,
+        data_config=data_config,
+        onnx_exporter=args.onnx_exporter,
+        **dataclasses.asdict(int8),
+    )
+    kind = "streaming step" if args.streaming else "clip model"
+    print(f"wrote {args.out}: int8 {kind}, T={model.num_segments}, frames {size}x{size}, dynamic batch")
+    print(f"check: {report.summary()}")
+    for failure in report.skipped:
+        print(f"  skipped {failure}")
+    return 0
+
+
 def run_web(
     args: argparse.Namespace,
     model: Recognizer,
@@ -58,8 +106,9 @@ def run_web(
     data_config: DataConfig,
     size: int,
     check_inputs: dict[str, Tensor] | None,
+    int8: Int8Options | None,
 ) -> int:
-    """``--format web``: the folder (streaming step fp32, page, ONNX Runtime Web), then --serve."""
+    """``--format web``: the folder (streaming step fp32 or int8, page, ONNX Runtime Web), then --serve."""
     result = export_web(
         model,
         args.out,
@@ -71,8 +120,10 @@ def run_web(
         check=check_inputs is not None,
         check_inputs=check_inputs,
         onnx_exporter=args.onnx_exporter,
+        int8=int8,
     )
-    print(f"wrote {args.out}: web folder, streaming step fp32, frames {size}x{size}")
+    precision = result.pipeline["precision"]
+    print(f"wrote {args.out}: web folder, streaming step {precision}, frames {size}x{size}")
     if result.check is not None:
         print(f"check: {result.check.summary()}")
         if not result.check.passed:
@@ -82,17 +133,60 @@ def run_web(
     return 0
 
 
+def _add_int8_options(parser: argparse.ArgumentParser) -> None:
+    int8 = parser.add_argument_group("int8 (ONNX Runtime static quantization, calibrated on real video)")
+    int8.add_argument(
+        "--int8", action="store_true", help="write an int8 ONNX file (QDQ, per-channel weights)"
+    )
+    int8.add_argument(
+        "--calibration",
+        metavar="SOURCE",
+        help="videos to calibrate on: a list file or a class-folder root (as --data.train takes)",
+    )
+    int8.add_argument(
+        "--calibration-clips",
+        type=int,
+        default=64,
+        help="clips drawn from SOURCE to calibrate on (default 64)",
+    )
+    int8.add_argument(
+        "--check",
+        metavar="LIST",
+        help="videos to check on (default: those of SOURCE calibration did not use)",
+    )
+    int8.add_argument("--check-clips", type=int, help="check on at most this many clips (default: all)")
+    int8.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        help="refuse (write nothing) when int8 top-1 is more than this many points below fp32 (default 1.0)",
+    )
+
+
+def _add_web_options(parser: argparse.ArgumentParser) -> None:
+    web = parser.add_argument_group("web (--format web)")
+    web.add_argument(
+        "--ort-web",
+        metavar="DIR",
+        help="a copy of the pinned onnxruntime-web package (or its dist/ folder) instead of npm",
+    )
+    web.add_argument("--serve", action="store_true", help="then serve the folder with the COOP/COEP headers")
+    web.add_argument("--port", type=int, default=8000, help="the port of --serve (default 8000)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX or TorchScript (whole clips or a streaming step), or for the web",
+        help="export a checkpoint to ONNX (fp32 or int8) or TorchScript, whole clips or a streaming step, "
+        "or for the web",
         description=(
             "Write the model as ONNX or TorchScript with a dynamic batch size and the fixed frame "
             "count and frame size recorded in the file, then run it (onnxruntime on the CPU, or "
             "torch.jit.load) and compare with PyTorch on random inputs and, with --video, real ones. "
             "--streaming exports one step of an online model: inputs are the frame and every cache, "
-            "outputs the logits and the new caches. --format web writes a static folder (page, "
-            "streaming step, ONNX Runtime Web, tsm.js) that runs the online model in the browser."
+            "outputs the logits and the new caches. --int8 quantizes an ONNX file on real videos and "
+            "checks it on others. --format web writes a static folder (page, streaming step, ONNX "
+            "Runtime Web, tsm.js) that runs the online model in the browser."
         ),
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint (tsm, reference or MMAction2)")
@@ -119,13 +213,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="dynamo",
         help="dynamo (torch.export, PyTorch's default) or torchscript (older, much faster to run)",
     )
-    parser.add_argument(
-        "--ort-web",
-        metavar="DIR",
-        help="web: a copy of the pinned onnxruntime-web package (or its dist/ folder) instead of npm",
-    )
-    parser.add_argument(
-        "--serve", action="store_true", help="web: then serve the folder with the COOP/COEP headers"
-    )
-    parser.add_argument("--port", type=int, default=8000, help="web: the port of --serve (default 8000)")
+    _add_int8_options(parser)
+    _add_web_options(parser)
     parser.set_defaults(handler=run)

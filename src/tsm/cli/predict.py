@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from tsm.cli.engine_options import add_engine_options
 from tsm.data import TEST_VIEWS
 from tsm.inference import Predictor
 
@@ -18,7 +19,9 @@ def run(args: argparse.Namespace) -> int:
         topk=args.topk,
         average=args.average,
         device=args.device,
+        engine=args.engine,
     )
+    print(f"engine: {predictor.engine.reason}", file=sys.stderr, flush=True)
     predictions = predictor.predict(args.videos)
     for prediction in predictions:
         if args.json:
@@ -41,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("videos", metavar="VIDEO", nargs="+", help="video files (or raw-frame folders)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint (tsm, reference or MMAction2)")
+    parser.add_argument(
+        "--checkpoint", required=True, help="checkpoint (tsm, reference or MMAction2) or a tsm-exported .onnx"
+    )
     parser.add_argument(
         "--views",
         choices=sorted(TEST_VIEWS),
@@ -59,5 +64,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the reference and tsm, softmax for MMAction2)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per video")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)

@@ -9,23 +9,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsm.checkpoint import load_checkpoint
+from tsm.cli.engine_options import add_engine_options
 from tsm.data import write_video
 from tsm.inference import (
+    StreamingRecognizer,
     annotate_frame,
     class_names_of,
+    open_model,
     plot_stream_timeline,
-    prediction_data_config,
     stream_predictions,
 )
-from tsm.models import StreamingRecognizer
 
 
 def run(args: argparse.Namespace) -> int:
-    model, info = load_checkpoint(args.checkpoint)
-    class_names = class_names_of(info, model.num_classes)
-    streamer = StreamingRecognizer(model.to(args.device), smooth_window=args.smooth_window, agree=args.agree)
-    data_config = prediction_data_config(info, model.num_segments)
+    model, info = open_model(args.checkpoint)
+    data_config = info.data_config
+    size = data_config.test_crop_size
+    streamer = StreamingRecognizer(
+        model,
+        smooth_window=args.smooth_window,
+        agree=args.agree,
+        engine=args.engine,
+        frame_size=(size, size),
+        device=args.device,
+    )
+    print(f"engine: {streamer.engine.reason}", flush=True)
+    class_names = class_names_of(info, streamer.num_classes)
     times, probabilities, annotated = [], [], []
     shown, model_seconds = None, 0.0
     start = time.perf_counter()
@@ -70,7 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("source", metavar="SOURCE", help="video file, or camera index (0, 1, ...)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint of a uni-directional model")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint of a uni-directional model, or its streaming step exported to .onnx",
+    )
     parser.add_argument(
         "--smooth-window",
         type=int,
@@ -86,5 +99,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--topk", type=int, default=3, help="classes in the timeline plot and under --out-video frames"
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)

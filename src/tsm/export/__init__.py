@@ -1,4 +1,5 @@
-"""Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch."""
+"""Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch, and
+int8 ONNX files calibrated on real video."""
 
 from tsm.export.core import (
     ExportCheck,
@@ -9,7 +10,8 @@ from tsm.export.core import (
     verify_export,
 )
 from tsm.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, format_for
-from tsm.export.onnx import ONNX_EXPORTERS
+from tsm.export.int8 import Int8Options, Int8Refused, Int8Report, export_int8
+from tsm.export.onnx import ONNX_EXPORTERS, OnnxExporter, require_export_extra
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -17,10 +19,16 @@ __all__ = [
     "ONNX_EXPORTERS",
     "ExportCheck",
     "ExportFormat",
+    "Int8Options",
+    "Int8Refused",
+    "Int8Report",
+    "OnnxExporter",
     "decoded_check_inputs",
+    "export_int8",
     "export_metadata",
     "export_model",
     "format_for",
     "read_export_metadata",
+    "require_export_extra",
     "verify_export",
 ]

@@ -16,11 +16,12 @@ onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +145,21 @@ def _on_cpu_in_float32(model: Recognizer) -> Recognizer:
     return copy.deepcopy(model, memo)
 
 
+@contextlib.contextmanager
+def export_ready(model: Recognizer) -> Iterator[Recognizer]:
+    """``model`` as the exporters take it: on the CPU in float32 (a copy unless it already is) and
+    in eval mode; afterwards every module has its own train/eval mode back (a hand-frozen
+    BatchNorm stays frozen), and the caller's model is where and what it was."""
+    model = _on_cpu_in_float32(model)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 def export_model(
     model: Recognizer,
     path: str | Path,
@@ -182,10 +198,7 @@ def export_model(
         raise TypeError(f"export_model expects a tsm.Recognizer, got {type(model).__name__}")
     size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
     kind: ExportKind = "stream" if streaming else "clip"
-    model = _on_cpu_in_float32(model)
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
+    with export_ready(model) as model:
         stepper = StreamingStep(model) if streaming else None
         network = stepper if streaming else model
         example = _example_inputs(model, kind, size, stepper)
@@ -196,9 +209,6 @@ def export_model(
         if not check:
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)
-    finally:
-        for module, training in modes.items():  # each module's own mode (frozen BatchNorms stay frozen)
-            module.training = training
 
 
 def _max_difference(expected: Sequence[Tensor], actual: Sequence[Tensor]) -> float:

@@ -81,14 +81,23 @@ def write_onnx(
 def read_onnx_metadata(path: Path) -> dict[str, str]:
     """The model properties of an ONNX file (without loading external weights)."""
     onnx = require_export_extra("onnx")
-    proto = onnx.load(str(path), load_external_data=False)
+    from google.protobuf.message import DecodeError  # protobuf comes with onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except DecodeError as error:
+        message = f"{path} is not a valid ONNX file ({error}); write it again with tsm export"
+        raise ValueError(message) from None
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
 def onnx_runner(path: Path):
     """A function running the ONNX file with onnxruntime (CPU) on tensors, returning tensors."""
     ort = require_export_extra("onnxruntime")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # No spinning between runs: the checks interleave them with PyTorch, whose threads need the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [node.name for node in session.get_inputs()]
 
     def run(inputs: Sequence[Tensor]) -> list[Tensor]:

@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tsm.checkpoint import CheckpointInfo, load_checkpoint
+from tsm.checkpoint import CheckpointInfo
 from tsm.data import TEST_VIEWS, DataConfig, as_data_config, load_clip, one_line
+from tsm.inference.engines import ClipEngine, EngineChoice, clip_engine, is_onnx_file
+from tsm.inference.sources import exported_info, open_model
 from tsm.models import VIEW_AVERAGES, Recognizer, ViewAverage, average_views
 
 
@@ -88,46 +90,63 @@ class Predictor:
     """Top-k classes of whole videos with a trained model and its test pipeline.
 
     ``Predictor.from_checkpoint(path)`` reads the model, class names and data config from any
-    checkpoint :func:`tsm.load_checkpoint` reads. Scores of all views (clips x crops) are averaged
-    as logits (``average="logits"``, the reference's way) or as softmax probabilities
+    checkpoint :func:`tsm.load_checkpoint` reads, or from an exported ``.onnx`` clip file.
+    ``engine``: "torch", "onnxruntime" or "auto" (see :func:`~tsm.inference.clip_engine`; a
+    Recognizer is then exported once at the test crop size); by default torch for a Recognizer,
+    onnxruntime for an ``.onnx`` file. Scores of all views (clips x
+    crops) are averaged as logits (``average="logits"``, the reference's way) or as softmax probabilities
     (``"softmax"``, MMAction2's); by default as the checkpoint's publisher does
     (``CheckpointInfo.view_average``).
     """
 
     def __init__(
         self,
-        model: Recognizer,
+        model: Recognizer | str | Path | ClipEngine,
         info: CheckpointInfo | None = None,
         views: str | None = None,
         clips: int | None = None,
         topk: int = 5,
         average: ViewAverage | None = None,
         device: str | torch.device = "cpu",
+        engine: EngineChoice | None = None,
+        **engine_options: Any,
     ) -> None:
+        if info is None and is_onnx_file(model):
+            info = exported_info(model)
         if average is None:  # the checkpoint publisher's way
             average = info.view_average if info is not None else "logits"
         if average not in VIEW_AVERAGES:
             raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}")
         if topk < 1:
             raise ValueError(f"topk must be at least 1, got {topk}")
-        self.model = model.to(device).eval()
+        if isinstance(model, Recognizer):
+            self.data_config = prediction_data_config(info, model.num_segments, views, clips)
+            size = self.data_config.test_crop_size
+            self.engine = clip_engine(model, engine or "torch", size, device, **engine_options)
+        else:
+            is_file = is_onnx_file(model)
+            self.engine = (
+                clip_engine(model, engine or "auto", None, device, **engine_options) if is_file else model
+            )
+            self.data_config = prediction_data_config(info, self.engine.num_segments, views, clips)
+        _check_frame_size(self.engine, self.data_config.test_crop_size)
         self.device = torch.device(device)
-        self.class_names = class_names_of(info, model.num_classes)
-        self.data_config = prediction_data_config(info, model.num_segments, views, clips)
-        self.topk = min(topk, model.num_classes)
+        self.class_names = class_names_of(info, self.engine.num_classes)
+        self.topk = min(topk, self.engine.num_classes)
         self.average = average
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> Predictor:
-        """Load ``checkpoint`` (any format :func:`tsm.load_checkpoint` reads) and wrap it."""
-        model, info = load_checkpoint(checkpoint)
+        """Load ``checkpoint`` (any format :func:`tsm.load_checkpoint` reads, or an exported
+        ``.onnx`` file) and wrap it."""
+        model, info = open_model(checkpoint)
         return cls(model, info, **options)
 
     @torch.inference_mode()
     def scores(self, video: str | Path) -> Tensor:
         """Class probabilities (K,) of one video, averaged over the test views."""
         views = load_clip(video, self.data_config).to(self.device)  # (V, T, 3, S, S)
-        scores = average_views(self.model(views).unsqueeze(0), self.average)[0]
+        scores = average_views(self.engine(views).unsqueeze(0), self.average)[0]
         return (scores if self.average == "softmax" else scores.softmax(dim=0)).cpu()
 
     def predict_video(self, video: str | Path) -> Prediction:
@@ -150,6 +169,16 @@ class Predictor:
             except (OSError, ValueError, RuntimeError, IndexError) as error:
                 predictions.append(Prediction(path=str(video), error=one_line(error)))
         return predictions
+
+
+def _check_frame_size(engine: ClipEngine, crop: int) -> None:
+    """An exported file is made for one frame size: it must be the test pipeline's crop."""
+    size = getattr(engine, "frame_size", None)
+    if size is not None and tuple(size) != (crop, crop):
+        raise ValueError(
+            f"the exported model takes {size[0]}x{size[1]} frames but the test pipeline crops {crop}x{crop}; "
+            "export it at that size (tsm export --size) or keep the pipeline's views"
+        )
 
 
 def predict(videos: Sequence[str | Path], checkpoint: str | Path, **options: Any) -> list[Prediction]:

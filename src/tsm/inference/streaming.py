@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tsm.data import DataConfig, frame_transform, open_frames
 from tsm.inference.overlay import draw_prediction_band
-from tsm.models import StreamingRecognizer
+from tsm.inference.streamer import StreamingRecognizer
 
 
 @dataclass
@@ -37,7 +37,7 @@ def stream_predictions(
     """Run ``streamer`` on a video file or camera frame by frame; one event per frame."""
     frames, fps = open_frames(source)
     transform = frame_transform(data_config)
-    device = next(streamer.parameters()).device
+    device = streamer.device
     streamer.reset()
     for index, frame in enumerate(frames):
         if max_frames is not None and index >= max_frames:

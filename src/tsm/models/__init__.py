@@ -18,7 +18,7 @@ from tsm.models.specs import (
     register_backbone,
 )
 from tsm.models.state import load_weights, strip_data_parallel
-from tsm.models.streaming import LabelSmoother, StreamingRecognizer, StreamingStep, check_streamable
+from tsm.models.streaming import LabelSmoother, StreamingStep, check_streamable
 from tsm.models.surgery import add_temporal_pool, is_temporal, make_temporal_shift, shifted_modules
 from tsm.models.views import VIEW_AVERAGES, ViewAverage, average_views, multi_view_scores
 
@@ -39,7 +39,6 @@ __all__ = [
     "PublisherLayout",
     "Recognizer",
     "Setting",
-    "StreamingRecognizer",
     "StreamingStep",
     "ViewAverage",
     "add_non_local",

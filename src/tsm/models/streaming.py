@@ -7,8 +7,9 @@ the 2D network, and its logits equal the offline model's per-frame logits of fra
 0..t (the offline model's zero padding at t = 0 is an all-zero cache).
 
 :class:`StreamingStep` is the pure function ``(frames, *caches) -> (logits, *new_caches)``
-(what ONNX/TorchScript exports); :class:`StreamingRecognizer` keeps the caches between calls,
-one row per stream, with full or partial resets, and optionally smooths labels over time.
+(what ONNX/TorchScript exports); :class:`LabelSmoother` smooths labels over time.
+``tsm.inference.StreamingRecognizer`` keeps the caches between calls, one row per stream, with
+full or partial resets, on the engine of one's choice (PyTorch or ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -183,78 +184,3 @@ class LabelSmoother:
         self._logits[:, stream_ids] = 0
         self._candidates[:, stream_ids] = -1
         self._labels = self._labels.index_fill(0, stream_ids, -1)  # the caller may hold the old one
-
-
-class StreamingRecognizer(nn.Module):
-    """Run a uni-directional :class:`~tsm.Recognizer` on B live streams, one frame at a time.
-
-    ``step(frames)`` takes one new frame per stream (B, 3, H, W) and returns that frame's logits
-    (B, num_classes), equal to the offline model's per-frame logits on all frames since the
-    stream's last reset. Each shifted layer caches 1/fold_div of the frame's channels for the next
-    frame; caches are allocated on the first step for its batch size, frame size, dtype and device.
-    ``labels`` holds the (optionally smoothed, see :class:`LabelSmoother`) label of each stream.
-    Bi-directional and temporal-pooling models are refused (they need future frames).
-    """
-
-    def __init__(self, model: Recognizer, smooth_window: int = 1, agree: int = 1) -> None:
-        super().__init__()
-        self.core = StreamingStep(model)
-        self.num_classes = model.num_classes
-        self.smoother = LabelSmoother(smooth_window, agree)
-        self.caches: list[Tensor] | None = None
-        self._frame_format: tuple | None = None  # (shape, dtype, device) the caches were made for
-        self.eval()
-
-    def train(self, mode: bool = True) -> StreamingRecognizer:
-        """Streaming is inference only: train mode (batch statistics, dropout) is refused."""
-        if mode:
-            raise ValueError("StreamingRecognizer runs inference only; train the wrapped Recognizer instead")
-        return super().train(False)
-
-    @property
-    def num_caches(self) -> int:
-        """Number of shifted layers, each with one cache."""
-        return self.core.num_caches
-
-    @property
-    def labels(self) -> Tensor | None:
-        """The current label of each stream (B,), smoothed if asked; None before the first step."""
-        return self.smoother.labels
-
-    def _check_frames(self, frames: Tensor) -> None:
-        if frames.dim() != 4:
-            raise ValueError(
-                f"step expects one frame per stream shaped (B, 3, H, W), got shape {tuple(frames.shape)}"
-            )
-        frame_format = (tuple(frames.shape), frames.dtype, frames.device)
-        if self._frame_format is not None and frame_format != self._frame_format:
-            shape, dtype, device = self._frame_format
-            raise ValueError(
-                f"the streams were started with frames {shape} {dtype} on {device}, got "
-                f"{frame_format[0]} {frames.dtype} on {frames.device}; call reset() to start new streams"
-            )
-
-    @torch.inference_mode()
-    def step(self, frames: Tensor) -> Tensor:
-        """Feed one new frame per stream (B, 3, H, W); return its logits (B, num_classes)."""
-        self._check_frames(frames)
-        logits, *self.caches = self.core(frames, *(self.caches or ()))
-        self._frame_format = (tuple(frames.shape), frames.dtype, frames.device)
-        self.smoother.update(logits)
-        return logits
-
-    @torch.inference_mode()
-    def reset(self, stream_ids: Sequence[int] | Tensor | None = None) -> None:
-        """Start the given streams (all when ``None``) afresh: zero their caches and history."""
-        if stream_ids is None or self._frame_format is None:
-            self.caches = None
-            self._frame_format = None
-            self.smoother.reset()
-            return
-        ids = torch.as_tensor(stream_ids, dtype=torch.long).reshape(-1)
-        streams = self._frame_format[0][0]
-        if ids.numel() and (ids.min() < 0 or ids.max() >= streams):
-            raise ValueError(f"stream ids {ids.tolist()} out of range: there are {streams} streams")
-        for cache in self.caches or ():
-            cache[ids.to(cache.device)] = 0
-        self.smoother.reset(ids)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from tsm.apps.demo.settings import DEMO_MODELS, DemoSettings
 
 
 def plot_curves(results: dict[str, dict[str, Any]], path: Path) -> None:
@@ -46,7 +49,53 @@ schedule), then tested on {test} held-out clips (one centre view):
 - Online TSM shifts only from the past (1/8 of the channels), so it can run on a live stream one
   frame at a time, and it still learns the direction.
 
+The online model also runs as a live stream would run it: one frame at a time, the shifted
+channels of the previous frame kept in caches, here over the same {test} test clips (the mean of
+the per-frame logits of a clip is the clip's logits). Three engines run it, interleaved clip by
+clip on {threads_all} CPU thread(s): PyTorch, ONNX Runtime, and ONNX Runtime on an int8 model
+(static quantization, per-channel int8 weights, calibrated on {calibration} training clips):
+
+| online TSM engine | top-1 (%) | frames/s (one stream, batch 1) |
+|---|---|---|
+{engine_rows}
+
+int8 picks the fp32 model's class on {agreement:.1f}% of the test clips (largest logit
+difference {max_difference:.3g}). At {size}x{size} px the network is so small that each engine's
+fixed cost per call weighs heavily in frames/s; see `docs/benchmarks.md` for 224x224.
+
 Files: `metrics.json` (the numbers above), `training_curves.png`, `<model>/test/` (confusion
 matrix CSV/PNG, per-class table, predictions CSV/JSON), `<model>/model.safetensors` (load with
-`tsm.load_checkpoint`), `<model>/metrics.csv` (per-step training log), `data/` (the videos).
+`tsm.load_checkpoint`), `<model>/metrics.csv` (per-step training log),
+`tsm_online/model_step.onnx` and `tsm_online/model_step_int8.onnx` (the streaming step, fp32 and
+int8: `tsm stream VIDEO --checkpoint FILE.onnx`), `data/` (the videos).
 """
+
+
+def write_readme(
+    path: Path, settings: DemoSettings, class_names: list[str], metrics: dict[str, Any], cores: int
+) -> None:
+    """The README of the demo's results: the trainings' table and the online model's engines."""
+    rows = "\n".join(
+        f"| {DEMO_MODELS[name][0]} | {r['top1']:.1f} | {r['mean_class_accuracy']:.1f} | "
+        f"{r['num_test_clips']} | {r['wall_seconds']:.0f} |"
+        for name, r in metrics.items()
+        if name in DEMO_MODELS
+    )
+    engines = metrics["tsm_online_engines"]
+    engine_rows = "\n".join(
+        f"| {title} | {row['top1']:.1f} | {row['frames_per_second']:.0f} |"
+        for title, row in engines["engines"].items()
+    )
+    check = engines["int8_check"]
+    text = README.format(
+        num_classes=len(class_names),
+        classes=", ".join(class_names),
+        rows=rows,
+        engine_rows=engine_rows,
+        calibration=check["calibration_clips"],
+        agreement=check["agreement"],
+        max_difference=check["max_logit_difference"],
+        threads_all=cores,
+        **asdict(settings),
+    )
+    path.write_text(text)

@@ -2,7 +2,8 @@
 
 Generates the synthetic reversed-motion dataset (pairs of classes that are each other's time
 reverse), trains TSN, bi-directional TSM and uni-directional (online) TSM with the same small
-budget, tests each on the held-out split and writes metrics, curves, confusion matrices and a README.
+budget, tests each on the held-out split, streams the online model on PyTorch, ONNX Runtime and
+ONNX Runtime int8, and writes metrics, curves, confusion matrices and a README.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tsm.apps.demo.report import README, plot_curves
+from tsm.apps.demo.report import plot_curves, write_readme
 from tsm.apps.demo.settings import DEMO_MODELS, DemoSettings
 from tsm.apps.demo.training import exit_with_parent, train_and_test
 
@@ -25,6 +26,7 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
     """Train and test TSN, TSM and online TSM side by side on the synthetic task; write the
     results to ``out`` (README.md, metrics.json, curves, reports, checkpoints) and return the
     metrics. Progress is printed as it goes."""
+    from tsm.apps.demo.engines import online_engines
     from tsm.data import generate_synthetic_dataset
 
     # The three trainings run side by side, one process each: on few cores, one thread per process
@@ -61,6 +63,10 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
             name: pool.submit(train_and_test, name, settings, dataset, out, threads) for name in DEMO_MODELS
         }
         results = {name: future.result() for name, future in futures.items()}
+    print("online TSM: exporting it as fp32 and int8 ONNX, streaming the test clips ...", flush=True)
+    engines_started = time.perf_counter()
+    engines = online_engines(settings, dataset, out, cores)
+    print(f"  done ({time.perf_counter() - engines_started:.0f} s)", flush=True)
     total = time.perf_counter() - started
     plot_curves(results, out / "training_curves.png")
     metrics = {
@@ -68,26 +74,18 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
         for name, result in results.items()
     }
     chance = 100.0 / len(dataset.class_names)
+    metrics["tsm_online_engines"] = engines
     metrics["settings"] = {**asdict(settings), "parallel_trainings": workers, "threads_each": threads}
     metrics["total_wall_seconds"] = round(total, 1)
     metrics["chance_top1"] = round(chance, 2)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    rows = "\n".join(
-        f"| {DEMO_MODELS[name][0]} | {r['top1']:.1f} | {r['mean_class_accuracy']:.1f} | "
-        f"{r['num_test_clips']} | {r['wall_seconds']:.0f} |"
-        for name, r in metrics.items()
-        if name in DEMO_MODELS
-    )
-    (out / "README.md").write_text(
-        README.format(
-            num_classes=len(dataset.class_names),
-            classes=", ".join(dataset.class_names),
-            rows=rows,
-            **asdict(settings),
-        )
-    )
+    write_readme(out / "README.md", settings, dataset.class_names, metrics, cores)
     print(f"\ntest top-1 on {settings.test} held-out clips (chance {chance:.0f}%):")
     for name, result in results.items():
         print(f"  {DEMO_MODELS[name][0]:<30} {result['top1']:6.1f}%   ({result['wall_seconds']:.0f} s)")
+    print(f"online TSM streamed frame by frame (one stream, {settings.size}x{settings.size}):")
+    for title, row in engines["engines"].items():
+        print(f"  {title:<30} {row['top1']:6.1f}%   {row['frames_per_second']:8.0f} frames/s")
+    print(f"  int8 agrees with fp32 on {engines['int8_check']['agreement']:.1f}% of the test clips")
     print(f"total {total:.0f} s; results in {out} (README.md, metrics.json, training_curves.png)")
     return metrics

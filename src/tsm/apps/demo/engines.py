@@ -1,0 +1,103 @@
+"""The demo's online model on three engines: PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8
+(calibrated on the demo's training videos), each streamed frame by frame over the test clips:
+top-1 and frames per second side by side."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tsm.apps.demo.settings import DemoSettings
+from tsm.checkpoint import load_checkpoint
+from tsm.data import FailedSample, VideoDataset
+from tsm.export import export_int8, export_model
+from tsm.inference import StreamingEngine, streaming_engine
+
+CALIBRATION_CLIPS = 64  # training clips drawn to calibrate the int8 model on
+ENGINE_TITLES = ("PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8")
+
+
+def _stream_clip(engine: StreamingEngine, clip: Tensor) -> tuple[Tensor, float]:
+    """Clip logits (mean of the per-frame logits of a new stream) and the seconds in the engine."""
+    logits, caches, seconds = [], (), 0.0
+    for frame in clip:
+        start = time.perf_counter()
+        frame_logits, *caches = engine(frame.unsqueeze(0), *caches)
+        seconds += time.perf_counter() - start
+        logits.append(frame_logits[0])
+    return torch.stack(logits).mean(0), seconds
+
+
+def _race(
+    engines: dict[str, StreamingEngine], clips: list[tuple[Tensor, int]]
+) -> dict[str, dict[str, float]]:
+    """Every engine streams every clip, interleaved clip by clip; top-1 and frames/s of each."""
+    for engine in engines.values():  # warm-up: allocations, kernel choices
+        _stream_clip(engine, clips[0][0])
+    correct = dict.fromkeys(engines, 0)
+    seconds = dict.fromkeys(engines, 0.0)
+    for clip, label in clips:
+        for name, engine in engines.items():
+            logits, spent = _stream_clip(engine, clip)
+            correct[name] += int(logits.argmax()) == label
+            seconds[name] += spent
+    frames = sum(len(clip) for clip, _ in clips)
+    return {
+        name: {
+            "top1": round(100.0 * correct[name] / len(clips), 2),
+            "frames_per_second": round(frames / seconds[name], 1),
+        }
+        for name in engines
+    }
+
+
+def online_engines(settings: DemoSettings, dataset: Any, out: Path, threads: int) -> dict[str, Any]:
+    """Export the online model as fp32 and int8 ONNX, then race the three engines on the test clips."""
+    folder = out / "tsm_online"
+    model, info = load_checkpoint(folder / "model.safetensors")
+    size = settings.size
+    files = {"fp32": folder / "model_step.onnx", "int8": folder / "model_step_int8.onnx"}
+    described = {
+        "class_names": info.class_names,
+        "data_config": info.data_config,
+        "onnx_exporter": "torchscript",
+    }
+    check = export_model(model, files["fp32"], streaming=True, frame_size=size, **described)
+    report = export_int8(
+        model,
+        files["int8"],
+        dataset.lists["train"],
+        streaming=True,
+        frame_size=size,
+        calibration_clips=CALIBRATION_CLIPS,
+        check=dataset.lists["test"],
+        max_drop=None,  # the demo shows the figures whatever they are
+        **described,
+    )
+    torch.set_num_threads(threads)
+    engines = dict(
+        zip(
+            ENGINE_TITLES,
+            (
+                streaming_engine(model, "torch"),
+                streaming_engine(files["fp32"], threads=threads),
+                streaming_engine(files["int8"], threads=threads),
+            ),
+            strict=True,
+        )
+    )
+    test = VideoDataset(dataset.lists["test"], data_config=info.data_config, train=False)
+    samples = [test[index] for index in range(len(test))]
+    clips = [(sample.clip[0], sample.label) for sample in samples if not isinstance(sample, FailedSample)]
+    return {
+        "engines": _race(engines, clips),
+        "int8_check": {key: value for key, value in report.to_dict().items() if key != "path"},
+        "fp32_export_check": check.summary(),
+        "files": {kind: str(path.relative_to(out)) for kind, path in files.items()},
+        "threads": threads,
+        "test_clips": len(clips),
+    }

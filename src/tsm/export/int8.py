@@ -1,0 +1,299 @@
+"""INT8 ONNX files: ONNX Runtime's static quantization calibrated on real video, then checked.
+
+The fp32 export is pre-processed (``quant_pre_process``: shape inference, BatchNorm folded into
+the convolutions) and quantized by ``quantize_static`` in the QDQ format: int8 weights per output
+channel, uint8 activations (the faster choice on x86 CPUs, as ONNX Runtime's guide says), ranges
+from MinMax calibration on decoded clips (see :mod:`tsm.export.calibration`). The int8 file is
+then run next to the fp32 PyTorch model on clips calibration did not use; when its top-1 drops by
+more than ``max_drop`` points, nothing is written. All work happens in a temporary folder beside
+the output; the file is moved into place only when the check passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tsm.data import DataConfig, FailedSample, VideoDataset, as_data_config
+from tsm.export.calibration import CalibrationFeeds, ClipReader, open_source, shuffled, single_view_config
+from tsm.export.core import export_model, export_ready
+from tsm.export.formats import format_for
+from tsm.export.onnx import OnnxExporter, onnx_runner, read_onnx_metadata, require_export_extra
+from tsm.models import Recognizer, StreamingStep
+
+
+class Int8Refused(ValueError):
+    """The int8 model lost more top-1 than allowed (or could not be checked): nothing was written."""
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How an int8 file is calibrated and checked (the arguments of :func:`export_int8` beyond the
+    model and its export): for writers that take them as one value, such as the web export."""
+
+    calibration: str | Path
+    calibration_clips: int = 64
+    check: str | Path | None = None
+    check_clips: int | None = None
+    max_drop: float | None = 1.0
+
+
+@dataclass(frozen=True)
+class Int8Report:
+    """How the int8 file compares with the fp32 PyTorch model on clips calibration did not use."""
+
+    path: Path
+    calibration_clips: int
+    calibration_inputs: int  # inputs the calibrator saw: clips, or frames for a streaming step
+    check_clips: int
+    agreement: float  # % of check clips whose top-1 class is the fp32 model's
+    fp32_top1: float  # % against the labels
+    int8_top1: float
+    max_logit_difference: float  # largest |int8 - fp32| logit (every step of a streaming step)
+    skipped: tuple[str, ...] = ()  # "path: reason" of each video that could not be read
+
+    @property
+    def top1_change(self) -> float:
+        """int8 top-1 minus fp32 top-1, in points."""
+        return self.int8_top1 - self.fp32_top1
+
+    def summary(self) -> str:
+        """One line: the check's figures."""
+        skipped = f", {len(self.skipped)} unreadable videos skipped" if self.skipped else ""
+        return (
+            f"int8 vs fp32 on {self.check_clips} clips not used for calibration: top-1 {self.int8_top1:.1f}% "
+            f"(fp32 {self.fp32_top1:.1f}%, change {self.top1_change:+.1f} points), agreement "
+            f"{self.agreement:.1f}%, largest |logit difference| {self.max_logit_difference:.3g}; "
+            f"calibrated on {self.calibration_clips} clips ({self.calibration_inputs} inputs){skipped}"
+        )
+
+    @property
+    def passed(self) -> bool:
+        """Always True: a report exists only for a file that passed its check (a drop above
+        ``max_drop`` raises :class:`Int8Refused` and writes nothing)."""
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["path"] = str(self.path)
+        values["skipped"] = list(self.skipped)
+        return values
+
+
+def _describe(failures: Sequence[FailedSample]) -> tuple[str, ...]:
+    return tuple(str(failure) for failure in failures)
+
+
+@torch.inference_mode()
+def _compare(model: Recognizer, int8_path: Path, clips: ClipReader, streaming: bool) -> dict[str, Any]:
+    """Top-1 of the fp32 model and the int8 file on every clip, and the largest logit difference."""
+    run = onnx_runner(int8_path)
+    stepper = StreamingStep(model) if streaming else None
+    fp32_top, int8_top, labels, largest = [], [], [], 0.0
+    for clip, label in clips:
+        if stepper is None:
+            expected, actual = model(clip.unsqueeze(0)), run([clip.unsqueeze(0)])[0]
+        else:
+            expected, actual = _step_logits(stepper, run, clip)
+        largest = max(largest, float((expected - actual).abs().max()))
+        fp32_top.append(int(expected.mean(0).argmax()))
+        int8_top.append(int(actual.mean(0).argmax()))
+        labels.append(label)
+    if not labels:
+        raise Int8Refused(
+            "no readable clip to check the int8 model on: give --check LIST, or fewer calibration clips"
+        )
+    count = len(labels)
+    return {
+        "check_clips": count,
+        "agreement": 100.0 * sum(a == b for a, b in zip(fp32_top, int8_top, strict=True)) / count,
+        "fp32_top1": 100.0 * sum(p == y for p, y in zip(fp32_top, labels, strict=True)) / count,
+        "int8_top1": 100.0 * sum(p == y for p, y in zip(int8_top, labels, strict=True)) / count,
+        "max_logit_difference": largest,
+    }
+
+
+def _step_logits(stepper: StreamingStep, run, clip: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-frame logits (T, K) of the fp32 step and of the int8 file, each on its own caches; their
+    mean over the frames is the offline uni-directional model's clip logits."""
+    expected_caches, actual_caches, expected, actual = [], [], [], []  # no caches: a new stream
+    for frame in clip:
+        logits, *new_caches = stepper(frame.unsqueeze(0), *expected_caches)
+        actual_caches = actual_caches or [torch.zeros_like(cache) for cache in new_caches]
+        int8_logits, *actual_caches = run([frame.unsqueeze(0), *actual_caches])
+        expected_caches = new_caches
+        expected.append(logits[0])
+        actual.append(int8_logits[0])
+    return torch.stack(expected), torch.stack(actual)
+
+
+def _quantize(fp32: Path, int8: Path, feeds: CalibrationFeeds) -> None:
+    """Pre-process ``fp32`` and quantize it (QDQ, per-channel int8 weights, uint8 activations)."""
+    ort = require_export_extra("onnxruntime")
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    ort.set_default_logger_severity(3)  # the optimizer's notes on every removed initializer
+    prepared = fp32.with_name("prepared.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    try:
+        quantize_static(
+            str(prepared),
+            str(int8),
+            feeds,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibration_providers=["CPUExecutionProvider"],
+            # MinMax keeps two reductions per tensor and input, so memory stays small without
+            # CalibMaxIntermediateOutputs, which discards data in onnxruntime 1.32 (its issue #18893).
+        )
+    except ValueError:
+        if feeds.count == 0:  # the calibrator's own "No data is collected."
+            reasons = "; ".join(_describe(feeds.clips.skipped[:3])) or "it lists no videos"
+            raise ValueError(f"no readable video to calibrate on ({reasons})") from None
+        raise
+
+
+def _write_metadata(int8: Path, fp32: Path, details: dict[str, Any]) -> None:
+    onnx = require_export_extra("onnx")
+    proto = onnx.load(str(int8))
+    onnx.helper.set_model_props(proto, {**read_onnx_metadata(fp32), "int8": json.dumps(details)})
+    onnx.save(proto, str(int8))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one int8 export reads and writes."""
+
+    path: Path
+    source: VideoDataset  # calibration videos
+    check_source: VideoDataset | None  # None: the source's videos calibration did not use
+    config: DataConfig  # the single-view test pipeline calibration and the check decode with
+    recorded_config: DataConfig  # the test pipeline the file records
+    calibration_clips: int
+    check_clips: int | None
+    streaming: bool
+    class_names: Sequence[str] | None
+    onnx_exporter: OnnxExporter
+
+
+def export_int8(
+    model: Recognizer,
+    path: str | Path,
+    calibration: str | Path,
+    streaming: bool = False,
+    frame_size: int = 224,
+    class_names: Sequence[str] | None = None,
+    data_config: DataConfig | Mapping[str, Any] | None = None,
+    calibration_clips: int = 64,
+    check: str | Path | None = None,
+    check_clips: int | None = None,
+    max_drop: float | None = 1.0,
+    onnx_exporter: OnnxExporter = "torchscript",
+) -> Int8Report:
+    """Write ``model`` as an int8 ONNX file calibrated on real clips of ``calibration``, checked.
+
+    Args:
+        calibration: list file or class-folder root of videos; ``calibration_clips`` of them are
+            drawn in a fixed shuffled order and decoded through ``data_config``'s test pipeline
+            (one centre view at ``frame_size``). Unreadable videos are skipped and counted.
+        check: list or folder to check on (default: the videos of ``calibration`` not used),
+            at most ``check_clips`` of them (default all).
+        max_drop: refuse (:class:`Int8Refused`, no file written) when int8 top-1 is more than this
+            many points below fp32 top-1 on the check clips; None never refuses.
+
+    Returns:
+        The :class:`Int8Report`; the file records it, its classes, test pipeline and ``"int8"``
+        in its metadata (:func:`tsm.read_export_metadata`).
+    """
+    path = Path(path)
+    if format_for(path).name != "onnx":
+        raise ValueError(f"{path.name}: an int8 model is an ONNX file; give an .onnx path")
+    if calibration_clips < 1:
+        raise ValueError(f"calibration_clips must be at least 1, got {calibration_clips}")
+    if max_drop is not None and max_drop < 0:
+        raise ValueError(f"max_drop must be >= 0 points, got {max_drop}")
+    config = single_view_config(data_config, model.num_segments, frame_size)
+    recorded = as_data_config(data_config, num_segments=model.num_segments)
+    plan = _Plan(
+        path=path,
+        source=open_source(calibration, config),
+        check_source=open_source(check, config) if check is not None else None,
+        config=config,
+        recorded_config=recorded.replace(input_size=frame_size, full_res=False),
+        calibration_clips=calibration_clips,
+        check_clips=check_clips,
+        streaming=streaming,
+        class_names=class_names,
+        onnx_exporter=onnx_exporter,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        export_ready(model) as model,
+        tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder,
+    ):
+        report = _quantize_and_check(model, Path(folder), plan)
+        _refuse_if_worse(report, max_drop)
+        os.replace(Path(folder) / "int8.onnx", path)
+    return report
+
+
+def _refuse_if_worse(report: Int8Report, max_drop: float | None) -> None:
+    drop = -report.top1_change
+    if max_drop is not None and drop > max_drop:
+        raise Int8Refused(
+            f"int8 top-1 is {drop:.1f} points below fp32 ({report.int8_top1:.1f}% vs {report.fp32_top1:.1f}% "
+            f"on {report.check_clips} check clips), more than the allowed {max_drop:g}: nothing written; "
+            "calibrate on more clips, or allow a larger drop"
+        )
+
+
+def _quantize_and_check(model: Recognizer, folder: Path, plan: _Plan) -> Int8Report:
+    """Export fp32, quantize on the calibration clips, compare on the check clips; record it all."""
+    fp32, int8 = folder / "fp32.onnx", folder / "int8.onnx"
+    export_model(
+        model,
+        fp32,
+        streaming=plan.streaming,
+        frame_size=plan.config.input_size,
+        class_names=plan.class_names,
+        data_config=plan.recorded_config,
+        check=False,
+        onnx_exporter=plan.onnx_exporter,
+    )
+    inputs = json.loads(read_onnx_metadata(fp32)["inputs"])
+    calibration = ClipReader(plan.source, shuffled(len(plan.source)), plan.calibration_clips)
+    feeds = CalibrationFeeds(model, calibration, inputs, plan.streaming)
+    _quantize(fp32, int8, feeds)
+    if plan.check_source is None:
+        used = set(calibration.used) | {failure.index for failure in calibration.skipped}
+        rest = [index for index in range(len(plan.source)) if index not in used]
+        checked = ClipReader(plan.source, rest, plan.check_clips)
+    else:
+        checked = ClipReader(plan.check_source, range(len(plan.check_source)), plan.check_clips)
+    report = Int8Report(
+        path=plan.path,
+        calibration_clips=len(calibration.used),
+        calibration_inputs=feeds.count,
+        skipped=_describe(calibration.skipped + checked.skipped),
+        **_compare(model, int8, checked, plan.streaming),
+    )
+    details = {
+        "format": "QDQ",
+        "weights": "int8 per channel",
+        "activations": "uint8",
+        "calibration": "MinMax",
+    }
+    details.update({key: value for key, value in report.to_dict().items() if key != "path"})
+    _write_metadata(int8, fp32, details)
+    return report
