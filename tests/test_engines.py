@@ -48,7 +48,7 @@ def frames(tmp_path_factory) -> torch.Tensor:
 
 def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
     """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference."""
-    reference = tsm.Recognizer(**{**model.config, "num_segments": frames.shape[0]}).eval()
+    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
     reference.load_state_dict(model.state_dict())
     with torch.no_grad():
         return reference.forward_frames(frames.unsqueeze(0))[0]

@@ -28,8 +28,8 @@ from serve_helpers import (
 )
 from stream_helpers import random_eval_model, synthetic_video
 from tsm.apps.serve import ServeSettings, create_app
-from tsm.inference import Predictor, stream_predictions
-from tsm.models import StreamingRecognizer, StreamingStep
+from tsm.inference import Predictor, StreamingRecognizer, stream_predictions
+from tsm.models import StreamingStep
 
 
 @pytest.fixture(scope="module")

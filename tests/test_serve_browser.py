@@ -15,7 +15,8 @@ from playwright.sync_api import sync_playwright
 import tsm
 from serve_helpers import camera_clip, clip_fitted_checkpoint, running_server, tiny_checkpoint
 from tsm.apps.serve import ServeSettings, create_app
-from tsm.models import LabelSmoother, StreamingRecognizer
+from tsm.inference import StreamingRecognizer
+from tsm.models import LabelSmoother
 
 CHROMIUM = "/usr/bin/chromium"
 QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]

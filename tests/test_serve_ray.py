@@ -19,7 +19,7 @@ import tsm
 from serve_helpers import http, http_json, png, tiny_checkpoint
 from stream_helpers import synthetic_video
 from tsm.apps.serve.ray_deployment import ray_application
-from tsm.models import StreamingRecognizer
+from tsm.inference import StreamingRecognizer
 
 pytestmark = pytest.mark.slow
 

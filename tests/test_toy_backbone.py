@@ -15,11 +15,11 @@ from torch.utils.data import DataLoader, TensorDataset
 import tsm
 from tsm.engine import OptimizerConfig, RecognizerModule
 from tsm.export import export_model
+from tsm.inference import StreamingRecognizer
 from tsm.models import (
     BACKBONES,
     BackboneSpec,
     Setting,
-    StreamingRecognizer,
     register_backbone,
     shifted_modules,
 )
