@@ -37,8 +37,9 @@ def test_signals_close_every_stream_cleanly(checkpoint, tmp_path, sig):
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
     try:
-        lines = [server.stdout.readline() for _ in range(2)]
-        url = re.search(r"tsm serve: http://(127\.0\.0\.1:\d+)/$", lines[1].strip())
+        lines = [server.stdout.readline() for _ in range(3)]  # the model, the engine, the URL
+        assert lines[1].startswith("engine: onnxruntime"), lines  # --engine auto on the CPU
+        url = re.search(r"tsm serve: http://(127\.0\.0\.1:\d+)/$", lines[2].strip())
         assert url, lines
         with ExitStack() as stack:
             clients = [stack.enter_context(connect(f"ws://{url[1]}/ws/stream")) for _ in range(2)]
@@ -62,8 +63,6 @@ def test_signals_close_every_stream_cleanly(checkpoint, tmp_path, sig):
 def test_bad_arguments_are_one_line_errors(checkpoint, capsys):
     args = ["serve", "--checkpoint", str(checkpoint)]
     cases = [
-        (["--engine", "onnxruntime"], "--engine onnxruntime needs the ONNX Runtime engine (issue 19)"),
-        (["--engine", "tvm"], "unknown engine 'tvm': use one of torch, onnxruntime, auto"),
         (["--max-streams", "0"], "max_streams must be a positive integer, got 0"),
         (["--ssl-certfile", "cert.pem"], "TLS needs both --ssl-certfile and --ssl-keyfile"),
         (["--token", ""], "the token must not be empty"),
@@ -72,6 +71,9 @@ def test_bad_arguments_are_one_line_errors(checkpoint, capsys):
         assert main([*args, *extra]) == 1
         error = capsys.readouterr().err
         assert error.startswith("tsm serve: error: ") and message in error and error.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--engine", "tvm"])
+    assert exit_.value.code == 2 and "invalid choice: 'tvm'" in capsys.readouterr().err
 
 
 def test_other_hosts_get_the_camera_warning():

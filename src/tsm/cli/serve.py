@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from tsm.checkpoint import load_checkpoint
+from tsm.cli.engine_options import add_engine_options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model, info = load_checkpoint(args.checkpoint)
     name = Path(str(args.checkpoint)).name
-    app = create_app(model.to(args.device), info, engine=args.engine, settings=settings, name=name)
+    app = create_app(
+        model.to(args.device), info, engine=args.engine, settings=settings, name=name, threads=args.threads
+    )
     served = app.state.served
     print(f"{name}: {len(served.class_names)} classes, {served.mode} mode, engine {served.engine_name}")
+    print(f"engine: {served.engine_reason}")
     if served.offline_reason:
         every = settings.every or model.num_segments
         print(f"offline model: the last {model.num_segments} frames, recognised every {every} frames")
@@ -66,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or published model name")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
-    parser.add_argument("--engine", default="torch", help="torch, onnxruntime or auto (default torch)")
+    add_engine_options(parser)
     parser.add_argument("--max-streams", type=int, default=8, help="streams served at once (default 8)")
     parser.add_argument(
         "--max-batch", type=int, help="most streams per engine call (default: all waiting; 1: no batching)"
@@ -96,8 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile: serve https")
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
-        "--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)"
+        "--threads",
+        type=int,
+        help="CPU threads of the engine, torch or ONNX Runtime (default: theirs; 1 is steadier when busy)",
     )
     parser.set_defaults(handler=run)

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tsm.apps.serve.access import TOKEN_HINT, token_matches
 from tsm.apps.serve.batcher import SlotRunner, StreamBatcher
 from tsm.apps.serve.metrics import ServeMetrics
-from tsm.apps.serve.served_model import ServedModel, StreamingEngine, serve_model
+from tsm.apps.serve.served_model import ServedModel, serve_model
 from tsm.apps.serve.settings import ServeSettings
 from tsm.apps.serve.step_runner import StepRunner
 from tsm.apps.serve.stream_socket import serve_stream
@@ -23,7 +23,7 @@ from tsm.apps.serve.upload import UploadPredictor
 from tsm.apps.serve.window_runner import WindowRunner
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import frame_transform
-from tsm.inference import Predictor
+from tsm.inference import Predictor, StreamingEngine
 from tsm.models import Recognizer
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -36,14 +36,17 @@ def create_app(
     engine: StreamingEngine | str = "torch",
     settings: ServeSettings | None = None,
     name: str = "model",
+    threads: int | None = None,
 ) -> FastAPI:
     """The live-recognition app for ``model`` (with its checkpoint's ``info``: classes, pipeline).
 
-    ``engine``: a streaming engine object, or its name, for online models; offline models are
-    served on sliding windows. Mount it in another ASGI server or run it with uvicorn.
+    ``engine``: a streaming engine object (:func:`tsm.inference.streaming_engine`), or an engine
+    name ("torch", "onnxruntime", "auto"); offline models are served on sliding windows through
+    the clip engine of that name. ``threads``: ONNX Runtime's threads. Mount the app in another
+    ASGI server or run it with uvicorn.
     """
     settings = settings or ServeSettings()
-    served = serve_model(model, info, engine=engine, name=name)
+    served = serve_model(model, info, engine=engine, name=name, threads=threads)
     metrics = ServeMetrics(settings.max_streams)
     batcher = StreamBatcher(
         _runner(served, settings),
@@ -91,7 +94,7 @@ def _runner(served: ServedModel, settings: ServeSettings) -> SlotRunner:
     if served.engine is not None:
         return StepRunner(served.engine, settings.max_streams, served.frame_size, served.device)
     every = settings.every or served.model.num_segments
-    return WindowRunner(served.model, settings.max_streams, served.frame_size, every, served.device)
+    return WindowRunner(served.clip, settings.max_streams, served.frame_size, every, served.device)
 
 
 def _info(served: ServedModel, settings: ServeSettings) -> dict[str, Any]:

@@ -3,45 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor
 
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import DataConfig
-from tsm.inference import class_names_of, prediction_data_config
-from tsm.models import Recognizer, StreamingStep, check_streamable
-
-ENGINES = ("torch", "onnxruntime", "auto")
-
-
-class StreamingEngine(Protocol):
-    """One step of a streaming model: ``engine(frames, *caches) -> (logits, *new_caches)``.
-
-    ``frames`` (B, 3, H, W) float32, one per stream, B free to change each call; no caches means
-    all-zero caches (new streams). :class:`tsm.models.StreamingStep` is the torch engine.
-    """
-
-    num_caches: int
-
-    def __call__(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]: ...
-
-    def cache_shapes(self, frame_shape: tuple[int, ...]) -> list[tuple[int, ...]]: ...
+from tsm.inference import (
+    ENGINES,
+    ClipEngine,
+    StreamingEngine,
+    class_names_of,
+    clip_engine,
+    prediction_data_config,
+    streaming_engine,
+)
+from tsm.models import Recognizer, check_streamable
 
 
-def check_engine(engine: str) -> None:
-    """Refuse engine names that are unknown, or not available yet."""
+def _check_engine_name(engine: str) -> None:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if engine != "torch":
-        raise ValueError(f"--engine {engine} needs the ONNX Runtime engine (issue 19); use --engine torch")
-
-
-def streaming_engine(model: Recognizer, engine: str = "torch") -> StreamingEngine:
-    """The streaming engine called ``engine`` for an online ``model``."""
-    check_engine(engine)
-    return StreamingStep(model)
 
 
 @dataclass(frozen=True)
@@ -50,7 +32,7 @@ class ServedModel:
 
     ``engine`` runs uni-directional (online) models frame by frame; it is None for offline
     models (bi-directional, non-local, temporal pooling), which are served on a sliding window
-    of their last T frames through the clip forward ``model(clips)``.
+    of their last T frames through ``clip`` (a clip engine: ``clip(clips) -> logits``).
     """
 
     name: str
@@ -59,6 +41,8 @@ class ServedModel:
     engine: StreamingEngine | None
     engine_name: str
     offline_reason: str | None = None  # why the model cannot stream frame by frame
+    clip: ClipEngine | None = None
+    engine_reason: str = ""  # which engine runs the model, and why (printed by tsm serve)
     class_names: list[str] = field(init=False)
     data_config: DataConfig = field(init=False)
 
@@ -97,18 +81,28 @@ def serve_model(
     model: Recognizer,
     info: CheckpointInfo | None = None,
     *,
-    engine: StreamingEngine | str = "torch",
+    engine: StreamingEngine | str = "auto",
     name: str = "model",
+    threads: int | None = None,
 ) -> ServedModel:
-    """Wrap a loaded model for serving; ``engine``: an engine object, or its name for online models."""
+    """Wrap a loaded model for serving. ``engine``: a streaming engine object, or an engine name
+    ("auto", "torch", "onnxruntime": :func:`tsm.inference.streaming_engine`), which for an offline
+    model picks its clip engine (:func:`tsm.inference.clip_engine`). ``threads``: ONNX Runtime's."""
     model = model.eval()
+    device = next(model.parameters()).device
+    size = prediction_data_config(info, model.num_segments).test_crop_size
+    options = {"frame_size": (size, size), "device": device, "threads": threads}
     try:
         check_streamable(model)
     except ValueError as reason:
         if not isinstance(engine, str):
             raise ValueError(f"a streaming engine was given, but the model cannot stream: {reason}") from None
-        check_engine(engine)
-        return ServedModel(name, model, info, None, f"{engine} (clip window)", offline_reason=str(reason))
+        _check_engine_name(engine)
+        clip = clip_engine(model, engine, **options)
+        label = f"{clip.name} (clip window)"
+        return ServedModel(name, model, info, None, label, str(reason), clip, clip.reason)
     if isinstance(engine, str):
-        engine = streaming_engine(model, engine)
-    return ServedModel(name, model, info, engine, getattr(engine, "name", "torch"))
+        _check_engine_name(engine)
+        engine = streaming_engine(model, engine, **options)
+    reason = getattr(engine, "reason", "")
+    return ServedModel(name, model, info, engine, getattr(engine, "name", "torch"), engine_reason=reason)

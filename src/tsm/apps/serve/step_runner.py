@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from tsm.apps.serve.served_model import StreamingEngine
+from tsm.inference import StreamingEngine
 
 
 class StepRunner:

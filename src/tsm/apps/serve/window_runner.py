@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from tsm.models import Recognizer
+from tsm.inference import ClipEngine
 
 
 class WindowRunner:
-    """Keeps the last T frames of every stream (one ring per slot) for a clip model.
+    """Keeps the last T frames of every stream (one ring per slot) for a clip engine.
 
     A stream is recognised on its frame n (counting from 1) when ``n >= T`` and ``(n - T)`` is a
     multiple of ``every``; all streams due in one call share one ``model(clips)``. Other frames
@@ -19,7 +19,7 @@ class WindowRunner:
     """
 
     def __init__(
-        self, model: Recognizer, slots: int, frame_size: int, every: int, device: torch.device
+        self, model: ClipEngine, slots: int, frame_size: int, every: int, device: torch.device
     ) -> None:
         self.model = model
         self.length = model.num_segments
