@@ -35,7 +35,7 @@ from websockets.asyncio.client import connect
 import tsm
 from bench_core import interleaved_medians, machine_name
 from tsm.data import render_synthetic_clip
-from tsm.models import StreamingStep
+from tsm.inference import streaming_engine
 
 MODEL = "tsm_online_mobilenet_v2"
 
@@ -179,10 +179,9 @@ def compare(checkpoint: Path, engine: str, jpegs: list[bytes], args: argparse.Na
     return results
 
 
-def bare_step_ms(size: int, rounds: int) -> float:
-    """The streaming step of the benchmark's model on one frame (batch 1), median ms."""
-    model = tsm.create_model(MODEL, num_classes=27, num_segments=8).eval()
-    step = StreamingStep(model)
+def bare_step_ms(model: tsm.Recognizer, engine: str, size: int, rounds: int, threads: int) -> float:
+    """The streaming step of the benchmark's model on one frame (batch 1) on ``engine``, median ms."""
+    step = streaming_engine(model.eval(), engine, frame_size=(size, size), threads=threads)
     frame = torch.randn(1, 3, size, size)
     caches = [torch.zeros(shape) for shape in step.cache_shapes((1, 3, size, size))]
     with torch.inference_mode():
@@ -232,14 +231,13 @@ def main() -> None:
             batched, single = (largest(results[name], interval_ms) for name in ("batched", "one at a time"))
             ratio = f"{batched / single:.2f}x" if single else "n/a"
             print(f"{engine}: largest N in real time: batched {batched}, one at a time {single} ({ratio})")
-            if engine == "torch":  # the bare step of another engine: with that engine's factory
-                bare = bare_step_ms(args.size, args.rounds)
-                one = results["batched"][0]
-                print(
-                    f"{engine}: one stream end to end p50 {one.p50_ms:.1f} ms vs bare model step "
-                    f"{bare:.1f} ms ({one.p50_ms / bare:.2f}x; vs the server's own step in that run, "
-                    f"{one.step_ms:.1f} ms: {one.p50_ms / one.step_ms:.2f}x)"
-                )
+            bare = bare_step_ms(model, engine, args.size, args.rounds, args.threads)
+            one = results["batched"][0]
+            print(
+                f"{engine}: one stream end to end p50 {one.p50_ms:.1f} ms vs bare model step "
+                f"{bare:.1f} ms ({one.p50_ms / bare:.2f}x; vs the server's own step in that run, "
+                f"{one.step_ms:.1f} ms: {one.p50_ms / one.step_ms:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

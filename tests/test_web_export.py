@@ -256,3 +256,23 @@ def test_the_streaming_onnx_comes_from_one_replaceable_call(tmp_path, dist) -> N
 
     result = write_web_folder(tmp_path / "site", writer, name="quantised", ort_web=dist)
     assert calls == ["model.onnx"] and result.pipeline["name"] == "quantised"
+
+
+def test_an_int8_step_goes_into_the_folder_checked_as_tsm_export_int8_does(tmp_path, dist, capsys) -> None:
+    """--format web --int8 --calibration: the folder's step is the int8 file (its metadata says so,
+    pipeline.json too), calibrated on the list and checked on others; --int8 alone is an error."""
+    videos = tsm.generate_synthetic_dataset(tmp_path / "data", train=3, val=1, test=2, size=32, frames=8)
+    config = videos.data_config.replace(num_segments=8)
+    model = tsm.create_model("tsm_online_resnet18", num_classes=4, num_segments=8)
+    source = tsm.save_checkpoint(tmp_path / "online.safetensors", model, videos.class_names, config)
+    out = tmp_path / "site"
+    int8 = ["--int8", "--calibration", str(videos.lists["train"]), "--check", str(videos.lists["test"])]
+    arguments = web_command(source, out, "--ort-web", str(dist), *int8, "--max-drop", "100")
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "web folder, streaming step int8" in printed and "int8 vs fp32 on 2 clips" in printed
+    assert json.loads((out / "model" / "pipeline.json").read_text())["precision"] == "int8"
+    assert read_export_metadata(out / "model" / "model.onnx")["int8"]["calibration_clips"] == 3
+    assert main(web_command(source, tmp_path / "other", "--int8")) == 1
+    assert "--int8 needs --calibration SOURCE" in one_line_error(capsys)
+    assert not (tmp_path / "other").exists()
