@@ -10,7 +10,6 @@ import torch
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import DataConfig
 from tsm.inference import (
-    ENGINES,
     ClipEngine,
     StreamingEngine,
     class_names_of,
@@ -19,11 +18,6 @@ from tsm.inference import (
     streaming_engine,
 )
 from tsm.models import Recognizer, check_streamable
-
-
-def _check_engine_name(engine: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
 
 
 @dataclass(frozen=True)
@@ -97,12 +91,10 @@ def serve_model(
     except ValueError as reason:
         if not isinstance(engine, str):
             raise ValueError(f"a streaming engine was given, but the model cannot stream: {reason}") from None
-        _check_engine_name(engine)
         clip = clip_engine(model, engine, **options)
         label = f"{clip.name} (clip window)"
         return ServedModel(name, model, info, None, label, str(reason), clip, clip.reason)
-    if isinstance(engine, str):
-        _check_engine_name(engine)
+    if isinstance(engine, str):  # the factories refuse unknown names
         engine = streaming_engine(model, engine, **options)
     reason = getattr(engine, "reason", "")
     return ServedModel(name, model, info, engine, getattr(engine, "name", "torch"), engine_reason=reason)
