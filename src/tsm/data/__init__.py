@@ -28,12 +28,12 @@ from tsm.data.decode import (
     VideoInfo,
     VideoReadError,
     count_frame_files,
-    one_line,
     open_frames,
     probe,
     read_frame_folder,
     read_frames,
 )
+from tsm.data.frame_pipeline import PIPELINE_VERSION, FramePipeline
 from tsm.data.pipelines import (
     EvalPipeline,
     TrainPipeline,
@@ -84,6 +84,7 @@ __all__ = [
     "DENSE_WINDOW",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PIPELINE_VERSION",
     "PUBLIC_DATASETS",
     "SOMETHING_V2_FLIP_LABEL_MAP",
     "TEST_VIEWS",
@@ -94,6 +95,7 @@ __all__ = [
     "DataConfig",
     "EvalPipeline",
     "FailedSample",
+    "FramePipeline",
     "MultiScaleCrop",
     "PreparedDataset",
     "PublicDataset",
@@ -121,7 +123,6 @@ __all__ = [
     "generate_synthetic_dataset",
     "load_clip",
     "multiscale_crop_sizes",
-    "one_line",
     "open_frames",
     "prepare_dataset",
     "probe",

@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from tsm.data.camera import camera_help, camera_input
+from tsm.errors import one_line
 
 DEFAULT_FRAME_TEMPLATE = "img_{:05d}.jpg"
 
@@ -341,11 +342,6 @@ def read_frame_folder(
     return torch.stack([images[i] for i in wanted])
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (FFmpeg's may span several), or its type's name."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def open_frames(source: str | int | Path) -> tuple[Iterator[torch.Tensor], float]:
     """Decoded RGB frames, uint8 (3, H, W), of a video file or a camera (an index), and the frame rate.
 
@@ -386,7 +382,6 @@ __all__ = [
     "VideoReadError",
     "count_frame_files",
     "frame_to_rgb",
-    "one_line",
     "open_frames",
     "probe",
     "read_frame_folder",

@@ -4,6 +4,7 @@ surgery, the recognizer, the architecture registry, streaming, multi-view scores
 from tsm.models.backbone_builder import build_backbone
 from tsm.models.backbones import MobileOne, MobileOneBlock
 from tsm.models.config import MODEL_SETTINGS, ModelConfig, as_model_config
+from tsm.models.label_smoothing import DEMO_AGREE, DEMO_SMOOTH_WINDOW, LabelSmoother
 from tsm.models.non_local import NON_LOCAL_MODES, NonLocal, NonLocalBlock, add_non_local, non_local_blocks
 from tsm.models.recognizer import Recognizer
 from tsm.models.registry import MODELS, list_models, matching_names, model_config
@@ -18,13 +19,16 @@ from tsm.models.specs import (
     register_backbone,
 )
 from tsm.models.state import load_weights, strip_data_parallel
-from tsm.models.streaming import LabelSmoother, StreamingStep, check_streamable
+from tsm.models.streaming_step import MODEL_KINDS, ModelKind, StreamingStep, check_streamable
 from tsm.models.surgery import add_temporal_pool, is_temporal, make_temporal_shift, shifted_modules
 from tsm.models.views import VIEW_AVERAGES, ViewAverage, average_views, multi_view_scores
 
 __all__ = [
     "BACKBONES",
+    "DEMO_AGREE",
+    "DEMO_SMOOTH_WINDOW",
     "MODELS",
+    "MODEL_KINDS",
     "MODEL_SETTINGS",
     "NON_LOCAL_MODES",
     "VIEW_AVERAGES",
@@ -33,6 +37,7 @@ __all__ = [
     "MobileOne",
     "MobileOneBlock",
     "ModelConfig",
+    "ModelKind",
     "NonLocal",
     "NonLocalBlock",
     "NonLocalSites",

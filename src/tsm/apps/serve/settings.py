@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsm.models.streaming import DEMO_AGREE, DEMO_SMOOTH_WINDOW
+from tsm.models import DEMO_AGREE, DEMO_SMOOTH_WINDOW
 
 MIB = 1 << 20
 
