@@ -160,3 +160,95 @@ def test_streaming_step_is_the_exported_signature():
     step = StreamingStep(model)
     logits, *caches = step(torch.randn(2, 3, SIZE, SIZE))
     assert logits.shape == (2, 6) and len(caches) == step.num_caches == len(tsm.models.shifted_modules(model))
+
+
+# --- the check's rule: float64 PyTorch as the reference, PyTorch fp32's own error as the yardstick ---
+def real_statistics_model(frames: torch.Tensor) -> tsm.Recognizer:
+    """The issue's case: an online MobileNetV2 TSM whose BatchNorm statistics come from real
+    decoded frames (a cumulative average over them), as a trained model's would."""
+    model = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=SEGMENTS)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # the plain average of every batch seen
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(frames) - SEGMENTS + 1, SEGMENTS):
+            model(frames[start : start + SEGMENTS].unsqueeze(0))
+    return model.eval()
+
+
+@pytest.mark.slow  # MobileNetV2 at 224 px, 8 steps in float64
+def test_the_check_accepts_an_onnx_step_of_real_statistics(tmp_path):
+    """Exported as tsm export --streaming does, checked on decoded video: within fp32's accuracy.
+    Both fp32 implementations are compared with float64; neither is the other's reference."""
+    video = synthetic_video(tmp_path / "clip.mp4", frames=16, size=256)
+    frames = decoded_frames(video, 224)
+    model = real_statistics_model(frames)
+    real = {"video": frames[:8].unsqueeze(1)}
+    check = export_model(model, tmp_path / "step.onnx", streaming=True, frame_size=224, check_inputs=real)
+    assert check.passed, check.summary()
+    for result in check.inputs.values():
+        assert 0 < result.error <= result.bound and result.pytorch_error > 0
+
+
+def _export_broken(model, path, streaming, monkeypatch, defect: str) -> None:
+    """Write ``model`` with a defect in the graph, as an exporter bug would."""
+    from tsm.models.streaming_step import CachedShift
+
+    if defect == "cache ignored":  # every layer sees zeros instead of the previous frame
+        original = CachedShift.forward
+
+        def forward(self, x):
+            self._slots.inputs = []
+            return original(self, x)
+
+        monkeypatch.setattr(CachedShift, "forward", forward)
+    elif defect == "caches swapped":  # two caches of the same shape wired to each other's layer
+        original = StreamingStep.forward
+
+        def forward(self, frames, *caches):
+            logits, *new = original(self, frames, *caches)
+            shapes = [tuple(cache.shape) for cache in new]
+            first = next(i for i, shape in enumerate(shapes) if shapes.count(shape) > 1)
+            second = shapes.index(shapes[first], first + 1)
+            new[first], new[second] = new[second], new[first]
+            return (logits, *new)
+
+        monkeypatch.setattr(StreamingStep, "forward", forward)
+    else:  # "shift as a constant": the shifted channels of the example input, frozen into the graph
+        import tsm.ops.shift as shift_module
+
+        original = shift_module.temporal_shift
+        frozen = {}
+
+        def constant_shift(x, *args, **kwargs):
+            key = tuple(int(size) for size in x.shape)
+            if key not in frozen:  # through numpy: the tracer sees a constant, not a function of x
+                frozen[key] = torch.from_numpy(original(x, *args, **kwargs).detach().numpy().copy())
+            return frozen[key]
+
+        monkeypatch.setattr(shift_module, "temporal_shift", constant_shift)
+    export_model(model, path, streaming=streaming, frame_size=SIZE, check=False, onnx_exporter="torchscript")
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize(
+    ("defect", "name", "streaming"),
+    [
+        ("cache ignored", "tsm_online_resnet18", True),
+        ("caches swapped", "tsm_online_mobilenet_v2", True),
+        ("shift as a constant", "tsm_resnet18", False),
+    ],
+)
+def test_the_check_refuses_graphs_with_a_real_defect(frames, tmp_path, monkeypatch, defect, name, streaming):
+    model = random_eval_model(name, num_segments=SEGMENTS)
+    path = tmp_path / "broken.onnx"
+    _export_broken(model, path, streaming, monkeypatch, defect)
+    real = frames[:5].unsqueeze(1) if streaming else clips_from(frames)
+    check = verify_export(path, model, streaming=streaming, inputs={"video": real})
+    assert not check.passed, f"{defect}: {check.summary()}"
+    assert check.summary().startswith("FAIL")
+    failed = [result for result in check.inputs.values() if not result.passed]
+    assert failed and all(result.error > 100 * result.pytorch_error for result in failed)
+    if defect == "cache ignored":  # the exporter drops inputs a graph never reads: it cannot even run
+        assert "the file does not run on them" in check.summary()

@@ -3,6 +3,9 @@ others, self-describing, run by the onnxruntime engine; refusals leave no file."
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import onnx
 import pytest
 import torch
@@ -208,3 +211,33 @@ def test_bad_calibration_sources_are_one_line_errors_without_a_file(
     err = capsys.readouterr().err
     assert err.startswith("tsm export: error: ") and message in err and err.count("\n") == 1
     assert not out.exists() and (not out.parent.exists() or list(out.parent.iterdir()) == [])
+
+
+def test_a_small_class_folder_source_keeps_a_share_for_the_check(tmp_path, capsys):
+    """15 clips in class folders, fewer than the 64 calibration asks for by default, no --check: a
+    quarter of them (4) is held out for the check and the report says so; one clip is refused."""
+    data = generate_synthetic_dataset(tmp_path / "synth", train=15, val=1, test=1, size=SIZE, frames=8)
+    folders = tmp_path / "clips"
+    for record in VideoDataset(data.lists["train"]).records:
+        target = folders / data.class_names[record.label] / Path(record.path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record.path, target)
+    model = random_eval_model("tsm_online_resnet18", num_segments=SEGMENTS, num_classes=4)
+    checkpoint = checkpoint_of(model, data, tmp_path / "online.safetensors")
+    out = tmp_path / "step_int8.onnx"
+    args = ["export", str(checkpoint), "--out", str(out), "--streaming", "--int8", "--calibration"]
+    args += [str(folders), "--onnx-exporter", "torchscript", "--max-drop", "100"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "int8 vs fp32 on 4 clips not used for calibration" in printed
+    assert "calibrated on 11 clips (44 inputs)" in printed and "4 of its clips were held out" in printed
+    report = read_export_metadata(out)["int8"]
+    assert (report["calibration_clips"], report["check_clips"], report["held_out"]) == (11, 4, 4)
+    lonely = tmp_path / "one"
+    shutil.copytree(folders, lonely)
+    for video in sorted(lonely.rglob("*.mp4"))[1:]:
+        video.unlink()
+    assert main([*args[:7], str(lonely), *args[8:]]) == 1
+    err = capsys.readouterr().err
+    assert "the calibration source has 1 clip: nothing is left to check the int8 model on" in err
+    assert err.count("\n") == 1

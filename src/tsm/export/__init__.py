@@ -2,7 +2,10 @@
 int8 ONNX files calibrated on real video."""
 
 from tsm.export.core import (
+    CHECK_FACTOR,
+    CHECK_FLOOR,
     ExportCheck,
+    InputCheck,
     decoded_check_inputs,
     export_metadata,
     export_model,
@@ -11,14 +14,25 @@ from tsm.export.core import (
 )
 from tsm.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, format_for
 from tsm.export.int8 import Int8Options, Int8Refused, Int8Report, export_int8
-from tsm.export.onnx import ONNX_EXPORTERS, OnnxExporter, require_export_extra
+from tsm.export.onnx import (
+    DEFAULT_ONNX_EXPORTER,
+    ONNX_EXPORTERS,
+    OnnxExporter,
+    onnx_providers,
+    open_onnx_session,
+    require_export_extra,
+)
 
 __all__ = [
+    "CHECK_FACTOR",
+    "CHECK_FLOOR",
+    "DEFAULT_ONNX_EXPORTER",
     "EXPORT_FORMATS",
     "FORMATS",
     "ONNX_EXPORTERS",
     "ExportCheck",
     "ExportFormat",
+    "InputCheck",
     "Int8Options",
     "Int8Refused",
     "Int8Report",
@@ -28,6 +42,8 @@ __all__ = [
     "export_metadata",
     "export_model",
     "format_for",
+    "onnx_providers",
+    "open_onnx_session",
     "read_export_metadata",
     "require_export_extra",
     "verify_export",

@@ -21,7 +21,9 @@ class ExportFormat:
     """How one file format is written, described and run.
 
     ``write(network, example_inputs, path, (input_names, output_names), metadata, **options)``;
-    ``read_metadata(path)`` returns the string metadata; ``runner(path)`` a function on tensors.
+    ``read_metadata(path)`` returns the string metadata; ``runner(path)`` a function on tensors
+    (what the export check runs). ``packages``: the Python packages whose versions decide what
+    ``write`` produces (part of the export cache's key).
     """
 
     name: str
@@ -31,6 +33,7 @@ class ExportFormat:
     read_metadata: Callable[[Path], dict[str, str]]
     runner: Callable[[Path], Runner]
     options: tuple[str, ...] = ()  # keyword options ``write`` takes
+    packages: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -44,6 +47,7 @@ FORMATS: dict[str, ExportFormat] = {
             read_onnx_metadata,
             onnx_runner,
             ("exporter",),
+            ("onnx", "onnxscript"),
         ),
         ExportFormat(
             "torchscript",

@@ -26,8 +26,18 @@ from tsm.data import DataConfig, FailedSample, VideoDataset, as_data_config
 from tsm.export.calibration import CalibrationFeeds, ClipReader, open_source, shuffled, single_view_config
 from tsm.export.core import export_model, export_ready
 from tsm.export.formats import format_for
-from tsm.export.onnx import OnnxExporter, onnx_runner, read_onnx_metadata, require_export_extra
+from tsm.export.onnx import (
+    DEFAULT_ONNX_EXPORTER,
+    OnnxExporter,
+    onnx_runner,
+    read_onnx_metadata,
+    require_export_extra,
+)
 from tsm.models import Recognizer, StreamingStep
+
+# When SOURCE has no more clips than calibration asks for (and no --check is given), this share of
+# them (at least one) is held out for the check, so that a small folder works on the first try.
+HELD_OUT_SHARE = 0.25
 
 
 class Int8Refused(ValueError):
@@ -59,6 +69,7 @@ class Int8Report:
     int8_top1: float
     max_logit_difference: float  # largest |int8 - fp32| logit (every step of a streaming step)
     skipped: tuple[str, ...] = ()  # "path: reason" of each video that could not be read
+    held_out: int = 0  # clips of a small source kept back from calibration for the check
 
     @property
     def top1_change(self) -> float:
@@ -68,6 +79,8 @@ class Int8Report:
     def summary(self) -> str:
         """One line: the check's figures."""
         skipped = f", {len(self.skipped)} unreadable videos skipped" if self.skipped else ""
+        if self.held_out:
+            skipped += f"; the source was small, so {self.held_out} of its clips were held out for the check"
         return (
             f"int8 vs fp32 on {self.check_clips} clips not used for calibration: top-1 {self.int8_top1:.1f}% "
             f"(fp32 {self.fp32_top1:.1f}%, change {self.top1_change:+.1f} points), agreement "
@@ -181,6 +194,7 @@ class _Plan:
     config: DataConfig  # the single-view test pipeline calibration and the check decode with
     recorded_config: DataConfig  # the test pipeline the file records
     calibration_clips: int
+    held_out: int  # clips of a small source kept back for the check
     check_clips: int | None
     streaming: bool
     class_names: Sequence[str] | None
@@ -199,7 +213,7 @@ def export_int8(
     check: str | Path | None = None,
     check_clips: int | None = None,
     max_drop: float | None = 1.0,
-    onnx_exporter: OnnxExporter = "torchscript",
+    onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
 ) -> Int8Report:
     """Write ``model`` as an int8 ONNX file calibrated on real clips of ``calibration``, checked.
 
@@ -208,7 +222,9 @@ def export_int8(
             drawn in a fixed shuffled order and decoded through ``data_config``'s test pipeline
             (one centre view at ``frame_size``). Unreadable videos are skipped and counted.
         check: list or folder to check on (default: the videos of ``calibration`` not used),
-            at most ``check_clips`` of them (default all).
+            at most ``check_clips`` of them (default all). Without it, a source with no more
+            clips than ``calibration_clips`` keeps :data:`HELD_OUT_SHARE` of them (at least one)
+            for the check; a source of one clip leaves nothing to check on and is refused.
         max_drop: refuse (:class:`Int8Refused`, no file written) when int8 top-1 is more than this
             many points below fp32 top-1 on the check clips; None never refuses.
 
@@ -225,13 +241,17 @@ def export_int8(
         raise ValueError(f"max_drop must be >= 0 points, got {max_drop}")
     config = single_view_config(data_config, model.num_segments, frame_size)
     recorded = as_data_config(data_config, num_segments=model.num_segments)
+    source = open_source(calibration, config)
+    check_source = open_source(check, config) if check is not None else None
+    held_out = _held_out(len(source), calibration_clips) if check_source is None else 0
     plan = _Plan(
         path=path,
-        source=open_source(calibration, config),
-        check_source=open_source(check, config) if check is not None else None,
+        source=source,
+        check_source=check_source,
         config=config,
         recorded_config=recorded.replace(input_size=frame_size, full_res=False),
-        calibration_clips=calibration_clips,
+        calibration_clips=calibration_clips if not held_out else len(source) - held_out,
+        held_out=held_out,
         check_clips=check_clips,
         streaming=streaming,
         class_names=class_names,
@@ -246,6 +266,19 @@ def export_int8(
         _refuse_if_worse(report, max_drop)
         os.replace(Path(folder) / "int8.onnx", path)
     return report
+
+
+def _held_out(available: int, asked: int) -> int:
+    """How many clips of a source with ``available`` clips to keep back for the check when
+    calibration asks for ``asked`` (none when enough are left over anyway)."""
+    if available > asked:
+        return 0
+    if available < 2:
+        raise Int8Refused(
+            f"the calibration source has {available} clip{'s' * (available != 1)}: nothing is left to "
+            "check the int8 model on; give more videos, or a --check LIST"
+        )
+    return max(1, round(available * HELD_OUT_SHARE))
 
 
 def _refuse_if_worse(report: Int8Report, max_drop: float | None) -> None:
@@ -286,6 +319,7 @@ def _quantize_and_check(model: Recognizer, folder: Path, plan: _Plan) -> Int8Rep
         calibration_clips=len(calibration.used),
         calibration_inputs=feeds.count,
         skipped=_describe(calibration.skipped + checked.skipped),
+        held_out=plan.held_out,
         **_compare(model, int8, checked, plan.streaming),
     )
     details = {

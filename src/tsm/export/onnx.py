@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from tsm.errors import one_line
 from tsm.fileio import atomic_write
 
 OnnxExporter = Literal["dynamo", "torchscript"]
 ONNX_EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
+# The one default of every ONNX export (tsm export, the web and int8 exports, the export cache):
+# PyTorch's TorchScript-based exporter. Measured (docs/benchmarks.md, "Inference engines"): its
+# files ran as fast as the torch.export-based exporter's, it exported the MobileNetV2 step 15x
+# faster (0.7 vs 10.5 s), it needs no onnxscript, and torch 2.4 (the oldest tsm supports) has no
+# other. PyTorch has deprecated it; "dynamo" (onnxscript: the 'export' extra) is the alternative.
+DEFAULT_ONNX_EXPORTER: OnnxExporter = "torchscript"
 LEGACY_OPSET = 17  # for the TorchScript-based ONNX exporter
 
 
@@ -34,7 +41,7 @@ def write_onnx(
     path: Path,
     names: tuple[list[str], list[str]],
     metadata: dict[str, str],
-    exporter: OnnxExporter = "dynamo",
+    exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
 ) -> None:
     """Export ``network`` with a dynamic batch dimension and ``metadata`` as model properties."""
     if exporter not in ONNX_EXPORTERS:
@@ -91,13 +98,42 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
-def onnx_runner(path: Path):
-    """A function running the ONNX file with onnxruntime (CPU) on tensors, returning tensors."""
+def onnx_providers(device: str | torch.device) -> list[str]:
+    """ONNX Runtime's execution providers for a torch device: CPU, or CUDA where it is installed."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    ort = require_export_extra("onnxruntime")
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    available = ", ".join(ort.get_available_providers())
+    raise ValueError(
+        f"onnxruntime cannot run on {device}: its providers here are {available}; "
+        "use --device cpu, the torch engine, or install onnxruntime-gpu for CUDA"
+    )
+
+
+def open_onnx_session(path: Path, device: str | torch.device = "cpu", threads: int | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` of ``path``: the one place tsm opens sessions (engines and
+    export checks alike). Its threads never spin while idle, since a live pipeline's decoder and
+    PyTorch share the CPU with it; an unloadable file is a one-line ValueError."""
     ort = require_export_extra("onnxruntime")
     options = ort.SessionOptions()
-    # No spinning between runs: the checks interleave them with PyTorch, whose threads need the cores.
+    options.log_severity_level = 3  # errors only: no notes about unused initializers
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=onnx_providers(device))
+    except Exception as error:  # onnxruntime's own error types derive from Exception only
+        raise ValueError(
+            f"onnxruntime cannot load {path}: {one_line(error)}; write it again with tsm export"
+        ) from None
+
+
+def onnx_runner(path: Path) -> Callable[[Sequence[Tensor]], list[Tensor]]:
+    """A function running the ONNX file with onnxruntime (CPU) on tensors, returning tensors."""
+    session = open_onnx_session(path)
     names = [node.name for node in session.get_inputs()]
 
     def run(inputs: Sequence[Tensor]) -> list[Tensor]:
