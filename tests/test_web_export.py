@@ -15,6 +15,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import tsm
@@ -23,7 +24,7 @@ from tsm.apps.ort_web import ORT_WEB_FILES, ORT_WEB_VERSION, install_ort_web
 from tsm.apps.static_server import ISOLATION_HEADERS, make_server
 from tsm.apps.web_export import PAGE_ASSETS, write_web_folder
 from tsm.cli.main import main
-from tsm.data import DataConfig, synthetic_class_names
+from tsm.data import PIPELINE_VERSION, DataConfig, FramePipeline, synthetic_class_names
 from tsm.export import export_model, read_export_metadata
 from tsm.models import StreamingStep
 
@@ -80,6 +81,17 @@ def test_the_folder_holds_the_page_the_model_and_the_runtime_only(online, dist, 
     pipeline = json.loads((out / "model/pipeline.json").read_text())
     assert (pipeline["resize"], pipeline["crop_size"], pipeline["frame_size"]) == (40, [32, 32], [32, 32])
     assert (pipeline["mean"], pipeline["std"]) == (list(DATA.mean), list(DATA.std))
+    # pipeline.json is the typed FramePipeline (versioned) plus the step's inputs and outputs, and
+    # the schema shipped beside tsm.js accepts it.
+    spec = FramePipeline.from_dict(pipeline)
+    assert spec == FramePipeline.of(DATA) and pipeline["version"] == PIPELINE_VERSION
+    schema = json.loads((out / "pipeline.schema.json").read_text())
+    jsonschema.validate(pipeline, schema)
+    assert set(spec.to_dict()) | {"name", "model", "precision", "num_classes", "num_segments"} < set(
+        schema["required"]
+    )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**pipeline, "std": [0.2, 0.0, 0.2]}, schema)
     model_shapes = StreamingStep(tsm.load_checkpoint(online)[0]).cache_shapes((1, 3, 32, 32))
     assert [[1, *cache["shape"]] for cache in pipeline["inputs"]["caches"]] == [list(s) for s in model_shapes]
     assert pipeline["outputs"]["caches"] == [f"new_{cache['name']}" for cache in pipeline["inputs"]["caches"]]

@@ -23,6 +23,7 @@ import tsm
 from tsm.apps.web_export import PAGE_ASSETS
 from tsm.cli.main import main
 from tsm.data import (
+    PIPELINE_VERSION,
     DataConfig,
     frame_transform,
     read_frames,
@@ -117,6 +118,13 @@ def model() -> tsm.Recognizer:
     return model.eval()
 
 
+def edit_pipeline(folder: Path, **changes) -> None:
+    """Change (None: remove) fields of a copied model folder's pipeline.json."""
+    pipeline = json.loads((folder / "pipeline.json").read_text())
+    pipeline.update(changes)
+    (folder / "pipeline.json").write_text(json.dumps({k: v for k, v in pipeline.items() if v is not None}))
+
+
 @pytest.fixture(scope="module")
 def site(model, tmp_path_factory) -> Path:
     """A web export of the model with the harness page, plus broken copies of its model folder."""
@@ -131,6 +139,10 @@ def site(model, tmp_path_factory) -> Path:
         "bad-json": lambda path: (path / "pipeline.json").write_text("{ not json"),
         "few-classes": lambda path: (path / "classes.json").write_text('["a", "b"]'),
         "bad-onnx": lambda path: (path / "model.onnx").write_bytes((path / "model.onnx").read_bytes()[:5000]),
+        "newer": lambda path: edit_pipeline(path, version=PIPELINE_VERSION + 1, new_field=1),
+        "older": lambda path: edit_pipeline(path, format="tsm-web-pipeline/1", version=None),
+        "two-means": lambda path: edit_pipeline(path, mean=[0.5, 0.5]),
+        "bicubic": lambda path: edit_pipeline(path, interpolation="bicubic"),
     }
     for name, damage in broken.items():
         shutil.copytree(site / "model", site / name)
@@ -254,6 +266,10 @@ def test_top1_agrees_with_pytorch_on_resized_clips(page, model, tmp_path) -> Non
         ("bad-json", r"pipeline\.json .* is not valid JSON"),
         ("few-classes", r"classes\.json must list 4 class names .* got 2 entries"),
         ("bad-onnx", r"model\.onnx is not a model ONNX Runtime can load"),
+        ("newer", r"version 3 was written by a newer tsm; this tsm\.js reads up to version 2"),
+        ("older", r"not a tsm-frame-pipeline file of version 1-2 \(written by an older tsm\?\)"),
+        ("two-means", r"pipeline\.mean needs at least 3 items \(pipeline\.schema\.json\)"),
+        ("bicubic", r"antialiased bilinear interpolation only, the pipeline asks for bicubic"),
     ],
 )
 def test_broken_model_folders_get_clear_errors(page, folder, message) -> None:

@@ -8,7 +8,8 @@ Layout of the folder (any static host serves it)::
     page-config.json          {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2}
     model/model.onnx          the streaming step (frames + caches -> logits + new caches)
     model/classes.json        the class names, in logit order
-    model/pipeline.json       the test pipeline and the step's inputs and outputs
+    model/pipeline.json       the test pipeline (tsm.data.FramePipeline, versioned; its JSON schema
+                              is pipeline.schema.json beside tsm.js) and the step's inputs and outputs
     ort/                      ONNX Runtime Web's ES modules and WebAssembly binaries
 
 The folder is built next to ``--out`` and moved into place when complete. The ONNX file comes
@@ -31,19 +32,26 @@ from typing import Any
 from torch import Tensor
 
 from tsm.apps.ort_web import install_ort_web
-from tsm.data import DataConfig
-from tsm.export import ExportCheck, Int8Options, Int8Report, export_int8, export_model, read_export_metadata
-from tsm.models import Recognizer, check_streamable
-from tsm.models.streaming import DEMO_AGREE, DEMO_SMOOTH_WINDOW
+from tsm.data import DataConfig, FramePipeline
+from tsm.export import (
+    DEFAULT_ONNX_EXPORTER,
+    ExportCheck,
+    Int8Options,
+    Int8Report,
+    OnnxExporter,
+    export_int8,
+    export_model,
+    read_export_metadata,
+)
+from tsm.models import DEMO_AGREE, DEMO_SMOOTH_WINDOW, Recognizer, check_streamable
 
 PAGE_ASSETS = Path(__file__).parent / "web" / "static"
 MODEL_FOLDER = "model"
 MODEL_FILE = "model.onnx"
 ORT_FOLDER = "ort"
 PAGE_CONFIG = "page-config.json"
-PIPELINE_FORMAT = "tsm-web-pipeline/1"
 # The page's own files that must be in the folder (the rest of the page comes from the apps).
-REQUIRED_ASSETS = ("tsm.js", "local-backend.js")
+REQUIRED_ASSETS = ("tsm.js", "local-backend.js", "pipeline.schema.json")
 
 ModelWriter = Callable[[Path], ExportCheck | None]
 
@@ -75,26 +83,20 @@ def web_pipeline(model_path: Path, name: str) -> dict[str, Any]:
     if metadata["tsm_export"] != "stream":
         kind = metadata["tsm_export"]
         raise ValueError(f"{model_path} is a {kind} export; the web folder needs the streaming step")
-    data = DataConfig.from_dict(metadata["data_config"])
+    height, width = metadata["frame_size"]
+    spec = FramePipeline.of(DataConfig.from_dict(metadata["data_config"]))
+    spec = dataclasses.replace(spec, crop_size=(height, width))  # the file's own frames decide
     shapes = _graph_inputs(model_path)
     frames, *caches = metadata["inputs"]
     logits, *new_caches = metadata["outputs"]
     return {
-        "format": PIPELINE_FORMAT,
+        **spec.to_dict(),
         "name": name,
         "model": MODEL_FILE,
         "precision": "int8" if "int8" in metadata else "fp32",
         "num_classes": metadata["num_classes"],
         "num_segments": metadata["num_segments"],
         "frame_size": metadata["frame_size"],
-        "resize": data.resize,
-        "crop_size": metadata["frame_size"],
-        "interpolation": "bilinear",
-        "antialias": True,
-        "scale": 1 / 255,
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "layout": "NCHW RGB",
         "inputs": {"frames": frames, "caches": [{"name": n, "shape": shapes[n][1:]} for n in caches]},
         "outputs": {"logits": logits, "caches": new_caches},
     }
@@ -184,7 +186,7 @@ def export_web(
     ort_web: str | Path | None = None,
     check: bool = True,
     check_inputs: dict[str, Tensor] | None = None,
-    onnx_exporter: str = "dynamo",
+    onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
     int8: Int8Options | None = None,
 ) -> WebExport:
     """Export an online model's streaming step as a web folder: fp32, checked against PyTorch on

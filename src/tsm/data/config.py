@@ -15,10 +15,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_PIPELINES: tuple[str, ...] = ("multiscale_crop", "center_crop")
 SAMPLINGS: tuple[str, ...] = ("uniform", "dense")
 TEST_VIEWS = {"center": 1, "three": 3, "ten": 10}
+INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest")
+UINT8_SCALE = 1 / 255  # decoded frames are uint8: this takes them to [0, 1]
 
 Sampling = Literal["uniform", "dense"]
 TrainPipelineName = Literal["multiscale_crop", "center_crop"]
 TestViews = Literal["center", "three", "ten"]
+Interpolation = Literal["bilinear", "bicubic", "nearest"]
 
 
 def _fail(name: str, problem: str) -> None:
@@ -44,11 +47,15 @@ class DataConfig:
         dense_window: frames the dense window spans.
         train_pipeline: ``"multiscale_crop"`` (TSN augmentation) or ``"center_crop"``.
         resize: short side before cropping; None keeps the decoded size.
+        interpolation, antialias: how frames are resized (``"bilinear"``, ``"bicubic"`` or
+            ``"nearest"``; antialiased when shrinking, as PIL and the publishers' pipelines do).
         input_size: side of the square crop the model sees.
         scales, max_distort: multi-scale crop settings (crop sides relative to the short side).
         flip: horizontal flips (p = 0.5) in training; False for direction-sensitive classes.
         flip_label_map: labels swapped when a clip is mirrored, ``{"86": 87, ...}``.
-        mean, std: RGB normalisation.
+        pixel_scale: what decoded uint8 values are multiplied by before normalisation (1/255:
+            [0, 1], the reference's; 1.0 with mean and std in 0-255 units, as MMAction2 writes them).
+        mean, std: RGB normalisation, ``(value * pixel_scale - mean) / std``.
         test_views: crops per test clip: ``"center"``, ``"three"`` or ``"ten"`` (5 crops + flips).
         full_res: test crops of side ``resize`` instead of ``input_size``.
         frame_template, frame_start_index: file names in raw-frame folders.
@@ -61,11 +68,14 @@ class DataConfig:
     dense_window: int = 64
     train_pipeline: TrainPipelineName = "multiscale_crop"
     resize: int | None = 256
+    interpolation: Interpolation = "bilinear"
+    antialias: bool = True
     input_size: int = 224
     scales: tuple[float, ...] = TSN_SCALES
     max_distort: int = 1
     flip: bool = True
     flip_label_map: dict[str, int] | None = None
+    pixel_scale: float = UINT8_SCALE
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     test_views: TestViews = "center"
@@ -82,11 +92,21 @@ class DataConfig:
             ("sampling", SAMPLINGS),
             ("train_pipeline", TRAIN_PIPELINES),
             ("test_views", tuple(TEST_VIEWS)),
+            ("interpolation", INTERPOLATIONS),
         ):
             if getattr(self, name) not in choices:
                 _fail(name, f"is {getattr(self, name)!r}, not one of {', '.join(map(repr, choices))}")
         if self.sampling == "uniform" and self.num_clips not in (None, 1):
             _fail("num_clips", "must be 1 for uniform sampling; use twice_sample=true or sampling='dense'")
+        if not isinstance(self.antialias, bool):
+            _fail("antialias", f"must be true or false, got {self.antialias!r}")
+        if (
+            isinstance(self.pixel_scale, bool)
+            or not isinstance(self.pixel_scale, int | float)
+            or not self.pixel_scale > 0
+        ):
+            _fail("pixel_scale", f"must be a positive number, got {self.pixel_scale!r}")
+        object.__setattr__(self, "pixel_scale", float(self.pixel_scale))
         if not isinstance(self.max_distort, int) or self.max_distort < 0:
             _fail("max_distort", f"must be an integer >= 0, got {self.max_distort!r}")
         if not isinstance(self.frame_start_index, int) or self.frame_start_index < 0:
@@ -163,9 +183,11 @@ def as_data_config(config: DataConfig | Mapping[str, Any] | None, **overrides: A
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "INTERPOLATIONS",
     "SAMPLINGS",
     "TEST_VIEWS",
     "TRAIN_PIPELINES",
+    "UINT8_SCALE",
     "DataConfig",
     "as_data_config",
 ]

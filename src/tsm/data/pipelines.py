@@ -19,18 +19,25 @@ from tsm.data.transforms import MultiScaleCrop, flip_clip, three_crop
 
 ConfigLike = DataConfig | Mapping[str, Any] | None
 
+
 class _Normalize:
+    """uint8 -> float32 ``(value * pixel_scale - mean) / std``; with the default scale, bit for bit
+    what ``v2.ToDtype(torch.float32, scale=True)`` then ``v2.Normalize`` give."""
+
     def __init__(self, config: DataConfig) -> None:
-        self.transform = v2.Compose(
-            [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(config.mean), list(config.std))]
-        )
+        self.scale = config.pixel_scale
+        self.normalize = v2.Normalize(list(config.mean), list(config.std))
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.transform(clip).as_subclass(torch.Tensor)
+        values = clip.as_subclass(torch.Tensor).to(torch.float32).mul_(self.scale)
+        return self.normalize(values)
 
 
 def _resize(config: DataConfig) -> list[v2.Transform]:
-    return [v2.Resize(config.resize, antialias=True)] if config.resize else []
+    if not config.resize:
+        return []
+    mode = v2.InterpolationMode(config.interpolation)
+    return [v2.Resize(config.resize, interpolation=mode, antialias=config.antialias)]
 
 
 class TrainPipeline:

@@ -22,10 +22,10 @@ async function fetchInfo() {
     model: body.model,
     classes: body.classes,
     numSegments: body.num_segments,
-    engine: body.engine,
+    engine: body.precision && body.precision !== 'fp32' ? `${body.engine} ${body.precision}` : body.engine,
     inputSize: body.input_size,
     resize: body.resize,
-    mode: body.mode,
+    kind: body.kind,
   };
 }
 

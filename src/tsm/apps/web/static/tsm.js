@@ -13,7 +13,9 @@
 
 const ORT_FOLDER = new URL('./ort/', import.meta.url).href;
 const BUILDS = { wasm: 'ort.wasm.min.mjs', webgpu: 'ort.webgpu.min.mjs' };
-const PIPELINE_FORMAT = 'tsm-web-pipeline/1';
+const PIPELINE_FORMAT = 'tsm-frame-pipeline';
+const PIPELINE_VERSION = 2; // the newest pipeline.json this tsm.js reads (tsm.data.PIPELINE_VERSION)
+const SCHEMA_URL = new URL('./pipeline.schema.json', import.meta.url).href;
 const MODEL_FILES = 'pipeline.json, classes.json and the ONNX file';
 const TOP_K = 5;
 
@@ -90,27 +92,61 @@ async function fetchJson(url, what) {
   }
 }
 
-function checkPipeline(pipeline, url) {
-  const problem = (text) => new ModelFolderError(`${url}: ${text}; export the folder again with tsm export`);
-  if (pipeline?.format !== PIPELINE_FORMAT) {
-    throw problem(`format is ${JSON.stringify(pipeline?.format)}, this tsm.js reads ${PIPELINE_FORMAT}`);
+/**
+ * The JSON Schema rules pipeline.schema.json uses (type, const, enum, required, properties, items,
+ * minItems, maxItems, minimum, exclusiveMinimum, minLength): the first violation as text, or null.
+ */
+function schemaViolation(value, schema, where = 'pipeline') {
+  const types = [].concat(schema.type ?? []);
+  const typeOf = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
+  const fits = (t) => typeOf(value) === t || (t === 'number' && typeOf(value) === 'integer');
+  if (types.length && !types.some(fits)) return `${where} must be ${types.join(' or ')}, got ${JSON.stringify(value)}`;
+  if ('const' in schema && value !== schema.const) return `${where} must be ${JSON.stringify(schema.const)}`;
+  if (schema.enum && !schema.enum.includes(value)) return `${where} must be one of ${JSON.stringify(schema.enum)}`;
+  if (typeof value === 'number') {
+    if (schema.minimum !== undefined && value < schema.minimum) return `${where} must be >= ${schema.minimum}`;
+    if (schema.exclusiveMinimum !== undefined && !(value > schema.exclusiveMinimum)) return `${where} must be > ${schema.exclusiveMinimum}`;
   }
-  const sizes = [pipeline.crop_size, pipeline.frame_size];
-  if (!sizes.every((size) => Array.isArray(size) && size.length === 2 && size.every((n) => n > 0))) {
-    throw problem('crop_size and frame_size must be [height, width]');
+  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength) return `${where} must not be empty`;
+  if (Array.isArray(value)) {
+    if (schema.minItems !== undefined && value.length < schema.minItems) return `${where} needs at least ${schema.minItems} items`;
+    if (schema.maxItems !== undefined && value.length > schema.maxItems) return `${where} takes at most ${schema.maxItems} items`;
+    for (const [index, item] of value.entries()) {
+      const problem = schema.items && schemaViolation(item, schema.items, `${where}[${index}]`);
+      if (problem) return problem;
+    }
   }
+  if (typeOf(value) === 'object') {
+    const missing = (schema.required ?? []).filter((key) => !(key in value));
+    if (missing.length) return `${where} lacks ${missing.join(', ')}`;
+    for (const [key, rule] of Object.entries(schema.properties ?? {})) {
+      const problem = key in value && schemaViolation(value[key], rule, `${where}.${key}`);
+      if (problem) return problem;
+    }
+  }
+  return null;
+}
+
+async function checkPipeline(pipeline, url) {
+  const problem = (text) => new ModelFolderError(`${url}: ${text}`);
+  const again = 'export the folder again with tsm export';
+  if (pipeline?.format !== PIPELINE_FORMAT || !Number.isInteger(pipeline?.version)) {
+    throw problem(`it is not a ${PIPELINE_FORMAT} file of version 1-${PIPELINE_VERSION} (written by an older tsm?); ${again}`);
+  }
+  if (pipeline.version > PIPELINE_VERSION) {
+    throw problem(
+      `version ${pipeline.version} was written by a newer tsm; this tsm.js reads up to version ${PIPELINE_VERSION}: ` +
+        'use the tsm.js of the folder\'s own export, or update this page\'s tsm.js',
+    );
+  }
+  const violation = schemaViolation(pipeline, await fetchJson(SCHEMA_URL, 'pipeline.schema.json (beside tsm.js)'));
+  if (violation) throw problem(`${violation} (pipeline.schema.json); ${again}`);
   if (pipeline.interpolation !== 'bilinear' || pipeline.antialias !== true) {
-    throw problem('tsm.js resizes with antialiased bilinear interpolation only');
+    throw problem(`tsm.js resizes with antialiased bilinear interpolation only, the pipeline asks for ${pipeline.interpolation}${pipeline.antialias ? ' antialiased' : ''}`);
   }
-  if (pipeline.resize !== null && !(Number.isInteger(pipeline.resize) && pipeline.resize > 0)) {
-    throw problem(`resize must be a positive integer or null, got ${JSON.stringify(pipeline.resize)}`);
-  }
-  for (const key of ['mean', 'std']) {
-    if (!Array.isArray(pipeline[key]) || pipeline[key].length !== 3) throw problem(`${key} needs 3 values (RGB)`);
-  }
-  const caches = pipeline.inputs?.caches;
-  if (!Array.isArray(caches) || !Array.isArray(pipeline.outputs?.caches) || caches.length !== pipeline.outputs.caches.length) {
-    throw problem('inputs.caches and outputs.caches must be lists of the same length');
+  const caches = pipeline.inputs.caches;
+  if (caches.length !== pipeline.outputs.caches.length) {
+    throw problem(`inputs.caches and outputs.caches must be lists of the same length; ${again}`);
   }
 }
 
@@ -273,7 +309,7 @@ export function preprocess(image, pipeline) {
   const [cropHeight, cropWidth] = pipeline.crop_size;
   const top = cropOffset(height, cropHeight);
   const left = cropOffset(width, cropWidth);
-  const scale = Math.fround(pipeline.scale ?? 1 / 255);
+  const scale = Math.fround(pipeline.scale);
   const mean = pipeline.mean.map(Math.fround);
   const std = pipeline.std.map(Math.fround);
   const plane = cropHeight * cropWidth;
@@ -421,7 +457,7 @@ export async function loadRecognizer(baseUrl, options = {}) {
   const base = new URL(String(baseUrl).endsWith('/') ? baseUrl : `${baseUrl}/`, globalThis.location?.href);
   const pipelineUrl = new URL('pipeline.json', base).href;
   const pipeline = await fetchJson(pipelineUrl, 'pipeline.json');
-  checkPipeline(pipeline, pipelineUrl);
+  await checkPipeline(pipeline, pipelineUrl);
   const classesUrl = new URL('classes.json', base).href;
   const classes = await fetchJson(classesUrl, 'classes.json');
   checkClasses(classes, pipeline, classesUrl);
