@@ -1,5 +1,5 @@
 """Test-wide settings: deterministic seeds, one torch thread per test worker (pytest -n 2), and an
-ONNX export cache of the test session's own."""
+export cache of the test session's own."""
 
 import pytest
 import torch
@@ -13,6 +13,6 @@ def _seed() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _onnx_cache(tmp_path_factory, monkeypatch) -> None:
-    """ONNX files exported on first use go to one folder of the test session, never the user's cache."""
-    monkeypatch.setenv("TSM_ONNX_CACHE", str(tmp_path_factory.getbasetemp() / "onnx-cache"))
+def _export_cache(tmp_path_factory, monkeypatch) -> None:
+    """Files exported on first use go to one folder of the test session, never the user's cache."""
+    monkeypatch.setenv("TSM_EXPORT_CACHE", str(tmp_path_factory.getbasetemp() / "export-cache"))

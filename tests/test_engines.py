@@ -20,14 +20,13 @@ from stream_helpers import FRAME_SIZE, decoded_frames, random_eval_model, synthe
 from tsm.cli.main import main
 from tsm.export import export_model, read_export_metadata, verify_export
 from tsm.inference import (
-    OnnxStreamingEngine,
     Predictor,
     StreamingRecognizer,
     cached_export,
     clip_engine,
     streaming_engine,
 )
-from tsm.inference.onnx_cache import cached_export_path, export_lock
+from tsm.inference.export_cache import cached_export_path, export_lock
 
 TOLERANCE = 1e-4  # the issue's bound on the largest absolute logit difference
 SIZE = FRAME_SIZE
@@ -70,13 +69,13 @@ def run_streams(streamer: StreamingRecognizer, frames, offsets, steps, resets) -
 @pytest.mark.parametrize(("offsets", "resets"), [((3,), {4: [0]}), ((0, 2, 5), {3: [1], 5: [0, 2]})])
 def test_streaming_engines_agree_on_decoded_video(frames, cache, name, exporter, offsets, resets):
     """One stream and three, offset in time, with resets in the middle: onnxruntime's logits equal
-    torch's, and both equal the offline model's per-frame logits since each stream's last reset."""
+    torch's, and both equal the offline model's per-frame logits since each stream's last reset;
+    then the same streams at another frame size, after a full reset (a second export)."""
     model = random_eval_model(name)
     steps = 8
-    torch_streams = run_streams(StreamingRecognizer(model), frames, offsets, steps, resets)
-    onnx_streamer = StreamingRecognizer(
-        model, engine="onnxruntime", frame_size=SIZE, cache_dir=cache, onnx_exporter=exporter
-    )
+    torch_streams = run_streams(StreamingRecognizer(model, engine="torch"), frames, offsets, steps, resets)
+    # No frame_size, as with torch: the engine exports for the size of the first frames.
+    onnx_streamer = StreamingRecognizer(model, engine="onnxruntime", cache_dir=cache, onnx_exporter=exporter)
     assert onnx_streamer.engine.name == "onnxruntime" and onnx_streamer.num_caches > 0
     onnx_streams = run_streams(onnx_streamer, frames, offsets, steps, resets)
     assert float((onnx_streams - torch_streams).abs().max()) <= TOLERANCE
@@ -88,6 +87,12 @@ def test_streaming_engines_agree_on_decoded_video(frames, cache, name, exporter,
     # The comparison sees the recurrence: an engine that dropped its caches would fail it.
     alone = offline_frame_logits(model, frames[offsets[0] + 1 : offsets[0] + 2])[0]
     assert float((onnx_streams[0, 1] - alone).abs().max()) > 2 * TOLERANCE
+    smaller = frames[:, :, 4:-4, 4:-4].contiguous()
+    onnx_streamer.reset()
+    torch_streamer = StreamingRecognizer(model, engine="torch")
+    resized = run_streams(onnx_streamer, smaller, offsets, 3, {})
+    assert float((resized - run_streams(torch_streamer, smaller, offsets, 3, {})).abs().max()) <= TOLERANCE
+    assert f"stream-{SIZE - 8}x{SIZE - 8}-" in onnx_streamer.engine.reason
 
 
 def test_streaming_engine_takes_another_batch_size_at_every_call(frames, cache):
@@ -124,7 +129,7 @@ def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, cache, tmp_pa
     video = synthetic_video(tmp_path / "grow.mp4", "grow", 12)
     config = {"num_segments": 4, "resize": SIZE, "input_size": SIZE}
     checkpoint = tsm.save_checkpoint(tmp_path / "m.safetensors", model, [f"c{i}" for i in range(6)], config)
-    on_torch = Predictor.from_checkpoint(checkpoint, views="three").scores(video)
+    on_torch = Predictor.from_checkpoint(checkpoint, views="three", engine="torch").scores(video)
     options = {"views": "three", "engine": "onnxruntime", "cache_dir": cache, **FAST}
     on_onnx = Predictor.from_checkpoint(checkpoint, **options).scores(video)
     assert float((on_torch - on_onnx).abs().max()) <= TOLERANCE
@@ -149,7 +154,7 @@ def test_auto_picks_onnxruntime_and_says_why_else_torch(tmp_path, monkeypatch):
     chosen = streaming_engine(model, "auto", SIZE, cache_dir=tmp_path)
     assert chosen.name == "onnxruntime" and "exported in" in chosen.reason
     again = streaming_engine(model, "auto", SIZE, cache_dir=tmp_path)
-    assert again.path == chosen.path and "from the cache" in again.reason
+    assert again.reason == chosen.reason.replace(chosen.reason.split("(")[-1], "from the export cache)")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
@@ -168,24 +173,26 @@ def test_auto_runs_torch_when_the_model_does_not_export(tmp_path, monkeypatch):
     model = random_eval_model("tsm_resnet18", num_segments=2)
     engine = clip_engine(model, "auto", SIZE, cache_dir=tmp_path)
     assert engine.name == "torch"
-    assert engine.reason == "torch: the model does not export to ONNX (aten::unknown_op has no ONNX symbolic)"
+    assert engine.reason == (
+        "torch: the model does not export for onnxruntime (aten::unknown_op has no ONNX symbolic)"
+    )
     with pytest.raises(NotImplementedError):  # asked for by name: the error itself
         clip_engine(model, "onnxruntime", SIZE, cache_dir=tmp_path)
 
 
 def test_cache_key_follows_weights_size_and_kind(tmp_path):
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
-    first = cached_export(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path)
-    second = cached_export(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path)
+    first = cached_export(model, "stream", (SIZE, SIZE), "onnx", "torchscript", tmp_path)
+    second = cached_export(model, "stream", (SIZE, SIZE), "onnx", "torchscript", tmp_path)
     assert first.exported and not second.exported and first.path == second.path
     paths = {
-        cached_export_path(model, False, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path),
-        cached_export_path(model, True, (SIZE, 2 * SIZE), exporter="torchscript", cache_dir=tmp_path),
-        cached_export_path(model, True, (SIZE, SIZE), exporter="dynamo", cache_dir=tmp_path),
+        cached_export_path(model, "clip", (SIZE, SIZE), "onnx", "torchscript", tmp_path),
+        cached_export_path(model, "stream", (SIZE, 2 * SIZE), "onnx", "torchscript", tmp_path),
+        cached_export_path(model, "stream", (SIZE, SIZE), "onnx", "dynamo", tmp_path),
     }
     with torch.no_grad():
         model.new_fc.bias[0] += 1e-6
-    paths.add(cached_export_path(model, True, (SIZE, SIZE), exporter="torchscript", cache_dir=tmp_path))
+    paths.add(cached_export_path(model, "stream", (SIZE, SIZE), "onnx", "torchscript", tmp_path))
     assert first.path not in paths and len(paths) == 4
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [first.path.name]
 
@@ -202,7 +209,7 @@ model = random_eval_model("tsm_online_resnet18", num_segments=2)
 Path(sys.argv[2]).touch()  # ready
 while not Path(sys.argv[3]).exists():
     time.sleep(0.01)
-result = cached_export(model, True, (32, 32), exporter="torchscript", cache_dir=sys.argv[1])
+result = cached_export(model, "stream", (32, 32), "onnx", "torchscript", sys.argv[1])
 print(json.dumps({"path": str(result.path), "exported": result.exported}))
 """
 
@@ -213,7 +220,7 @@ def test_concurrent_first_use_exports_one_valid_file(tmp_path):
     cache, tests = tmp_path / "cache", str(Path(__file__).parent)
     torch.manual_seed(0)  # the same weights as the two processes'
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
-    path = cached_export_path(model, True, (32, 32), exporter="torchscript", cache_dir=cache)
+    path = cached_export_path(model, "stream", (32, 32), "onnx", "torchscript", cache)
     cache.mkdir()
     go = tmp_path / "go"
     users = [
@@ -259,7 +266,7 @@ def test_broken_or_foreign_onnx_files_are_one_line_errors(tmp_path, capsys):
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
     clip_file = tmp_path / "clip.onnx"
     export_model(model, clip_file, frame_size=SIZE, check=False, onnx_exporter="torchscript")
-    with pytest.raises(ValueError, match=r"is a clip export, but this needs a streaming step"):
+    with pytest.raises(ValueError, match=r"is a clip model, but streaming needs a streaming step"):
         streaming_engine(clip_file)
     with pytest.raises(ValueError, match="runs on onnxruntime, not torch"):
         streaming_engine(clip_file, engine="torch")
@@ -270,7 +277,7 @@ def test_broken_or_foreign_onnx_files_are_one_line_errors(tmp_path, capsys):
     onnx.helper.set_model_props(proto, {e.key: e.value for e in onnx.load(str(step_file)).metadata_props})
     onnx.save(proto, str(tmp_path / "mixed.onnx"))
     with pytest.raises(ValueError, match="not those its tsm metadata names"):
-        OnnxStreamingEngine(tmp_path / "mixed.onnx")
+        streaming_engine(tmp_path / "mixed.onnx")
     for bad, message in ((broken, "is not a valid ONNX file"), (foreign, "was not written by tsm export")):
         assert main(["stream", str(video), "--checkpoint", str(bad)]) == 1
         err = capsys.readouterr().err
@@ -308,3 +315,48 @@ def test_cli_runs_an_exported_step_file(tmp_path, capsys):
     assert printed["auto"][0].startswith("engine: onnxruntime (CPUExecutionProvider), fp32, ")
     labels = [[line.split()[3] for line in lines if " frame " in line] for lines in printed.values()]
     assert labels[0] == labels[1] and set(labels[0]) <= set(classes)
+
+
+class TorchScriptRunner:
+    """A runtime added from outside: TorchScript files run by torch.jit (a Runner of the engine
+    contract; it cannot name the inputs or tell their shapes, the file's tsm metadata does)."""
+
+    input_names = output_names = input_shapes = None
+    description = "torch.jit (a runtime registered by a test)"
+
+    def __init__(self, path: Path, options: tsm.inference.EngineOptions) -> None:
+        self.module = torch.jit.load(str(path), map_location="cpu")
+
+    def run(self, inputs):
+        outputs = self.module(*inputs)
+        return list(outputs) if isinstance(outputs, tuple | list) else [outputs]
+
+
+def test_a_new_runtime_is_one_row_of_the_engine_table(frames, tmp_path, monkeypatch):
+    """One EngineRuntime row (and its Runner) is all a runtime needs: it runs its files and a
+    Recognizer through the export cache, for streams and clips, takes part in auto, and is listed."""
+    row = tsm.inference.EngineRuntime(
+        "jit",
+        suffixes=(".ts",),
+        export_format="torchscript",
+        open_file=TorchScriptRunner,
+        auto_devices=("cpu",),
+    )
+    monkeypatch.setattr(tsm.inference.engines, "ENGINE_RUNTIMES", {"jit": row, **tsm.inference.ENGINE_RUNTIMES})
+    assert tsm.inference.engine_names()[:2] == ("auto", "jit")
+    model = random_eval_model("tsm_online_resnet18", num_segments=4)
+    reference = StreamingRecognizer(model, engine="torch")
+    for engine in ("jit", "auto"):
+        streamer = StreamingRecognizer(model, engine=engine, cache_dir=tmp_path)
+        expected = torch.stack([reference.step(frames[t : t + 2]) for t in range(3)])
+        actual = torch.stack([streamer.step(frames[t : t + 2]) for t in range(3)])
+        reference.reset()
+        assert streamer.engine.name == "jit" and "torch.jit" in streamer.engine.reason
+        assert float((actual - expected).abs().max()) <= TOLERANCE
+    step_file = tmp_path / "step.ts"
+    export_model(model, step_file, streaming=True, frame_size=SIZE, check=False)
+    clips = frames[:8].reshape(2, 4, 3, SIZE, SIZE)
+    whole_clips = clip_engine(step_file)  # a streaming step answers whole clips, frame by frame
+    with torch.no_grad():
+        assert float((whole_clips(clips) - model(clips)).abs().max()) <= TOLERANCE
+    assert tsm.inference.is_exported_file(step_file) and whole_clips.name == "jit"

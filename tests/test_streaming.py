@@ -43,7 +43,7 @@ MODELS = [
 def test_stream_equals_offline_with_resets(video_frames, name, overrides):
     """Three streams of real video, offset in time; stream 1 is reset at t=3, streams 0 and 2 at t=5."""
     model = random_eval_model(name, **overrides)
-    streamer = StreamingRecognizer(model)
+    streamer = StreamingRecognizer(model, engine="torch")
     assert streamer.num_caches == len(shifted_modules(model)) > 0
     steps, offsets = 8, (0, 2, 4)
     resets = {3: [1], 5: [0, 2]}
@@ -83,7 +83,7 @@ def test_stream_differs_from_bidirectional_and_refuses_it():
 
 def test_tsn_streams_without_caches(video_frames):
     model = random_eval_model("tsn_resnet18")
-    streamer = StreamingRecognizer(model)
+    streamer = StreamingRecognizer(model, engine="torch")
     assert streamer.num_caches == 0
     logits = torch.stack([streamer.step(video_frames[t : t + 1])[0] for t in range(3)])
     torch.testing.assert_close(logits, offline_frame_logits(model, video_frames[:3]), rtol=1e-4, atol=1e-5)
@@ -101,10 +101,10 @@ def test_mobilenet_cache_shapes_match_reference_demo():
 
 def test_caches_are_lazy_and_frame_changes_need_reset():
     model = random_eval_model("tsm_online_resnet18")
-    streamer = StreamingRecognizer(model)
-    assert streamer.caches is None and streamer.labels is None
+    streamer = StreamingRecognizer(model, engine="torch")
+    assert streamer.streams.caches is None and streamer.labels is None
     streamer.step(torch.randn(2, 3, 32, 32))
-    assert [tuple(c.shape) for c in streamer.caches][:2] == [(2, 8, 8, 8), (2, 8, 8, 8)]
+    assert [tuple(c.shape) for c in streamer.streams.caches][:2] == [(2, 8, 8, 8), (2, 8, 8, 8)]
     with pytest.raises(ValueError, match="reset"):
         streamer.step(torch.randn(2, 3, 48, 48))
     with pytest.raises(ValueError, match="reset"):
@@ -120,7 +120,7 @@ def test_caches_are_lazy_and_frame_changes_need_reset():
 def test_streaming_shares_weights_and_leaves_model_unchanged(video_frames):
     model = random_eval_model("tsm_online_resnet18", num_segments=4)
     before = model(video_frames[:4].unsqueeze(0))
-    streamer = StreamingRecognizer(model)
+    streamer = StreamingRecognizer(model, engine="torch")
     torch.testing.assert_close(model(video_frames[:4].unsqueeze(0)), before)
     assert len(shifted_modules(model)) == 8
     with torch.no_grad():
@@ -183,7 +183,7 @@ def test_streams_the_reference_online_demo_checkpoint(tmp_path):
     path = tmp_path / "mobilenetv2_jester_online.pth.tar"
     torch.save(demo.state_dict(), path)
     model, _ = tsm.load_checkpoint(path)
-    streamer = StreamingRecognizer(model)
+    streamer = StreamingRecognizer(model, engine="torch")
     frames = torch.randn(5, 3, 32, 32)
     with torch.no_grad():
         expected = online_demo_stream(demo, frames)
@@ -206,7 +206,7 @@ def test_stream_equals_offline_on_random_shapes(streams, size, fold_div, place, 
     model = random_eval_model("tsm_online_resnet18", fold_div=fold_div, place=place)
     frames = torch.randn(streams, steps, 3, size, size)
     reset_step, reset_stream = reset[0] % steps, reset[1] % streams
-    streamer = StreamingRecognizer(model)
+    streamer = StreamingRecognizer(model, engine="torch")
     streamed = []
     for t in range(steps):
         if t == reset_step:

@@ -134,6 +134,15 @@ def test_every_package_is_in_the_layer_table() -> None:
     assert packages == set(ALLOWED)
 
 
+def test_the_library_root_and_top_modules_import_no_app() -> None:
+    """The root re-exports the library, lazily or not: no app and no CLI, even inside a function;
+    the modules at the top (errors, fileio, download) serve every layer and import no package."""
+    assert not _imported_packages(PACKAGE / "__init__.py") & {"apps", "cli"}
+    for path in PACKAGE.glob("*.py"):
+        if path.name not in ("__init__.py", "version.py"):
+            assert _imported_packages(path) == set(), path.name
+
+
 def test_import_tsm_loads_neither_the_cli_nor_lightning() -> None:
     code = "import sys, tsm; print(sorted(m for m in sys.modules if m.startswith(('tsm.cli', 'lightning'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

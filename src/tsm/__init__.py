@@ -29,8 +29,10 @@ from tsm.data import (
 )
 from tsm.export import ExportCheck, export_int8, export_model, read_export_metadata, verify_export
 from tsm.inference import (
+    ClipEngine,
     Prediction,
     Predictor,
+    StreamingEngine,
     StreamingRecognizer,
     clip_engine,
     predict,
@@ -64,19 +66,12 @@ def __getattr__(name: str):
         import tsm.engine
 
         return getattr(tsm.engine, name)
-    if name == "run_demo":
-        from tsm.apps.demo import run_demo
-
-        return run_demo
-    if name == "export_web":
-        from tsm.apps.web_export import export_web
-
-        return export_web
     raise AttributeError(f"module 'tsm' has no attribute {name!r}")
 
 
 __all__ = [
     "CheckpointInfo",
+    "ClipEngine",
     "DataConfig",
     "ExportCheck",
     "LabelSmoother",
@@ -86,6 +81,7 @@ __all__ = [
     "PretrainedInfo",
     "Recognizer",
     "RecognizerModule",
+    "StreamingEngine",
     "StreamingRecognizer",
     "TemporalPool",
     "TemporalShift",
@@ -102,7 +98,6 @@ __all__ = [
     "dataset_class_names",
     "export_int8",
     "export_model",
-    "export_web",
     "generate_synthetic_dataset",
     "init_from_checkpoint",
     "list_backbones",
@@ -121,7 +116,6 @@ __all__ = [
     "read_export_metadata",
     "read_frames",
     "resize_videos",
-    "run_demo",
     "save_checkpoint",
     "segment_indices",
     "stream_predictions",

@@ -1,46 +1,52 @@
 """Inference with trained models: top-k classes of whole videos, and online recognition of streams,
-on PyTorch or ONNX Runtime engines (exported on first use into a cache, or from ``.onnx`` files)."""
+on any engine of the engine table (PyTorch, ONNX Runtime, ...): a Recognizer (exported on first
+use into a cache for a runtime that runs files) or an exported file."""
 
+from tsm.inference.engine_api import ClipEngine, EngineOptions, EngineRuntime, Runner, StreamingEngine
 from tsm.inference.engines import (
-    ENGINES,
-    ClipEngine,
-    EngineChoice,
-    StreamingEngine,
-    TorchClipEngine,
-    TorchStreamingEngine,
+    DEFAULT_ENGINE,
+    ENGINE_RUNTIMES,
     clip_engine,
-    is_onnx_file,
+    engine_names,
+    file_runtimes,
+    is_exported_file,
+    make_engine,
     streaming_engine,
 )
-from tsm.inference.onnx_cache import CACHE_VARIABLE, CachedExport, cached_export, onnx_cache_dir
-from tsm.inference.onnx_engines import OnnxClipEngine, OnnxStreamingEngine
+from tsm.inference.export_cache import CACHE_VARIABLE, CachedExport, cached_export, export_cache_dir
 from tsm.inference.predictor import Prediction, Predictor, class_names_of, predict, prediction_data_config
 from tsm.inference.sources import exported_info, open_model
-from tsm.inference.streamer import StreamingRecognizer
-from tsm.inference.streaming import StreamEvent, annotate_frame, plot_stream_timeline, stream_predictions
+from tsm.inference.stream_caches import StreamCaches
+from tsm.inference.stream_clips import StreamClipEngine
+from tsm.inference.streaming_recognizer import StreamingRecognizer
+from tsm.inference.video_stream import StreamEvent, annotate_frame, plot_stream_timeline, stream_predictions
 
 __all__ = [
     "CACHE_VARIABLE",
-    "ENGINES",
+    "DEFAULT_ENGINE",
+    "ENGINE_RUNTIMES",
     "CachedExport",
     "ClipEngine",
-    "EngineChoice",
-    "OnnxClipEngine",
-    "OnnxStreamingEngine",
+    "EngineOptions",
+    "EngineRuntime",
     "Prediction",
     "Predictor",
+    "Runner",
+    "StreamCaches",
+    "StreamClipEngine",
     "StreamEvent",
     "StreamingEngine",
     "StreamingRecognizer",
-    "TorchClipEngine",
-    "TorchStreamingEngine",
     "annotate_frame",
     "cached_export",
     "class_names_of",
     "clip_engine",
+    "engine_names",
+    "export_cache_dir",
     "exported_info",
-    "is_onnx_file",
-    "onnx_cache_dir",
+    "file_runtimes",
+    "is_exported_file",
+    "make_engine",
     "open_model",
     "plot_stream_timeline",
     "predict",

@@ -1,207 +1,228 @@
-"""Inference engines: one interface, run by PyTorch or by ONNX Runtime.
+"""The engine table, and the two factories every caller uses.
 
-* A **streaming engine** is a drop-in for :class:`tsm.models.StreamingStep`: ``engine(frames,
-  *caches) -> (logits, *new_caches)`` on torch tensors (frames (B, 3, H, W) float32; no caches =
-  new streams, all zeros; B may change from call to call), with ``cache_shapes(frame_shape)``,
-  ``num_caches``, ``num_classes`` and ``name`` ("torch" or "onnxruntime").
-* A **clip engine** is a drop-in for ``Recognizer.forward``: ``engine(clips (N, T, 3, H, W)) ->
-  logits (N, K)``, with ``name``, ``num_classes`` and ``num_segments``.
+:data:`ENGINE_RUNTIMES` has one row per runtime (:class:`~tsm.inference.engine_api.EngineRuntime`);
+adding a runtime is adding a row here and the module with its functions. :func:`streaming_engine`
+and :func:`clip_engine` make an engine (see :mod:`tsm.inference.engine_api` for the contract) from
+a Recognizer, a checkpoint, or an exported file:
 
-:func:`streaming_engine` and :func:`clip_engine` make them from a Recognizer (the ONNX file is
-exported on first use into a cache, see :mod:`tsm.inference.onnx_cache`) or from an exported
-``.onnx`` file. ``engine="auto"`` picks ONNX Runtime on the CPU when it is installed and the model
-exports, else PyTorch; every engine carries a one-line ``reason`` saying what it runs and why.
+* a Recognizer runs on torch directly, or on a runtime that runs files through the export cache
+  (:mod:`tsm.inference.export_cache`), one exported file per frame size, made when frames of that
+  size first arrive (or at ``frame_size`` right away);
+* an exported file runs on a runtime whose row lists its suffix; a streaming step also answers
+  whole clips (:class:`~tsm.inference.stream_clips.StreamClipEngine`).
+
+``engine="auto"`` (the default everywhere: :data:`DEFAULT_ENGINE`) tries the rows in table order,
+the fastest measured first (docs/benchmarks.md), and takes the first one that is installed, runs
+on the device, and (for a Recognizer) exports the model; every engine's ``reason`` says which
+runtime runs and why.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
 
 import torch
-from torch import Tensor
 
-from tsm.data import one_line
-from tsm.export import OnnxExporter
-from tsm.inference.onnx_cache import DEFAULT_EXPORTER, CachedExport, cached_export
-from tsm.inference.onnx_engines import ONNXRUNTIME, OnnxClipEngine, OnnxStreamingEngine
-from tsm.models import Recognizer, StreamingStep, check_streamable
+from tsm.checkpoint import load_checkpoint
+from tsm.errors import one_line
+from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.inference.engine_api import ClipEngine, Engine, EngineOptions, EngineRuntime, StreamingEngine
+from tsm.inference.export_cache import cached_export
+from tsm.inference.file_engines import file_engine
+from tsm.inference.onnxruntime_runtime import ONNXRUNTIME, OnnxRuntimeRunner
+from tsm.inference.per_size import PerSizeEngine
+from tsm.inference.stream_clips import StreamClipEngine
+from tsm.inference.torch_engines import TORCH, wrap_torch_model
+from tsm.models import ModelKind, Recognizer, check_streamable
 
-EngineChoice = Literal["auto", "torch", "onnxruntime"]
-ENGINES: tuple[str, ...] = ("auto", "torch", ONNXRUNTIME)
-
-
-class StreamingEngine(Protocol):
-    """One step of a streaming model on B streams (see the module docstring)."""
-
-    name: str
-    num_caches: int
-    num_classes: int
-    reason: str
-
-    def __call__(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]: ...
-
-    def cache_shapes(self, frame_shape: Sequence[int]) -> list[tuple[int, ...]]: ...
-
-
-class ClipEngine(Protocol):
-    """A clip model: ``engine(clips (N, T, 3, H, W)) -> logits (N, K)``."""
-
-    name: str
-    num_classes: int
-    num_segments: int
-    reason: str
-
-    def __call__(self, clips: Tensor) -> Tensor: ...
+AUTO = "auto"
+ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
+    row.name: row
+    for row in (
+        EngineRuntime(
+            ONNXRUNTIME,
+            packages=("onnxruntime",),
+            extra="export",
+            suffixes=(".onnx",),
+            export_format="onnx",
+            open_file=OnnxRuntimeRunner,
+            auto_devices=("cpu",),
+        ),
+        EngineRuntime(TORCH, wrap_model=wrap_torch_model, auto_devices=("cpu", "cuda", "mps")),
+    )
+}
+DEFAULT_ENGINE = AUTO
+FrameSize = int | tuple[int, int] | None
 
 
-class TorchStreamingEngine:
-    """:class:`StreamingStep` in PyTorch eager mode, without autograd (weights shared with the
-    model: changes to the model show in the next step)."""
-
-    name = "torch"
-
-    def __init__(self, model: Recognizer, reason: str = "torch") -> None:
-        self.step = StreamingStep(model)
-        self.num_caches = self.step.num_caches
-        self.num_classes = model.num_classes
-        self.device = next(model.parameters()).device
-        self.reason = reason
-
-    @torch.no_grad()  # not inference_mode: callers may write into the returned caches
-    def __call__(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]:
-        return self.step(frames, *caches)
-
-    def cache_shapes(self, frame_shape: Sequence[int]) -> list[tuple[int, ...]]:
-        return self.step.cache_shapes(frame_shape)
-
-
-class TorchClipEngine:
-    """``Recognizer.forward`` in PyTorch eager mode, without autograd."""
-
-    name = "torch"
-
-    def __init__(self, model: Recognizer, reason: str = "torch") -> None:
-        self.model = model.eval()
-        self.num_classes = model.num_classes
-        self.num_segments = model.num_segments
-        self.device = next(model.parameters()).device
-        self.reason = reason
-
-    @torch.no_grad()  # not inference_mode: callers may write into the returned caches
-    def __call__(self, clips: Tensor) -> Tensor:
-        return self.model(clips)
-
-
-def is_onnx_file(source: object) -> bool:
-    """Whether ``source`` names an exported ``.onnx`` file (rather than a checkpoint or a model)."""
-    return isinstance(source, str | Path) and Path(source).suffix.lower() == ".onnx"
-
-
-def _exported_file(
-    model: Recognizer,
-    engine: EngineChoice,
-    streaming: bool,
-    frame_size: int | tuple[int, int] | None,
-    device: torch.device,
-    options: dict,
-) -> tuple[Path | None, str]:
-    """The cached ONNX file to run ``model`` on (None: run torch) and the reason for the choice."""
-    if engine == "torch":
-        return None, "torch (asked for)"
-    if engine == "auto":
-        needed = ("onnxruntime", "onnx", *(("onnxscript",) if options["exporter"] == "dynamo" else ()))
-        missing = [name for name in needed if importlib.util.find_spec(name) is None]
-        if missing:
-            return None, f"torch: {', '.join(missing)} not installed (pip install {' '.join(missing)})"
-        if device.type != "cpu":
-            return None, f"torch: auto runs onnxruntime on the CPU only, and the device is {device}"
-    if frame_size is None:
-        raise ValueError(
-            "the onnxruntime engine needs frame_size=(H, W): an ONNX file is made for one frame size"
-        )
-    size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
-    if engine == ONNXRUNTIME:
-        return _cache_note(cached_export(model, streaming, size, **options))
-    try:
-        return _cache_note(cached_export(model, streaming, size, **options))
-    except Exception as error:  # the exporters raise many types; auto then runs torch and says why
-        return None, f"torch: the model does not export to ONNX ({one_line(error)})"
-
-
-def _cache_note(cached: CachedExport) -> tuple[Path, str]:
-    how = f"exported in {cached.seconds:.1f} s" if cached.exported else "from the cache"
-    return cached.path, f"ONNX file {how}"
+def engine_names() -> tuple[str, ...]:
+    """What ``engine=`` takes: "auto" and the table's runtimes."""
+    return (AUTO, *ENGINE_RUNTIMES)
 
 
 def _check_choice(engine: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if engine not in engine_names():
+        raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(engine_names())}")
 
 
-def _make_engine(
-    model: Recognizer | str | Path,
-    engine: EngineChoice,
-    streaming: bool,
-    frame_size: int | tuple[int, int] | None,
-    device: str | torch.device,
-    threads: int | None,
-    onnx_exporter: OnnxExporter,
-    cache_dir: str | Path | None,
-) -> StreamingEngine | ClipEngine:
-    """What :func:`streaming_engine` and :func:`clip_engine` share."""
-    _check_choice(engine)
-    device = torch.device(device)
-    torch_type, onnx_type = (
-        (TorchStreamingEngine, OnnxStreamingEngine) if streaming else (TorchClipEngine, OnnxClipEngine)
+def file_runtimes(source: object) -> list[EngineRuntime]:
+    """The runtimes that run ``source`` when it names an exported file (by its suffix), in table
+    order; empty for anything else (a checkpoint, a published name, a model)."""
+    if not isinstance(source, str | Path):
+        return []
+    suffix = Path(source).suffix.lower()
+    return [row for row in ENGINE_RUNTIMES.values() if suffix in row.suffixes]
+
+
+def is_exported_file(source: object) -> bool:
+    """Whether ``source`` names an exported file some runtime runs (rather than a checkpoint)."""
+    return bool(file_runtimes(source))
+
+
+def _require(row: EngineRuntime) -> None:
+    missing = row.missing_packages()
+    if missing:
+        raise ValueError(f"the {row.name} engine needs {', '.join(missing)}: {row.install_hint()}")
+
+
+def _adapt(engine: Engine, kind: ModelKind, source: object) -> Engine:
+    """``engine`` as the kind asked for: a streaming step also runs whole clips."""
+    if engine.kind == kind:
+        return engine
+    if engine.kind == "stream":
+        return StreamClipEngine(engine)
+    raise ValueError(
+        f"{source} is a clip model, but streaming needs a streaming step: "
+        "export it with tsm export --streaming"
     )
-    if is_onnx_file(model):
-        if engine == "torch":
-            raise ValueError(f"{model} is an exported ONNX file: it runs on onnxruntime, not torch")
-        return onnx_type(model, device, threads)
+
+
+def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+    rows = file_runtimes(path)
+    if engine == AUTO:
+        usable = [row for row in rows if not row.missing_packages()]
+        if not usable:
+            _require(rows[0])
+        row = usable[0]
+    elif engine in [row.name for row in rows]:
+        row = ENGINE_RUNTIMES[engine]
+        _require(row)
+    else:
+        names = " or ".join(row.name for row in rows)
+        raise ValueError(f"{path} is an exported {path.suffix} file: it runs on {names}, not {engine}")
+    opened = file_engine(path, row.name, lambda: row.open_file(path, options), options.device)
+    return _adapt(opened, kind, path)
+
+
+def _exported(model: Recognizer, kind: ModelKind, row: EngineRuntime, options: EngineOptions, size) -> Engine:
+    """The engine of ``model`` exported for ``row`` at frames of ``size`` (through the cache)."""
+    cached = cached_export(model, kind, size, row.export_format, options.onnx_exporter, options.cache_dir)
+    engine = file_engine(cached.path, row.name, lambda: row.open_file(cached.path, options), options.device)
+    engine.reason = f"{engine.reason} ({cached.note()})"
+    return engine
+
+
+def _through_export(
+    model: Recognizer, kind: ModelKind, row: EngineRuntime, options: EngineOptions, frame_size, fallback: bool
+) -> Engine:
+    """``model`` on a runtime that runs files; with ``fallback`` (auto), a model that does not
+    export runs on torch instead, and says why."""
+
+    def make(size: tuple[int, int]) -> Engine:
+        if not fallback:
+            return _exported(model, kind, row, options, size)
+        try:
+            return _exported(model, kind, row, options, size)
+        except Exception as error:  # the exporters raise many types; auto then runs torch and says why
+            reason = f"{TORCH}: the model does not export for {row.name} ({one_line(error)})"
+            return wrap_torch_model(model, kind, options, reason)
+
+    engine = PerSizeEngine(model, kind, row.name, options.device, make)
+    if frame_size is not None:
+        engine.engine_for(frame_size)  # now: the choice, its reason and any error show at once
+    return engine
+
+
+def _auto(model: Recognizer, kind: ModelKind, options: EngineOptions, frame_size) -> Engine:
+    skipped = []
+    for row in ENGINE_RUNTIMES.values():
+        if options.device.type not in row.auto_devices:
+            skipped.append(f"{row.name} does not run on {options.device}")
+        elif row.missing_packages():
+            skipped.append(f"{', '.join(row.missing_packages())} not installed ({row.install_hint()})")
+        elif row.wrap_model is not None:
+            reason = f"{row.name}: {'; '.join(skipped)}" if skipped else row.name
+            return row.wrap_model(model, kind, options, reason)
+        else:
+            return _through_export(model, kind, row, options, frame_size, fallback=True)
+    raise ValueError(f"no engine runs this model here: {'; '.join(skipped)}")
+
+
+def make_engine(
+    model: Recognizer | str | Path | Engine,
+    kind: ModelKind,
+    engine: str = DEFAULT_ENGINE,
+    frame_size: FrameSize = None,
+    options: EngineOptions | None = None,
+) -> Engine:
+    """The engine of ``kind`` ("stream" or "clip") for ``model``: a Recognizer, a checkpoint or
+    published name, an exported file, or an engine (returned as it is, or a streaming engine
+    adapted to whole clips). What :func:`streaming_engine` and :func:`clip_engine` call."""
+    _check_choice(engine)
+    options = options or EngineOptions()
+    if isinstance(model, StreamingEngine | ClipEngine) and not isinstance(model, Recognizer):
+        return _adapt(model, kind, type(model).__name__)
+    if is_exported_file(model):
+        return _open_file(Path(model), kind, engine, options)
+    if isinstance(model, str | Path):
+        model, _ = load_checkpoint(model)
     if not isinstance(model, Recognizer):
-        raise TypeError(f"an engine needs a tsm.Recognizer or an .onnx file, got {type(model).__name__}")
-    if streaming:
+        raise TypeError(
+            f"an engine runs a tsm.Recognizer, a checkpoint or an exported file, not {type(model).__name__}"
+        )
+    if kind == "stream":
         check_streamable(model)  # whatever the engine
-    options = {"exporter": onnx_exporter, "cache_dir": cache_dir}
-    path, reason = _exported_file(model, engine, streaming, frame_size, device, options)
-    if path is None:
-        return torch_type(model.to(device).eval(), reason)
-    chosen = onnx_type(path, device, threads)
-    chosen.reason = f"{chosen.reason} ({reason})"
-    return chosen
+    size = (frame_size, frame_size) if isinstance(frame_size, int) else frame_size
+    if engine == AUTO:
+        return _auto(model, kind, options, size)
+    row = ENGINE_RUNTIMES[engine]
+    _require(row)
+    if row.wrap_model is not None:
+        return row.wrap_model(model, kind, options, f"{row.name} (asked for)")
+    return _through_export(model, kind, row, options, size, fallback=False)
 
 
 def streaming_engine(
-    model: Recognizer | str | Path,
-    engine: EngineChoice = "auto",
-    frame_size: int | tuple[int, int] | None = None,
+    model: Recognizer | str | Path | StreamingEngine,
+    engine: str = DEFAULT_ENGINE,
+    frame_size: FrameSize = None,
     device: str | torch.device = "cpu",
     threads: int | None = None,
-    onnx_exporter: OnnxExporter = DEFAULT_EXPORTER,
+    onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
     cache_dir: str | Path | None = None,
 ) -> StreamingEngine:
-    """A streaming engine for a uni-directional Recognizer or a ``tsm export --streaming`` file.
+    """A streaming engine for a uni-directional model or a ``tsm export --streaming`` file.
 
-    ``engine``: "torch", "onnxruntime" (a Recognizer is exported into the cache on first use, at
-    ``frame_size``), or "auto" (onnxruntime on the CPU when it is installed and the model exports,
-    else torch). ``threads``: onnxruntime's intra-op threads (default: its own choice).
-    ``onnx_exporter`` and ``cache_dir`` (default :func:`~tsm.inference.onnx_cache_dir`): how and
-    where the cache exports. The engine's ``reason`` says which it is and why.
+    ``engine``: a row of :data:`ENGINE_RUNTIMES` ("torch", "onnxruntime", ...) or "auto" (the
+    default; see the module docstring). ``frame_size``: export for these frames now rather than
+    at the first frame. ``threads``: the runtime's CPU threads. ``onnx_exporter`` and ``cache_dir``
+    (default :func:`~tsm.inference.export_cache_dir`): how and where the export cache exports.
+    The engine's ``reason`` says which runtime runs it and why.
     """
-    return _make_engine(model, engine, True, frame_size, device, threads, onnx_exporter, cache_dir)
+    options = EngineOptions(device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None)
+    return make_engine(model, "stream", engine, frame_size, options)
 
 
 def clip_engine(
-    model: Recognizer | str | Path,
-    engine: EngineChoice = "auto",
-    frame_size: int | tuple[int, int] | None = None,
+    model: Recognizer | str | Path | ClipEngine,
+    engine: str = DEFAULT_ENGINE,
+    frame_size: FrameSize = None,
     device: str | torch.device = "cpu",
     threads: int | None = None,
-    onnx_exporter: OnnxExporter = DEFAULT_EXPORTER,
+    onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
     cache_dir: str | Path | None = None,
 ) -> ClipEngine:
-    """A clip engine for a Recognizer or a ``tsm export`` clip file; options as :func:`streaming_engine`."""
-    return _make_engine(model, engine, False, frame_size, device, threads, onnx_exporter, cache_dir)
+    """A clip engine (``engine(clips) -> logits``) for a model or an exported file (a clip model,
+    or a streaming step run frame by frame); options as :func:`streaming_engine`."""
+    options = EngineOptions(device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None)
+    return make_engine(model, "clip", engine, frame_size, options)

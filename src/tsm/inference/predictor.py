@@ -11,8 +11,11 @@ import torch
 from torch import Tensor
 
 from tsm.checkpoint import CheckpointInfo
-from tsm.data import TEST_VIEWS, DataConfig, as_data_config, load_clip, one_line
-from tsm.inference.engines import ClipEngine, EngineChoice, clip_engine, is_onnx_file
+from tsm.data import TEST_VIEWS, DataConfig, as_data_config, load_clip
+from tsm.errors import one_line
+from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.inference.engine_api import ClipEngine
+from tsm.inference.engines import DEFAULT_ENGINE, clip_engine, is_exported_file
 from tsm.inference.sources import exported_info, open_model
 from tsm.models import VIEW_AVERAGES, Recognizer, ViewAverage, average_views
 
@@ -90,13 +93,13 @@ class Predictor:
     """Top-k classes of whole videos with a trained model and its test pipeline.
 
     ``Predictor.from_checkpoint(path)`` reads the model, class names and data config from any
-    checkpoint :func:`tsm.load_checkpoint` reads, or from an exported ``.onnx`` clip file.
-    ``engine``: "torch", "onnxruntime" or "auto" (see :func:`~tsm.inference.clip_engine`; a
-    Recognizer is then exported once at the test crop size); by default torch for a Recognizer,
-    onnxruntime for an ``.onnx`` file. Scores of all views (clips x
-    crops) are averaged as logits (``average="logits"``, the reference's way) or as softmax probabilities
-    (``"softmax"``, MMAction2's); by default as the checkpoint's publisher does
-    (``CheckpointInfo.view_average``).
+    checkpoint :func:`tsm.load_checkpoint` reads, or from an exported file (a clip model, or a
+    streaming step, which runs each clip frame by frame). ``engine``: "auto" (the default
+    everywhere), "torch", "onnxruntime", ... (see :func:`~tsm.inference.clip_engine`; a
+    Recognizer is exported once at the test crop size for a runtime that runs files). Scores of
+    all views (clips x crops) are averaged as logits (``average="logits"``, the reference's way)
+    or as softmax probabilities (``"softmax"``, MMAction2's); by default as the checkpoint's
+    publisher does (``CheckpointInfo.view_average``).
     """
 
     def __init__(
@@ -108,10 +111,12 @@ class Predictor:
         topk: int = 5,
         average: ViewAverage | None = None,
         device: str | torch.device = "cpu",
-        engine: EngineChoice | None = None,
-        **engine_options: Any,
+        engine: str = DEFAULT_ENGINE,
+        threads: int | None = None,
+        onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
+        cache_dir: str | Path | None = None,
     ) -> None:
-        if info is None and is_onnx_file(model):
+        if info is None and is_exported_file(model):
             info = exported_info(model)
         if average is None:  # the checkpoint publisher's way
             average = info.view_average if info is not None else "logits"
@@ -119,26 +124,21 @@ class Predictor:
             raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}")
         if topk < 1:
             raise ValueError(f"topk must be at least 1, got {topk}")
+        size = None  # an exported file or an engine has its own
         if isinstance(model, Recognizer):
-            self.data_config = prediction_data_config(info, model.num_segments, views, clips)
-            size = self.data_config.test_crop_size
-            self.engine = clip_engine(model, engine or "torch", size, device, **engine_options)
-        else:
-            is_file = is_onnx_file(model)
-            self.engine = (
-                clip_engine(model, engine or "auto", None, device, **engine_options) if is_file else model
-            )
-            self.data_config = prediction_data_config(info, self.engine.num_segments, views, clips)
+            size = prediction_data_config(info, model.num_segments, views, clips).test_crop_size
+        self.engine = clip_engine(model, engine, size, device, threads, onnx_exporter, cache_dir)
+        self.data_config = prediction_data_config(info, self.engine.num_segments, views, clips)
         _check_frame_size(self.engine, self.data_config.test_crop_size)
-        self.device = torch.device(device)
+        self.device = self.engine.device
         self.class_names = class_names_of(info, self.engine.num_classes)
         self.topk = min(topk, self.engine.num_classes)
         self.average = average
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> Predictor:
-        """Load ``checkpoint`` (any format :func:`tsm.load_checkpoint` reads, or an exported
-        ``.onnx`` file) and wrap it."""
+        """Load ``checkpoint`` (any format :func:`tsm.load_checkpoint` reads, or an exported file)
+        and wrap it."""
         model, info = open_model(checkpoint)
         return cls(model, info, **options)
 
@@ -173,7 +173,7 @@ class Predictor:
 
 def _check_frame_size(engine: ClipEngine, crop: int) -> None:
     """An exported file is made for one frame size: it must be the test pipeline's crop."""
-    size = getattr(engine, "frame_size", None)
+    size = engine.frame_size
     if size is not None and tuple(size) != (crop, crop):
         raise ValueError(
             f"the exported model takes {size[0]}x{size[1]} frames but the test pipeline crops {crop}x{crop}; "

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tsm.data import DataConfig, frame_transform, open_frames
 from tsm.inference.overlay import draw_prediction_band
-from tsm.inference.streamer import StreamingRecognizer
+from tsm.inference.streaming_recognizer import StreamingRecognizer
 
 
 @dataclass
