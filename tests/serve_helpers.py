@@ -124,12 +124,13 @@ def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> Non
 
 
 class GatedEngine:
-    """A streaming engine that waits in its first call until ``release`` is set, so that a test
-    can line up frames from several streams; records the batch size of every call."""
+    """A streaming engine (around another) that waits in its first call until ``release`` is set,
+    so that a test can line up frames from several streams; records the batch size of every call."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: tsm.inference.StreamingEngine) -> None:
         self.engine = engine
-        self.num_caches = engine.num_caches
+        for name in tsm.inference.StreamingEngine.__annotations__:  # what the engine contract holds
+            setattr(self, name, getattr(engine, name))
         self.entered = threading.Event()
         self.release = threading.Event()
         self.batches: list[int] = []

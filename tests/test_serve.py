@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
 
 import pytest
@@ -68,7 +70,7 @@ def test_streamed_logits_equal_offline_and_tsm_stream_while_others_come_and_go(f
     logits (and tsm stream's) within 1e-5, while other streams connect, send and leave."""
     checkpoint, videos, frames = files
     model, info = tsm.load_checkpoint(checkpoint)
-    app = create_app(model, info, settings=ServeSettings(max_streams=4))
+    app = create_app(model, info, engine="torch", settings=ServeSettings(max_streams=4))
     url_of = lambda address, query="": f"ws://{address}/ws/stream?logits=1{query}"  # noqa: E731
     other = frames[1]
     with running_server(app) as address, connect(url_of(address)) as stream, ExitStack() as stack:
@@ -95,7 +97,8 @@ def test_streamed_logits_equal_offline_and_tsm_stream_while_others_come_and_go(f
     with torch.no_grad():
         expected = offline.forward_frames(torch.stack([transform(f) for f in frames[0]])[None])[0]
     torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-5)
-    events = list(stream_predictions(videos[0], StreamingRecognizer(model), CLASSES, info.data_config))
+    streamer = StreamingRecognizer(model, engine="torch")
+    events = list(stream_predictions(videos[0], streamer, CLASSES, info.data_config))
     torch.testing.assert_close(
         streamed.softmax(1), torch.stack([e.probabilities for e in events]), rtol=0, atol=1e-5
     )
@@ -134,7 +137,7 @@ def test_waiting_frames_of_all_streams_go_in_one_call_and_stay_exact(files, engi
                     client.send(png(inputs[index][t + 1]))
     assert engine.batches[:2] == [1, 2]
     transform = tsm.data.frame_transform(info.data_config)
-    alone = StreamingRecognizer(model)
+    alone = StreamingRecognizer(model, engine="torch")
     for clip, streamed in zip(inputs, logits, strict=True):
         alone.reset()
         expected = torch.cat([alone.step(transform(frame)[None]) for frame in clip])
@@ -144,7 +147,7 @@ def test_waiting_frames_of_all_streams_go_in_one_call_and_stay_exact(files, engi
 def test_max_batch_takes_the_longest_waiting_streams_first(files):
     checkpoint, _, frames = files
     model, info = tsm.load_checkpoint(checkpoint)
-    engine = GatedEngine(StreamingStep(model))
+    engine = GatedEngine(streaming_engine(model, "torch"))
     app = create_app(model, info, engine=engine, settings=ServeSettings(max_batch=2))
     with running_server(app) as address, ExitStack() as stack:
         clients = [stack.enter_context(connect(f"ws://{address}/ws/stream")) for _ in range(4)]
@@ -161,7 +164,7 @@ def test_max_batch_takes_the_longest_waiting_streams_first(files):
 def test_a_stream_faster_than_the_model_keeps_its_newest_frame(files):
     checkpoint, _, frames = files
     model, info = tsm.load_checkpoint(checkpoint)
-    engine = GatedEngine(StreamingStep(model))
+    engine = GatedEngine(streaming_engine(model, "torch"))
     app = create_app(model, info, engine=engine)
     with running_server(app) as address, connect(f"ws://{address}/ws/stream") as client:
         client.send(png(frames[0][0]))
@@ -183,12 +186,13 @@ def test_offline_models_run_on_sliding_windows_every_k_frames(files, tmp_path):
     model = random_eval_model("tsm_resnet18", num_segments=4, num_classes=len(CLASSES))
     path = tsm.save_checkpoint(tmp_path / "offline.safetensors", model, CLASSES, DATA_CONFIG)
     model, info = tsm.load_checkpoint(path)
+    model.eval()  # the reference below; the server runs an exported copy (auto: onnxruntime)
     app = create_app(model, info, settings=ServeSettings(every=2))
     clips = [frames[0][:8], frames[1][:8]]
     with running_server(app) as address, ExitStack() as stack:
         described = http_json(address, "/info")[1]
         assert (
-            described["mode"] == "window"
+            described["kind"] == "clip"
             and described["every"] == 2
             and "NEXT frame" in described["offline_reason"]
         )
@@ -302,10 +306,12 @@ def test_http_endpoints(files):
     with running_server(app) as address:
         assert http_json(address, "/healthz") == (200, {"status": "ok"})
         status, described = http_json(address, "/info")
+        reason = described.pop("engine_reason")
         assert status == 200 and described == {
-            "model": "online", "classes": CLASSES, "num_segments": 4, "engine": "torch", "mode": "frame",
-            "input_size": 32, "resize": 40, "max_streams": 8,
+            "model": "online", "classes": CLASSES, "num_segments": 4, "engine": "onnxruntime",
+            "kind": "stream", "precision": "fp32", "input_size": 32, "resize": 40, "max_streams": 8,
         }  # fmt: skip
+        assert reason.startswith("onnxruntime (CPUExecutionProvider), fp32, ")
         assert http_json(address, "/page-config.json")[1] == {
             "backend": "server",
             "smoothWindow": 6,
@@ -343,6 +349,64 @@ def test_predict_uploads_answer_as_tsm_predict_json(files, monkeypatch, tmp_path
         status, record = http_json(address, "/predict", bytes(50_001))
         assert status == 413 and "over the limit of 50000 bytes" in record["error"]
     assert not list(tmp_path.iterdir())
+
+
+def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field, as curl -F field=@filename sends it."""
+    boundary = "tsm-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(address: str, path: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://{address}{path}", data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_exported_step_serves_streams_and_uploads_raw_or_multipart(files, tmp_path):
+    """tsm serve on a tsm export --streaming file: frames give the file's own logits (those of
+    StreamingRecognizer on it), and POST /predict runs on the same file, whether the video comes as
+    the body or as a form's file field; a form without a file is a one-line 400."""
+    checkpoint, videos, frames = files
+    step_file = tmp_path / "step.onnx"
+    model, info = tsm.load_checkpoint(checkpoint)
+    tsm.export_model(
+        model, step_file, streaming=True, frame_size=32, class_names=CLASSES, data_config=info.data_config
+    )
+    app = create_app(step_file, settings=ServeSettings(max_streams=2))
+    served = app.state.served
+    assert served.name == "step.onnx" and served.engine.name == "onnxruntime" and served.kind == "stream"
+    streamer = StreamingRecognizer(step_file)
+    transform = tsm.data.frame_transform(served.data_config)
+    video = videos[0].read_bytes()
+    with running_server(app) as address, connect(f"ws://{address}/ws/stream?logits=1") as client:
+        assert http_json(address, "/info")[1]["engine_reason"].endswith("step.onnx")
+        for frame in frames[0][:4]:
+            client.send(png(frame))
+            expected = streamer.step(transform(frame)[None])[0]
+            torch.testing.assert_close(torch.tensor(receive(client)["logits"]), expected, rtol=0, atol=1e-6)
+        raw = post(address, "/predict?name=grow.mp4", video, "application/octet-stream")
+        form = post(address, "/predict?name=grow.mp4", *multipart("file", "grow.mp4", video))
+        missing = post(address, "/predict", *multipart("file", "grow.mp4", b"")[:1], "multipart/form-data")
+        only_a_field = b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--\r\n"
+        no_file = post(address, "/predict", only_a_field, "multipart/form-data; boundary=b")
+    expected = Predictor.from_checkpoint(step_file).predict_video(videos[0]).to_dict()
+    assert raw[0] == form[0] == 200 and raw[1] == form[1]
+    assert [t["class"] for t in raw[1]["top"]] == [t["class"] for t in expected["top"]]
+    scores = [t["score"] for t in expected["top"]]
+    assert [t["score"] for t in raw[1]["top"]] == pytest.approx(scores, abs=1e-6)
+    assert missing[0] == 400 and "multipart" in missing[1]["error"]
+    assert no_file[0] == 400 and no_file[1]["error"].startswith("the form has no file field")
 
 
 def test_engine_choices_and_mismatches_are_clear_errors(files):

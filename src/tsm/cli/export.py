@@ -15,6 +15,8 @@ from tsm.apps.web_export import export_web
 from tsm.checkpoint import CheckpointInfo, load_checkpoint
 from tsm.data import DataConfig
 from tsm.export import (
+    CHECK_FACTOR,
+    DEFAULT_ONNX_EXPORTER,
     EXPORT_FORMATS,
     ONNX_EXPORTERS,
     Int8Options,
@@ -182,7 +184,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write the model as ONNX or TorchScript with a dynamic batch size and the fixed frame "
             "count and frame size recorded in the file, then run it (onnxruntime on the CPU, or "
-            "torch.jit.load) and compare with PyTorch on random inputs and, with --video, real ones. "
+            "torch.jit.load) and compare it with a float64 PyTorch run on random inputs and decoded video "
+            f"(it must be within {CHECK_FACTOR:g}x PyTorch fp32's own error; docs/export.md). "
             "--streaming exports one step of an online model: inputs are the frame and every cache, "
             "outputs the logits and the new caches. --int8 quantizes an ONNX file on real videos and "
             "checks it on others. --format web writes a static folder (page, streaming step, ONNX "
@@ -210,8 +213,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--onnx-exporter",
         choices=ONNX_EXPORTERS,
-        default="dynamo",
-        help="dynamo (torch.export, PyTorch's default) or torchscript (older, much faster to run)",
+        default=DEFAULT_ONNX_EXPORTER,
+        help=f"the ONNX exporter (default {DEFAULT_ONNX_EXPORTER}): torchscript (PyTorch's older tracing "
+        "exporter, deprecated by PyTorch; exported the MobileNetV2 step 15x faster) or dynamo "
+        "(torch.export-based, needs onnxscript); their files ran equally fast (docs/benchmarks.md)",
     )
     _add_int8_options(parser)
     _add_web_options(parser)

@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
         average=args.average,
         device=args.device,
         engine=args.engine,
+        threads=args.threads,
     )
     print(f"engine: {predictor.engine.reason}", file=sys.stderr, flush=True)
     predictions = predictor.predict(args.videos)

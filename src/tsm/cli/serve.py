@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import torch
-
-from tsm.checkpoint import load_checkpoint
 from tsm.cli.engine_options import add_engine_options
 
 
@@ -30,21 +26,17 @@ def run(args: argparse.Namespace) -> int:
         smooth_window=args.smooth_window,
         agree=args.agree,
     )
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    model, info = load_checkpoint(args.checkpoint)
-    name = Path(str(args.checkpoint)).name
     app = create_app(
-        model.to(args.device), info, engine=args.engine, settings=settings, name=name, threads=args.threads
+        args.checkpoint, engine=args.engine, settings=settings, device=args.device, threads=args.threads
     )
     served = app.state.served
-    print(f"{name}: {len(served.class_names)} classes, {served.mode} mode, engine {served.engine_name}")
-    print(f"engine: {served.engine_reason}")
+    how = "frame by frame" if served.kind == "stream" else "on sliding windows"
+    print(f"{served.name}: {len(served.class_names)} classes, {how}, engine {served.engine.name}")
+    print(f"engine: {served.engine.reason}")
     if served.offline_reason:
-        every = settings.every or model.num_segments
-        print(f"offline model: the last {model.num_segments} frames, recognised every {every} frames")
+        segments = served.engine.num_segments
+        every = settings.every or segments
+        print(f"offline model: the last {segments} frames, recognised every {every} frames")
     run_server(
         app,
         host=args.host,
@@ -67,7 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "offline ones on the last T frames every --every frames. See docs/serving.md."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file or published model name")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint file, published model name, or exported file (tsm export: a --streaming step "
+        "runs frame by frame, a clip model on sliding windows; fp32 or int8)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     add_engine_options(parser)
@@ -100,9 +97,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile: serve https")
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads of the engine, torch or ONNX Runtime (default: theirs; 1 is steadier when busy)",
-    )
     parser.set_defaults(handler=run)

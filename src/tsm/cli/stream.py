@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
         smooth_window=args.smooth_window,
         agree=args.agree,
         engine=args.engine,
-        frame_size=(size, size),
+        frame_size=size,
         device=args.device,
+        threads=args.threads,
     )
     print(f"engine: {streamer.engine.reason}", flush=True)
     class_names = class_names_of(info, streamer.num_classes)

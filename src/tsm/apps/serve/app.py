@@ -23,30 +23,32 @@ from tsm.apps.serve.upload import UploadPredictor
 from tsm.apps.serve.window_runner import WindowRunner
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import frame_transform
-from tsm.inference import Predictor, StreamingEngine
+from tsm.inference import DEFAULT_ENGINE, Predictor, StreamingEngine
 from tsm.models import Recognizer
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def create_app(
-    model: Recognizer,
+    model: Recognizer | str | Path,
     info: CheckpointInfo | None = None,
     *,
-    engine: StreamingEngine | str = "torch",
+    engine: StreamingEngine | str = DEFAULT_ENGINE,
     settings: ServeSettings | None = None,
-    name: str = "model",
+    name: str | None = None,
+    device: str | None = None,
     threads: int | None = None,
 ) -> FastAPI:
-    """The live-recognition app for ``model`` (with its checkpoint's ``info``: classes, pipeline).
+    """The live-recognition app for ``model``: a Recognizer (with its checkpoint's ``info``:
+    classes, pipeline), a checkpoint or published name, or an exported file.
 
-    ``engine``: a streaming engine object (:func:`tsm.inference.streaming_engine`), or an engine
-    name ("torch", "onnxruntime", "auto"); offline models are served on sliding windows through
-    the clip engine of that name. ``threads``: ONNX Runtime's threads. Mount the app in another
-    ASGI server or run it with uvicorn.
+    ``engine``: an engine name ("auto", the default everywhere, "torch", "onnxruntime", ...) or a
+    streaming engine object; streams and uploads run on it (offline models on sliding windows
+    through the clip engine of that name). ``threads``: the engine's CPU threads. Mount the app
+    in another ASGI server or run it with uvicorn.
     """
     settings = settings or ServeSettings()
-    served = serve_model(model, info, engine=engine, name=name, threads=threads)
+    served = serve_model(model, info, engine=engine, name=name, device=device, threads=threads)
     metrics = ServeMetrics(settings.max_streams)
     batcher = StreamBatcher(
         _runner(served, settings),
@@ -56,7 +58,7 @@ def create_app(
         settings,
         metrics,
     )
-    predictor = Predictor(served.model, served.info, device=served.device)  # the model stays where it is
+    predictor = Predictor(served.uploads, served.info)  # the streams' runtime, on whole videos
     uploads = UploadPredictor(predictor, batcher, settings.max_upload_bytes)
 
     @asynccontextmanager
@@ -91,16 +93,16 @@ def create_app(
 
 
 def _runner(served: ServedModel, settings: ServeSettings) -> SlotRunner:
-    if served.engine is not None:
-        return StepRunner(served.engine, settings.max_streams, served.frame_size, served.device)
-    every = settings.every or served.model.num_segments
-    return WindowRunner(served.clip, settings.max_streams, served.frame_size, every, served.device)
+    if served.kind == "stream":
+        return StepRunner(served.engine, settings.max_streams)
+    every = settings.every or served.engine.num_segments
+    return WindowRunner(served.engine, settings.max_streams, served.frame_size, every, served.device)
 
 
 def _info(served: ServedModel, settings: ServeSettings) -> dict[str, Any]:
     info = {**served.describe(), "max_streams": settings.max_streams}
-    if served.mode == "window":
-        info["every"] = settings.every or served.model.num_segments
+    if served.kind == "clip":
+        info["every"] = settings.every or served.engine.num_segments
         info["offline_reason"] = served.offline_reason
     return info
 

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from tsm.apps.serve.settings import ServeSettings
+from tsm.inference import DEFAULT_ENGINE
 
 
 def ray_application(
     checkpoint: str | Path,
     *,
     replicas: int = 2,
-    engine: str = "torch",
+    engine: str = DEFAULT_ENGINE,
     settings: ServeSettings | None = None,
     device: str = "cpu",
     ray_actor_options: dict[str, Any] | None = None,
@@ -27,11 +28,8 @@ def ray_application(
 
     def build_app() -> Any:
         from tsm.apps.serve.app import create_app
-        from tsm.checkpoint import load_checkpoint
 
-        model, info = load_checkpoint(checkpoint)
-        name = Path(str(checkpoint)).name
-        return create_app(model.to(device), info, engine=engine, settings=settings, name=name)
+        return create_app(checkpoint, engine=engine, settings=settings, device=device)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(

@@ -1,4 +1,5 @@
-"""Frame-by-frame recognition of many streams in one engine call: a cache slot per stream."""
+"""Frame-by-frame recognition of many streams in one engine call: a cache row per slot, held by
+:class:`tsm.inference.StreamCaches` (the holder ``StreamingRecognizer`` uses too)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from tsm.inference import StreamingEngine
+from tsm.inference import StreamCaches, StreamingEngine
 
 
 class StepRunner:
-    """Keeps every stream's caches in one pool (one row per slot) around a streaming engine.
+    """Every stream's caches in one pool of ``slots`` rows around a streaming engine: each call
+    steps the given slots' streams in one engine call. Not thread-safe: one worker thread calls it."""
 
-    Each call gathers the caches of the given slots, runs the engine once on their frames and
-    scatters the new caches back. A cleared slot holds zeros, which is exactly the offline
-    model's view of a clip's first frame. Not thread-safe: one worker thread calls it.
-    """
-
-    def __init__(self, engine: StreamingEngine, slots: int, frame_size: int, device: torch.device) -> None:
-        self.engine = engine
-        shapes = engine.cache_shapes((1, 3, frame_size, frame_size))
-        self.pool = [torch.zeros(slots, *shape[1:], device=device) for shape in shapes]
+    def __init__(self, engine: StreamingEngine, slots: int) -> None:
+        self.caches = StreamCaches(engine, rows=slots)
 
     def clear(self, rows: Sequence[int]) -> None:
         """Start the streams of these slots afresh."""
-        for cache in self.pool:
-            cache[list(rows)] = 0
+        if rows:
+            self.caches.clear(rows)
 
     @torch.inference_mode()
     def run(self, rows: Sequence[int], frames: Tensor) -> list[Tensor | None]:
         """One frame per slot (B, 3, S, S) -> each frame's logits (K,)."""
-        index = torch.tensor(list(rows), device=frames.device)
-        caches = [cache.index_select(0, index) for cache in self.pool]
-        logits, *new_caches = self.engine(frames, *caches)
-        for cache, new in zip(self.pool, new_caches, strict=True):
-            cache.index_copy_(0, index, new)
-        return list(logits.float().cpu())
+        return list(self.caches.step(frames, rows).float().cpu())
