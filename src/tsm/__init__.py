@@ -57,6 +57,7 @@ _ENGINE_NAMES = (
     "VideoDataModule",
     "write_evaluation_report",
 )
+_HUB_NAMES = ("save_pretrained", "push_to_hub", "mirror_published")
 
 
 def __getattr__(name: str):
@@ -72,6 +73,10 @@ def __getattr__(name: str):
         from tsm.apps.web_export import export_web
 
         return export_web
+    if name in _HUB_NAMES:  # the Hub's publishing side: exports, web folders, huggingface_hub
+        import tsm.hub
+
+        return getattr(tsm.hub, name)
     raise AttributeError(f"module 'tsm' has no attribute {name!r}")
 
 
@@ -112,17 +117,20 @@ __all__ = [
     "load_clip",
     "load_pretrained",
     "make_temporal_shift",
+    "mirror_published",
     "multi_view_scores",
     "predict",
     "prepare_dataset",
     "pretrained_info",
     "probe",
+    "push_to_hub",
     "read_class_names",
     "read_export_metadata",
     "read_frames",
     "resize_videos",
     "run_demo",
     "save_checkpoint",
+    "save_pretrained",
     "segment_indices",
     "stream_predictions",
     "streaming_engine",
