@@ -6,8 +6,8 @@ huggingface_hub's ``file_download.py`` and ``utils/_http.py``):
 
 * ``HEAD``/``GET {endpoint}/{org}/{name}/resolve/{revision}/{path}``: a small file answers 200 with
   its git blob sha1 as ``ETag``, ``Content-Length`` and the commit as ``X-Repo-Commit``; a large
-  (LFS) file answers ``302`` to a second server (the CDN, another origin, so the token is not sent
-  there) with ``X-Linked-Etag`` (its sha256), ``X-Linked-Size`` and ``X-Repo-Commit``;
+  (LFS) file answers ``302`` to a second server (the CDN: on 127.0.0.1 too, but named ``localhost``,
+  another host, so huggingface_hub does not send the token there) with ``X-Linked-Etag`` (its sha256), ``X-Linked-Size`` and ``X-Repo-Commit``;
 * errors as the Hub sends them: ``404`` with ``X-Error-Code: RepoNotFound``, ``RevisionNotFound``
   or ``EntryNotFound`` (with ``X-Repo-Commit``), and ``401`` + ``RepoNotFound`` for a private repo
   without its token.
@@ -87,7 +87,9 @@ class StandInHub:
         self._lock = threading.Lock()
         self._servers = [self._server("hub"), self._server("cdn")]
         self.url = f"http://127.0.0.1:{self._servers[0].server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        # Another host name for the same loopback address: the CDN is another host, as on the Hub
+        # (huggingface_hub compares host names, and from version 2.5 on ports too).
+        self.cdn_url = f"http://localhost:{self._servers[1].server_address[1]}"
         self._threads = [
             threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
             for server in self._servers

@@ -265,6 +265,10 @@ def test_hf_hub_names_work_where_checkpoints_are_taken(hub, tmp_path, capsys) ->
     assert arguments[-4:-2] == ["--model.checkpoint", NAME]
     assert arguments[:2] == ["--data.num_segments", str(FRAMES)]
     assert json.loads(arguments[3]) == DATA.replace(num_segments=FRAMES).to_dict()
+    network = json.loads(lightning_arguments(["--model.model", NAME])[1])  # the repo's network, to train
+    assert network == {
+        k: v for k, v in online.config.to_dict().items() if k not in ("num_classes", "num_segments")
+    }
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -51,6 +52,16 @@ class ExportJob:
     def streaming(self) -> bool:
         return self.model.config.is_online
 
+    @property
+    def shared_options(self) -> dict[str, Any]:
+        """What every export call takes: frame size, classes, pipeline, the ONNX exporter."""
+        return {
+            "frame_size": self.size,
+            "class_names": self.class_names,
+            "data_config": self.data_config,
+            "onnx_exporter": self.settings.onnx_exporter,
+        }
+
     @functools.cached_property
     def check_inputs(self) -> dict[str, Tensor]:
         return decoded_check_inputs(self.data_config, self.size, self.streaming, self.settings.video)
@@ -78,11 +89,8 @@ def _write_format(format_name: str, job: ExportJob, path: Path) -> str:
         path,
         format=format_name,
         streaming=job.streaming,
-        frame_size=job.size,
-        class_names=job.class_names,
-        data_config=job.data_config,
         check_inputs=job.check_inputs,
-        onnx_exporter=job.settings.onnx_exporter,
+        **job.shared_options,
     )
     return _passed(format_name, check)
 
@@ -90,31 +98,14 @@ def _write_format(format_name: str, job: ExportJob, path: Path) -> str:
 def _write_int8(job: ExportJob, path: Path) -> str:
     if job.settings.int8 is None:
         raise ValueError("the int8 export is calibrated on real videos: give them (--calibration SOURCE)")
-    report = export_int8(
-        job.model,
-        path,
-        streaming=job.streaming,
-        frame_size=job.size,
-        class_names=job.class_names,
-        data_config=job.data_config,
-        onnx_exporter=job.settings.onnx_exporter,
-        **dataclasses.asdict(job.settings.int8),
-    )
+    calibration = dataclasses.asdict(job.settings.int8)
+    report = export_int8(job.model, path, streaming=job.streaming, **job.shared_options, **calibration)
     return report.summary()
 
 
 def _write_web(job: ExportJob, path: Path) -> str:
-    result = export_web(
-        job.model,
-        path,
-        frame_size=job.size,
-        class_names=job.class_names,
-        data_config=job.data_config,
-        name=job.name,
-        ort_web=job.settings.ort_web,
-        check_inputs=job.check_inputs,
-        onnx_exporter=job.settings.onnx_exporter,
-    )
+    web = {"name": job.name, "ort_web": job.settings.ort_web}
+    result = export_web(job.model, path, check_inputs=job.check_inputs, **web, **job.shared_options)
     return _passed("web", result.check)
 
 
