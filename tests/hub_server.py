@@ -7,7 +7,8 @@ huggingface_hub's ``file_download.py`` and ``utils/_http.py``):
 * ``HEAD``/``GET {endpoint}/{org}/{name}/resolve/{revision}/{path}``: a small file answers 200 with
   its git blob sha1 as ``ETag``, ``Content-Length`` and the commit as ``X-Repo-Commit``; a large
   (LFS) file answers ``302`` to a second server (the CDN: on 127.0.0.1 too, but named ``localhost``,
-  another host, so huggingface_hub does not send the token there) with ``X-Linked-Etag`` (its sha256), ``X-Linked-Size`` and ``X-Repo-Commit``;
+  another host, so huggingface_hub does not send the token there) with ``X-Linked-Etag`` (its
+  sha256), ``X-Linked-Size`` and ``X-Repo-Commit``;
 * errors as the Hub sends them: ``404`` with ``X-Error-Code: RepoNotFound``, ``RevisionNotFound``
   or ``EntryNotFound`` (with ``X-Repo-Commit``), and ``401`` + ``RepoNotFound`` for a private repo
   without its token.
