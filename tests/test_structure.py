@@ -31,7 +31,8 @@ ALLOWED = {
     "engine": {"ops", "models", "data", "checkpoint"},
     "inference": {"ops", "models", "data", "checkpoint", "export"},
     "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
-    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
+    "hub": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
+    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps", "hub"},
 }
 
 

@@ -59,6 +59,7 @@ _ENGINE_NAMES = (
     "VideoDataModule",
     "write_evaluation_report",
 )
+_HUB_NAMES = ("save_pretrained", "push_to_hub", "mirror_published")
 
 
 def __getattr__(name: str):
@@ -66,6 +67,10 @@ def __getattr__(name: str):
         import tsm.engine
 
         return getattr(tsm.engine, name)
+    if name in _HUB_NAMES:  # the Hub's publishing side: exports, web folders, huggingface_hub
+        import tsm.hub
+
+        return getattr(tsm.hub, name)
     raise AttributeError(f"module 'tsm' has no attribute {name!r}")
 
 
@@ -107,16 +112,19 @@ __all__ = [
     "load_clip",
     "load_pretrained",
     "make_temporal_shift",
+    "mirror_published",
     "multi_view_scores",
     "predict",
     "prepare_dataset",
     "pretrained_info",
     "probe",
+    "push_to_hub",
     "read_class_names",
     "read_export_metadata",
     "read_frames",
     "resize_videos",
     "save_checkpoint",
+    "save_pretrained",
     "segment_indices",
     "stream_predictions",
     "streaming_engine",

@@ -46,6 +46,15 @@ def sha256_prefix_in_name(filename: str) -> str | None:
     return match.group(1) if match else None
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def checkpoint_cache_dir() -> Path:
     """torch's hub cache for checkpoint files: ``$TORCH_HOME/hub/checkpoints``."""
     return Path(torch.hub.get_dir()) / "checkpoints"

@@ -13,7 +13,9 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # A temporary file (or folder) for ``NAME`` is ``.NAME.HOST-PID-RANDOM.tmp``: HOST hashes this
 # machine's name, PID is the writing process. Earlier versions wrote ``.NAME.RANDOM.tmp`` (16 hex).
@@ -107,3 +109,28 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def replace_folder(out: str | Path, build: Callable[[Path], T]) -> T:
+    """Build the folder ``out`` as ``build(folder)`` in a temporary folder beside it, then swap it into
+    place: readers see the old folder or the new one, never half of one, and a build that fails
+    leaves the old one as it was. Returns what ``build`` returns."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = temporary_path(out)
+    building.mkdir()  # an ordinary folder (0o777 less the umask), not mkdtemp's 0o700
+    try:
+        result = build(building)
+        previous = temporary_path(out)
+        if out.exists():
+            os.replace(out, previous)
+        try:
+            os.replace(building, out)
+        except OSError:
+            if previous.exists():
+                os.replace(previous, out)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return result

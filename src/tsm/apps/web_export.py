@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import secrets
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from tsm.export import (
     export_model,
     read_export_metadata,
 )
+from tsm.fileio import replace_folder
 from tsm.models import DEMO_AGREE, DEMO_SMOOTH_WINDOW, Recognizer, check_streamable
 
 PAGE_ASSETS = Path(__file__).parent / "web" / "static"
@@ -156,23 +155,8 @@ def write_web_folder(
     out = Path(out)
     if not _replaceable(out):
         raise ValueError(f"--out {out} exists and is not a web export folder: choose a new or empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
-    building.mkdir()  # an ordinary folder (0o777 less the umask), not mkdtemp's 0o700
-    try:
-        result = _build(building, write_model, name, Path(ort_web) if ort_web is not None else None)
-        previous = out.parent / f".{out.name}.{secrets.token_hex(8)}.old"
-        if out.exists():
-            os.replace(out, previous)
-        try:
-            os.replace(building, out)
-        except OSError:
-            if previous.exists():
-                os.replace(previous, out)
-            raise
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+    copy_from = Path(ort_web) if ort_web is not None else None
+    result = replace_folder(out, lambda folder: _build(folder, write_model, name, copy_from))
     return WebExport(out, result.pipeline, result.check)
 
 

@@ -44,7 +44,9 @@ def convert_checkpoint(
             f"{len(names)} class names given but the checkpoint has {model.num_classes} classes; "
             "give one name per class, in label order"
         )
-    path = save_checkpoint(destination, model, class_names=names, data_config=info.data_config)
+    path = save_checkpoint(
+        destination, model, class_names=names, data_config=info.data_config, view_average=info.view_average
+    )
     reloaded, _ = load_checkpoint(path)
     generator = torch.Generator().manual_seed(0)
     clip = torch.randn(1, model.num_segments, 3, size, size, generator=generator)

@@ -10,8 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from tsm.checkpoint.foreign import load_foreign_checkpoint
+from tsm.checkpoint.hub_mirror import file_from_hub_mirror
+from tsm.checkpoint.hub_names import is_hub_name, resolve_hub_name
 from tsm.checkpoint.info import CheckpointInfo
-from tsm.checkpoint.native import load_native_checkpoint, native_model_config, read_native_metadata
+from tsm.checkpoint.native import (
+    load_native_checkpoint,
+    native_model_config,
+    native_view_average,
+    read_native_metadata,
+)
 from tsm.checkpoint.weights import copy_matching_weights
 from tsm.checkpoint.zoo import list_pretrained, pretrained_info, published_name
 from tsm.data import DataConfig, as_data_config, dataset_class_names
@@ -25,8 +32,11 @@ def is_cached(name: str) -> bool:
 
 
 def download_pretrained(name: str, *, progress: bool = True) -> Path:
-    """The cached file of ``name``, downloaded (from ``TSM_WEIGHTS_MIRROR`` if set) when missing."""
+    """The cached file of ``name``, downloaded when missing: from the Hub mirror ``TSM_HUB_MIRROR``
+    names, if set and it has the file, else from the publisher (or ``TSM_WEIGHTS_MIRROR``)."""
     info = pretrained_info(name)
+    if not is_cached(name) and (mirrored := file_from_hub_mirror(info, progress=progress)) is not None:
+        return mirrored
     return download(info.url, info.filename, sha256_prefix=info.sha256_prefix, progress=progress)
 
 
@@ -39,8 +49,10 @@ def resolve_checkpoint(name_or_path: str | Path, *, progress: bool = True) -> Pa
     """The file of a checkpoint given as a path or as a published name (downloaded if needed).
 
     An existing file wins over a name; a name that is no file and no published model is an error
-    naming both possibilities.
+    naming both possibilities. An ``hf-hub:ORG/NAME[@REVISION]`` name is the weights of that Hub repo.
     """
+    if is_hub_name(name_or_path):
+        return resolve_hub_name(str(name_or_path), progress=progress)
     if Path(name_or_path).is_file():
         return Path(name_or_path)
     if published_name(str(name_or_path)) is None:
@@ -77,7 +89,8 @@ def load_checkpoint(
     which win. ``info.sources`` says where each setting came from. Files are read with
     ``torch.load(weights_only=True)``; ``allow_pickle=True`` permits full unpickling of a trusted
     file that stores other Python objects. ``path`` may also be a published model's name
-    (:func:`tsm.list_pretrained`): that is :func:`load_pretrained`.
+    (:func:`tsm.list_pretrained`): that is :func:`load_pretrained`; or ``hf-hub:ORG/NAME[@REVISION]``,
+    a tsm model repo on the Hugging Face Hub (downloaded into huggingface_hub's cache).
     """
     _check_settings(overrides)
     if is_published_name(path):
@@ -162,6 +175,6 @@ def checkpoint_test_protocol(name_or_path: str | Path) -> tuple[DataConfig, str]
     if metadata is not None:
         frames = native_model_config(metadata).num_segments
         config = as_data_config(json.loads(metadata.get("data_config", "{}")), num_segments=frames)
-        return config, CheckpointInfo.view_average
+        return config, native_view_average(metadata)
     info = load_checkpoint(name_or_path)[1]
     return info.data_config, info.view_average

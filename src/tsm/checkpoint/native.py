@@ -15,7 +15,7 @@ from tsm.checkpoint.info import CheckpointInfo
 from tsm.checkpoint.weights import recognizer_with_weights
 from tsm.data import DataConfig, as_data_config
 from tsm.fileio import atomic_write
-from tsm.models import ModelConfig, Recognizer
+from tsm.models import VIEW_AVERAGES, ModelConfig, Recognizer, ViewAverage
 from tsm.version import __version__
 
 FORMAT_NAME = "tsm"
@@ -27,13 +27,17 @@ def save_checkpoint(
     model: Recognizer,
     class_names: list[str] | None = None,
     data_config: DataConfig | Mapping[str, Any] | None = None,
+    view_average: ViewAverage = CheckpointInfo.view_average,
 ) -> Path:
     """Write ``model`` as one self-describing ``.safetensors`` file (atomically), with its class
-    names and test pipeline (``data_config``, its num_segments set to the model's)."""
+    names, test pipeline (``data_config``, its num_segments set to the model's) and how its test
+    views are averaged (``"softmax"`` for MMAction2's models)."""
     if not isinstance(model, Recognizer):
         raise TypeError(f"save_checkpoint expects a tsm.Recognizer, got {type(model).__name__}")
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
+    if view_average not in VIEW_AVERAGES:
+        raise ValueError(f"view_average must be one of {', '.join(VIEW_AVERAGES)}, got {view_average!r}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     metadata = {
         "format": FORMAT_NAME,
@@ -42,6 +46,7 @@ def save_checkpoint(
         "model_config": json.dumps(model.config.to_dict()),
         "class_names": json.dumps(class_names),
         "data_config": json.dumps(as_data_config(data_config, num_segments=model.num_segments).to_dict()),
+        "view_average": view_average,
     }
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
@@ -59,6 +64,11 @@ def read_native_metadata(path: str | Path) -> dict[str, str] | None:
 def native_model_config(metadata: Mapping[str, str]) -> ModelConfig:
     """The model config a tsm checkpoint's metadata stores (older files lack newer settings)."""
     return ModelConfig.from_dict(json.loads(metadata["model_config"]))
+
+
+def native_view_average(metadata: Mapping[str, str]) -> ViewAverage:
+    """How a tsm checkpoint's test views are averaged (files written before it was stored: logits)."""
+    return metadata.get("view_average", CheckpointInfo.view_average)  # type: ignore[return-value]
 
 
 def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recognizer, CheckpointInfo]:
@@ -84,5 +94,6 @@ def load_native_checkpoint(path: str | Path, **overrides: Any) -> tuple[Recogniz
         written_by=metadata.get("tsm_version"),
         notes=notes,
         sources=sources,
+        view_average=native_view_average(metadata),
     )
     return model, info

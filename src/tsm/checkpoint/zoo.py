@@ -43,6 +43,30 @@ _MMACTION2_README = "open-mmlab/mmaction2 configs/recognition/tsm/README.md"
 
 
 @dataclass(frozen=True)
+class PublisherLicense:
+    """A publisher's licence: its SPDX id as the Hugging Face Hub spells it, and where it is stated."""
+
+    spdx: str
+    stated_in: str
+
+
+# Each publisher's repository licence, from its LICENSE file.
+PUBLISHER_LICENSES: Mapping[str, PublisherLicense] = MappingProxyType(
+    {
+        REFERENCE: PublisherLicense("mit", "mit-han-lab/temporal-shift-module LICENSE (MIT License)"),
+        MMACTION2: PublisherLicense("apache-2.0", "open-mmlab/mmaction2 LICENSE (Apache License 2.0)"),
+    }
+)
+
+
+def describe_protocol(config: DataConfig) -> str:
+    """A test protocol in words: frames x clips x crops."""
+    crops = {"center": "1 centre crop", "three": "3 crops", "ten": "10 crops"}[config.test_views]
+    clips = f"{config.test_clips} {config.sampling} clip{'' if config.test_clips == 1 else 's'}"
+    return f"{config.num_segments} frames x {clips} x {crops} of {config.test_crop_size} px"
+
+
+@dataclass(frozen=True)
 class PretrainedInfo:
     """One published checkpoint: its name, file, network, dataset, test protocol and reported top-1."""
 
@@ -90,10 +114,12 @@ class PretrainedInfo:
     @property
     def protocol(self) -> str:
         """The test protocol in words: frames x clips x crops."""
-        config = self.data_config
-        crops = {"center": "1 centre crop", "three": "3 crops", "ten": "10 crops"}[config.test_views]
-        clips = f"{config.test_clips} {config.sampling} clip{'' if config.test_clips == 1 else 's'}"
-        return f"{config.num_segments} frames x {clips} x {crops} of {config.test_crop_size} px"
+        return describe_protocol(self.data_config)
+
+    @property
+    def license(self) -> PublisherLicense:
+        """The licence of the publisher's repository (neither publisher states one for its weights alone)."""
+        return PUBLISHER_LICENSES[self.source]
 
     @property
     def protocol_settings(self) -> dict[str, Any]:

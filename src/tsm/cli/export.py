@@ -30,13 +30,21 @@ from tsm.models import Recognizer
 WEB_FORMAT = "web"
 
 
+def calibration_options(args: argparse.Namespace) -> Int8Options | None:
+    """The int8 calibration and check options given (:func:`add_calibration_options`), or None
+    without ``--calibration``."""
+    if not args.calibration:
+        return None
+    return Int8Options(args.calibration, args.calibration_clips, args.check, args.check_clips, args.max_drop)
+
+
 def _int8_options(args: argparse.Namespace) -> Int8Options | None:
     """The int8 options given, or None; ``--int8`` and ``--calibration`` go together."""
     if not (args.int8 or args.calibration):
         return None
     if not (args.int8 and args.calibration):
         raise ValueError("--int8 needs --calibration SOURCE (a list file or class folders of real videos)")
-    return Int8Options(args.calibration, args.calibration_clips, args.check, args.check_clips, args.max_drop)
+    return calibration_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,10 +144,15 @@ def run_web(
 
 
 def _add_int8_options(parser: argparse.ArgumentParser) -> None:
-    int8 = parser.add_argument_group("int8 (ONNX Runtime static quantization, calibrated on real video)")
+    int8 = add_calibration_options(parser)
     int8.add_argument(
         "--int8", action="store_true", help="write an int8 ONNX file (QDQ, per-channel weights)"
     )
+
+
+def add_calibration_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The options of an int8 export's calibration and check (``--calibration SOURCE``...)."""
+    int8 = parser.add_argument_group("int8 (ONNX Runtime static quantization, calibrated on real video)")
     int8.add_argument(
         "--calibration",
         metavar="SOURCE",
@@ -163,6 +176,7 @@ def _add_int8_options(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="refuse (write nothing) when int8 top-1 is more than this many points below fp32 (default 1.0)",
     )
+    return int8
 
 
 def _add_web_options(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint, is_published_name, model_config_of
+from tsm.checkpoint import (
+    checkpoint_test_protocol,
+    init_from_checkpoint,
+    is_hub_name,
+    is_published_name,
+    model_config_of,
+)
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
@@ -57,11 +63,12 @@ def share_run_folder(trainer: pl.Trainer) -> None:
 
 
 def is_model_file(path: str | None) -> bool:
-    """A trained model's weights (tsm, reference, MMAction2, a published name), not a Lightning
-    training checkpoint."""
+    """A trained model's weights (tsm, reference, MMAction2, a published name, an ``hf-hub:`` repo),
+    not a Lightning training checkpoint."""
     if not path:
         return False
-    return str(path).endswith((".safetensors", ".pth", ".pth.tar", ".pt")) or is_published_name(path)
+    model_files = (".safetensors", ".pth", ".pth.tar", ".pt")
+    return str(path).endswith(model_files) or is_published_name(path) or is_hub_name(path)
 
 
 class TSMLightningCLI(LightningCLI):

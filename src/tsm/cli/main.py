@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "tsm.cli.export",
     "tsm.cli.models",
     "tsm.cli.download",
+    "tsm.cli.hub",
 )
 
 
