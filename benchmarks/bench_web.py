@@ -33,8 +33,8 @@ import torch
 
 import tsm
 from bench_core import machine_name
-from tsm.apps.web_export import export_web, write_web_folder
 from tsm.data import DataConfig, frame_transform
+from tsm.export.web import export_web, write_web_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from web_helpers import add_harness, chromium, open_harness, playwright_session, served

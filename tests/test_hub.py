@@ -443,8 +443,8 @@ def test_exports_are_written_checked_and_listed_and_refusals_leave_nothing(tmp_p
 
 @pytest.mark.slow
 def test_int8_and_web_exports_through_tsm_hub_save(tmp_path, capsys) -> None:
-    from tsm.apps.ort_web import install_ort_web
     from tsm.data import generate_synthetic_dataset
+    from tsm.export.ort_web import install_ort_web
 
     dataset = generate_synthetic_dataset(tmp_path / "data", train=4, val=1, test=2, size=32, frames=8)
     model = random_eval_model("tsm_online_resnet18", num_segments=FRAMES, num_classes=4)

@@ -31,7 +31,7 @@ ALLOWED = {
     "engine": {"ops", "models", "data", "checkpoint"},
     "inference": {"ops", "models", "data", "checkpoint", "export"},
     "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
-    "hub": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
+    "hub": {"ops", "models", "data", "checkpoint", "export"},
     "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps", "hub"},
 }
 

@@ -19,13 +19,12 @@ import jsonschema
 import pytest
 
 import tsm
-from tsm.apps import ort_web
-from tsm.apps.ort_web import ORT_WEB_FILES, ORT_WEB_VERSION, install_ort_web
 from tsm.apps.static_server import ISOLATION_HEADERS, make_server
-from tsm.apps.web_export import PAGE_ASSETS, write_web_folder
 from tsm.cli.main import main
 from tsm.data import PIPELINE_VERSION, DataConfig, FramePipeline, synthetic_class_names
-from tsm.export import export_model, read_export_metadata
+from tsm.export import export_model, ort_web, read_export_metadata
+from tsm.export.ort_web import ORT_WEB_FILES, ORT_WEB_VERSION, install_ort_web
+from tsm.export.web import PAGE_ASSETS, write_web_folder
 from tsm.models import StreamingStep
 
 CLASSES = synthetic_class_names(4)

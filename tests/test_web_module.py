@@ -20,7 +20,6 @@ import torch
 from torch.nn.functional import interpolate
 
 import tsm
-from tsm.apps.web_export import PAGE_ASSETS
 from tsm.cli.main import main
 from tsm.data import (
     PIPELINE_VERSION,
@@ -31,6 +30,7 @@ from tsm.data import (
     synthetic_class_names,
     write_video,
 )
+from tsm.export.web import PAGE_ASSETS
 from tsm.models import StreamingStep
 from web_helpers import (
     add_harness,

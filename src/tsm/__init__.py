@@ -27,7 +27,14 @@ from tsm.data import (
     resize_videos,
     segment_indices,
 )
-from tsm.export import ExportCheck, export_int8, export_model, read_export_metadata, verify_export
+from tsm.export import (
+    ExportCheck,
+    export_int8,
+    export_model,
+    export_web,
+    read_export_metadata,
+    verify_export,
+)
 from tsm.inference import (
     ClipEngine,
     Prediction,
@@ -103,6 +110,7 @@ __all__ = [
     "dataset_class_names",
     "export_int8",
     "export_model",
+    "export_web",
     "generate_synthetic_dataset",
     "init_from_checkpoint",
     "list_backbones",

@@ -11,7 +11,6 @@ from pathlib import Path
 from torch import Tensor
 
 from tsm.apps.static_server import serve_folder
-from tsm.apps.web_export import export_web
 from tsm.checkpoint import CheckpointInfo, load_checkpoint
 from tsm.data import DataConfig
 from tsm.export import (
@@ -24,6 +23,7 @@ from tsm.export import (
     export_int8,
     export_model,
 )
+from tsm.export.web import export_web
 from tsm.inference import class_names_of, prediction_data_config
 from tsm.models import Recognizer
 

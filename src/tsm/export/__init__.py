@@ -1,5 +1,5 @@
-"""Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch, and
-int8 ONNX files calibrated on real video."""
+"""Export to ONNX and TorchScript (whole clips or one streaming step), checked against PyTorch,
+int8 ONNX files calibrated on real video, and web folders that run the streaming step in a browser."""
 
 from tsm.export.core import (
     CHECK_FACTOR,
@@ -22,6 +22,7 @@ from tsm.export.onnx import (
     open_onnx_session,
     require_export_extra,
 )
+from tsm.export.web import WebExport, export_web, write_web_folder
 
 __all__ = [
     "CHECK_FACTOR",
@@ -37,14 +38,17 @@ __all__ = [
     "Int8Refused",
     "Int8Report",
     "OnnxExporter",
+    "WebExport",
     "decoded_check_inputs",
     "export_int8",
     "export_metadata",
     "export_model",
+    "export_web",
     "format_for",
     "onnx_providers",
     "open_onnx_session",
     "read_export_metadata",
     "require_export_extra",
     "verify_export",
+    "write_web_folder",
 ]

@@ -15,9 +15,9 @@ from typing import Any
 
 from torch import Tensor
 
-from tsm.apps.web_export import export_web
 from tsm.data import DataConfig
 from tsm.export import FORMATS, Int8Options, OnnxExporter, decoded_check_inputs, export_int8, export_model
+from tsm.export.web import export_web
 from tsm.models import Recognizer
 
 EXPORTS_FOLDER = "exports"

@@ -23,10 +23,9 @@ from tsm.apps.serve.upload import UploadPredictor
 from tsm.apps.serve.window_runner import WindowRunner
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import frame_transform
+from tsm.export.web import PAGE_ASSETS
 from tsm.inference import DEFAULT_ENGINE, Predictor, StreamingEngine
 from tsm.models import Recognizer
-
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def create_app(
@@ -88,7 +87,7 @@ def create_app(
     async def stream(websocket: WebSocket) -> None:
         await serve_stream(websocket, batcher, settings)
 
-    app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    app.mount("/", StaticFiles(directory=PAGE_ASSETS, html=True), name="page")
     return app
 
 

@@ -2,7 +2,7 @@
 
 Layout of the folder (any static host serves it)::
 
-    index.html, app.js, ...   the page of ``tsm serve`` (src/tsm/apps/web/static/), with
+    index.html, app.js, ...   the page (src/tsm/web/, shared with ``tsm serve``), with
     tsm.js                    the embeddable module (preprocessing + ONNX Runtime Web)
     local-backend.js          the page's backend that runs tsm.js in the page
     page-config.json          {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2}
@@ -29,22 +29,16 @@ from typing import Any
 
 from torch import Tensor
 
-from tsm.apps.ort_web import install_ort_web
 from tsm.data import DataConfig, FramePipeline
-from tsm.export import (
-    DEFAULT_ONNX_EXPORTER,
-    ExportCheck,
-    Int8Options,
-    Int8Report,
-    OnnxExporter,
-    export_int8,
-    export_model,
-    read_export_metadata,
-)
+from tsm.export.core import ExportCheck, export_model, read_export_metadata
+from tsm.export.int8 import Int8Options, Int8Report, export_int8
+from tsm.export.onnx import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.export.ort_web import install_ort_web
 from tsm.fileio import replace_folder
 from tsm.models import DEMO_AGREE, DEMO_SMOOTH_WINDOW, Recognizer, check_streamable
 
-PAGE_ASSETS = Path(__file__).parent / "web" / "static"
+# The page: data files of the package, shared by this export and the live server (tsm.apps.serve).
+PAGE_ASSETS = Path(__file__).resolve().parent.parent / "web"
 MODEL_FOLDER = "model"
 MODEL_FILE = "model.onnx"
 ORT_FOLDER = "ort"
