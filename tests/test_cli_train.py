@@ -25,7 +25,7 @@ from tsm.apps.demo import DEMO_MODELS, QUICK
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
 from tsm.data import DataConfig, generate_synthetic_dataset, load_clip, synthetic_class_names
-from tsm.engine.optim import OptimizerConfig
+from tsm.training.optim import OptimizerConfig
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tsm
-from tsm.engine import write_evaluation_report
+from tsm.training import write_evaluation_report
 from tsm.fileio import atomic_write
 
 

@@ -28,10 +28,11 @@ ALLOWED = {
     "data": set(),
     "checkpoint": {"ops", "models", "data"},
     "export": {"ops", "models", "data"},
-    "engine": {"ops", "models", "data", "checkpoint"},
+    "training": {"ops", "models", "data", "checkpoint"},
     "inference": {"ops", "models", "data", "checkpoint", "export"},
-    "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
-    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps"},
+    "apps": {"ops", "models", "data", "checkpoint", "export", "training", "inference"},
+    "cli": {"ops", "models", "data", "checkpoint", "export", "training", "inference", "apps"},
+    "engine": {"training"},  # the deprecated alias of tsm.training, for one release
 }
 
 
@@ -132,6 +133,33 @@ def test_no_function_is_longer_than_80_lines() -> None:
 def test_every_package_is_in_the_layer_table() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert packages == set(ALLOWED)
+
+
+ENGINE_ALIAS = """
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import tsm.engine
+    from tsm.engine import RecognizerModule
+    from tsm.engine.module import RecognizerModule as FromSubmodule
+    import tsm.engine.optim
+import tsm.training.module, tsm.training.optim
+assert RecognizerModule is FromSubmodule is tsm.training.module.RecognizerModule
+assert tsm.engine.optim is tsm.training.optim
+print("\\n".join(str(w.message) for w in caught if w.category is DeprecationWarning))
+"""
+
+
+def test_the_old_training_package_name_imports_the_same_objects_with_a_warning() -> None:
+    """``tsm.engine`` is ``tsm.training`` for one more release: its names and submodules are
+    tsm.training's own objects, and each first import warns."""
+    result = subprocess.run([sys.executable, "-c", ENGINE_ALIAS], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "tsm.engine is deprecated: import tsm.training instead",
+        "tsm.engine.module is deprecated: import tsm.training.module instead",
+        "tsm.engine.optim is deprecated: import tsm.training.optim instead",
+    ]
 
 
 def test_import_tsm_loads_neither_the_cli_nor_lightning() -> None:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tsm
-from tsm.engine import OptimizerConfig, RecognizerModule
+from tsm.training import OptimizerConfig, RecognizerModule
 from tsm.export import export_model
 from tsm.inference import StreamingRecognizer
 from tsm.models import (

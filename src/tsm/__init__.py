@@ -50,8 +50,8 @@ from tsm.models import (
 from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
-# The training engine needs Lightning, which takes seconds to import: load it on first use.
-_ENGINE_NAMES = (
+# Training needs Lightning, which takes seconds to import: load it on first use.
+_TRAINING_NAMES = (
     "RecognizerModule",
     "TrainingSpeed",
     "VideoDataModule",
@@ -60,10 +60,10 @@ _ENGINE_NAMES = (
 
 
 def __getattr__(name: str):
-    if name in _ENGINE_NAMES:
-        import tsm.engine
+    if name in _TRAINING_NAMES:
+        import tsm.training
 
-        return getattr(tsm.engine, name)
+        return getattr(tsm.training, name)
     if name == "run_demo":
         from tsm.apps.demo import run_demo
 

@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint, is_published_name, model_config_of
-from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
+from tsm.training import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
 

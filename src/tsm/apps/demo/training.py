@@ -53,8 +53,8 @@ def train_and_test(
     from lightning.pytorch.loggers import CSVLogger
 
     from tsm.checkpoint import save_checkpoint
-    from tsm.engine import OptimizerConfig, RecognizerModule, VideoDataModule
-    from tsm.engine.callbacks import EpochSummary
+    from tsm.training import OptimizerConfig, RecognizerModule, VideoDataModule
+    from tsm.training.callbacks import EpochSummary
     from tsm.models import model_config
 
     torch.set_num_threads(threads)

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import tsm
 from devices import needs_cuda
 from tsm.data import VideoDataset, generate_synthetic_dataset, load_clip
-from tsm.engine import OptimizerConfig, RecognizerModule, TrainingDiverged, VideoDataModule
-from tsm.engine.callbacks import EpochSummary
+from tsm.training import OptimizerConfig, RecognizerModule, TrainingDiverged, VideoDataModule
+from tsm.training.callbacks import EpochSummary
 
 SEGMENTS = 4
 
