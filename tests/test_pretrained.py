@@ -22,7 +22,6 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 import torch
@@ -39,7 +38,7 @@ from foreign_models import (
     randomize,
 )
 from stream_helpers import synthetic_video
-from tsm.checkpoint import loader, zoo
+from tsm.checkpoint import loader, registry
 from tsm.cli.main import main
 from tsm.download import MIRROR_VARIABLE, DownloadError, cached_file
 
@@ -116,7 +115,7 @@ def cache(tmp_path, monkeypatch):
 
 def _serve(server, monkeypatch, name: str, data: bytes, behaviour: str | None = None) -> str:
     """Serve ``data`` under the published file name of ``name`` and point the mirror at the server."""
-    filename = zoo.pretrained_info(name).filename
+    filename = tsm.pretrained_info(name).filename
     server.files[filename] = data
     if behaviour:
         server.behaviour[filename] = behaviour
@@ -130,14 +129,14 @@ def _saved(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _register(monkeypatch, info: zoo.PretrainedInfo) -> None:
+def _register(monkeypatch, info: tsm.PretrainedInfo) -> None:
     """Replace one registry entry (same name and file name) for the duration of a test."""
-    monkeypatch.setattr(zoo, "PUBLISHED", MappingProxyType({**zoo.PUBLISHED, info.name: info}))
+    monkeypatch.setitem(registry._TAGS, info.name, info)
 
 
 def _with_sha256_of(monkeypatch, name: str, data: bytes) -> None:
     """The test file is not the published one: give its entry the test file's sha256 prefix."""
-    info = zoo.pretrained_info(name)
+    info = tsm.pretrained_info(name)
     _register(monkeypatch, dataclasses.replace(info, sha256_prefix=hashlib.sha256(data).hexdigest()[:8]))
 
 
@@ -159,7 +158,7 @@ def _left_in_cache(cache: Path) -> list[str]:
 # --- the registry ---------------------------------------------------------------------------------
 def test_registry_entries_are_consistent():
     names = tsm.list_pretrained()
-    assert len(names) == len(set(names)) == len(zoo.PUBLISHED) >= 26
+    assert len(names) == len(set(names)) == len(registry.PUBLISHED) >= 26
     architectures = tsm.list_models()
     for name in names:
         info = tsm.pretrained_info(name)
@@ -172,7 +171,7 @@ def test_registry_entries_are_consistent():
         assert {
             key
             for key, value in info.model_config.to_dict().items()
-            if value != getattr(tsm.models.model_config(info.architecture), key)
+            if value != getattr(tsm.checkpoint.model_config(info.architecture), key)
         } <= published_settings
         assert tsm.pretrained_info(info.legacy_name) is info  # the names of tsm 0.1 still resolve
         assert info.url.startswith("https://") and info.url.endswith(info.filename)

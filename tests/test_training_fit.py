@@ -22,7 +22,7 @@ SEGMENTS = 4
 def tiny_module(optimizer: OptimizerConfig | None = None, **overrides) -> RecognizerModule:
     torch.manual_seed(0)  # the same initial weights each time
     settings = {
-        "model": tsm.models.model_config("tsm_resnet18").replace(dropout=0.0),
+        "model": tsm.checkpoint.model_config("tsm_resnet18").replace(dropout=0.0),
         "num_classes": 2,
         "num_segments": SEGMENTS,
         "optimizer": optimizer

@@ -7,11 +7,15 @@ from tsm.checkpoint import (
     convert_checkpoint,
     create_model,
     init_from_checkpoint,
+    list_models,
     list_pretrained,
     load_checkpoint,
     load_pretrained,
     pretrained_info,
+    register_model,
+    register_pretrained,
     save_checkpoint,
+    unregister_model,
 )
 from tsm.data import (
     DataConfig,
@@ -43,7 +47,6 @@ from tsm.models import (
     Recognizer,
     average_views,
     list_backbones,
-    list_models,
     make_temporal_shift,
     multi_view_scores,
 )
@@ -120,6 +123,8 @@ __all__ = [
     "read_class_names",
     "read_export_metadata",
     "read_frames",
+    "register_model",
+    "register_pretrained",
     "resize_videos",
     "run_demo",
     "save_checkpoint",
@@ -128,6 +133,7 @@ __all__ = [
     "streaming_engine",
     "temporal_pool",
     "temporal_shift",
+    "unregister_model",
     "verify_export",
     "write_evaluation_report",
 ]

@@ -1,4 +1,5 @@
-"""``create_model``: one way to name a model, as in timm. ``ARCHITECTURE`` builds an architecture of
+"""``create_model``: one way to name a model, as in timm, beside the registry of those names
+(:mod:`tsm.checkpoint.registry`). ``ARCHITECTURE`` builds an architecture of
 :func:`tsm.list_models`; ``ARCHITECTURE.TAG`` builds a published model's network
 (:func:`tsm.list_pretrained`), and with ``pretrained=True`` loads its published weights."""
 
@@ -10,16 +11,8 @@ from typing import Any
 from torchvision.models import WeightsEnum
 
 from tsm.checkpoint.loader import load_pretrained
-from tsm.checkpoint.zoo import list_pretrained, pretrained_info, published_name
-from tsm.models import ModelConfig, Recognizer, model_config
-
-
-def model_config_of(name: str) -> ModelConfig:
-    """The network ``name`` stands for: an architecture, or a published ``ARCHITECTURE.TAG``
-    (its architecture with the published classes, frames and settings)."""
-    if "." in name or published_name(name) is not None:
-        return pretrained_info(name).model_config
-    return model_config(name)
+from tsm.checkpoint.registry import list_pretrained, model_config_of, published_name
+from tsm.models import Recognizer
 
 
 def create_model(

@@ -12,8 +12,8 @@ from typing import Any
 from tsm.checkpoint.foreign import load_foreign_checkpoint
 from tsm.checkpoint.info import CheckpointInfo
 from tsm.checkpoint.native import load_native_checkpoint, native_model_config, read_native_metadata
+from tsm.checkpoint.registry import list_pretrained, pretrained_info, published_name
 from tsm.checkpoint.weights import copy_matching_weights
-from tsm.checkpoint.zoo import list_pretrained, pretrained_info, published_name
 from tsm.data import DataConfig, as_data_config, dataset_class_names
 from tsm.download import MIRROR_VARIABLE, cached_file, download
 from tsm.models import MODEL_SETTINGS, ModelConfig, Recognizer

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tsm.checkpoint import list_pretrained
+from tsm.checkpoint import list_models, list_pretrained, model_config
 from tsm.cli.model_tables import registry_markdown, registry_table
-from tsm.models import ModelConfig, list_models, model_config
+from tsm.models import ModelConfig
 
 
 def run(args: argparse.Namespace) -> int:

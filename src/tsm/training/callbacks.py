@@ -12,8 +12,8 @@ import lightning.pytorch as pl
 import torch
 
 from tsm.checkpoint import save_checkpoint
-from tsm.training.module import RecognizerModule
 from tsm.models import load_weights
+from tsm.training.module import RecognizerModule
 
 
 class EpochSummary(pl.Callback):

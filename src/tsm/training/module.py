@@ -15,9 +15,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from tsm.checkpoint import create_model, load_checkpoint
 from tsm.data import DataConfig, VideoBatch, as_data_config
+from tsm.models import ModelConfig, Recognizer, ViewAverage, as_model_config, multi_view_scores
 from tsm.training.evaluation import first_of_each_sample, write_evaluation_report
 from tsm.training.optim import OptimizerConfig, build_optimizer, build_scheduler
-from tsm.models import ModelConfig, Recognizer, ViewAverage, as_model_config, multi_view_scores
 
 DEFAULT_OPTIMIZER = OptimizerConfig()
 

@@ -52,10 +52,9 @@ def train_and_test(
     import torch
     from lightning.pytorch.loggers import CSVLogger
 
-    from tsm.checkpoint import save_checkpoint
+    from tsm.checkpoint import model_config, save_checkpoint
     from tsm.training import OptimizerConfig, RecognizerModule, VideoDataModule
     from tsm.training.callbacks import EpochSummary
-    from tsm.models import model_config
 
     torch.set_num_threads(threads)
     _quiet_lightning()
