@@ -547,7 +547,8 @@ def test_cli_download_fetches_and_converts(server, monkeypatch, cache, tmp_path,
 
 
 def test_training_options_take_a_name(server, monkeypatch):
-    """--init_from NAME (fine-tuning on another label set) and --ckpt_path NAME."""
+    """--model.init.finetune_from NAME (fine-tuning on another label set) and
+    --model.init.checkpoint NAME, never --ckpt_path NAME (a Lightning training state)."""
     from tsm.cli.lightning_app import is_model_file
 
     name = "tsm_mobilenet_v2.reference_kinetics400_8f_dense"
@@ -585,13 +586,13 @@ def test_cli_stream_and_export_take_a_name(server, monkeypatch, tmp_path, capsys
 
 
 def test_tsm_test_by_name_takes_the_published_protocol(capsys):
-    """`tsm test --ckpt_path NAME`: frames, test views and view averaging of the publisher."""
+    """`tsm test --model.init.checkpoint NAME`: frames, test views and view averaging of the publisher."""
     name = "tsm_resnet50.mmaction2_sthv2_8f"
     with pytest.raises(SystemExit) as printed_and_done:  # LightningCLI exits after --print-config
-        main(["test", "--data.test", "sthv2/val.txt", "--ckpt_path", name, "--print-config"])
+        main(["test", "--data.test", "sthv2/val.txt", "--model.init.checkpoint", name, "--print-config"])
     assert printed_and_done.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["checkpoint"] == name and printed["model"]["view_average"] == "softmax"
+    assert printed["model"]["init"]["checkpoint"] == name and printed["model"]["view_average"] == "softmax"
     data = printed["data"]
     assert data["num_segments"] == 8
     expected = tsm.pretrained_info(name).data_config.to_dict()

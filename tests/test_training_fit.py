@@ -13,7 +13,13 @@ from torch.utils.data import DataLoader, TensorDataset
 import tsm
 from devices import needs_cuda
 from tsm.data import VideoDataset, generate_synthetic_dataset, load_clip
-from tsm.training import OptimizerConfig, RecognizerModule, TrainingDiverged, VideoDataModule
+from tsm.training import (
+    GRADIENT_CLIP_VAL,
+    OptimizerConfig,
+    RecognizerModule,
+    TrainingDiverged,
+    VideoDataModule,
+)
 from tsm.training.callbacks import EpochSummary
 
 SEGMENTS = 4
@@ -39,7 +45,7 @@ def tiny_trainer(tmp_path, max_epochs: int, **overrides) -> pl.Trainer:
         "enable_progress_bar": False,
         "enable_model_summary": False,
         "num_sanity_val_steps": 0,
-        "gradient_clip_val": 20.0,
+        "gradient_clip_val": GRADIENT_CLIP_VAL,
         "default_root_dir": tmp_path,
         "deterministic": True,
     }

@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the model architectures, or the published checkpoints (--pretrained)",
         description=(
             "Without --pretrained: the architectures that --model.model and tsm.create_model accept. "
-            "With --pretrained: the published checkpoints that every --checkpoint / --ckpt_path / "
-            "--init_from option and tsm.load_pretrained accept by name, with their dataset, frames, "
+            "With --pretrained: the published checkpoints that every --checkpoint / --model.init.* "
+            "option and tsm.load_pretrained accept by name, with their dataset, frames, "
             "test views, reported top-1 and whether the file is in the cache."
         ),
     )

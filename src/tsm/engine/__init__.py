@@ -1,5 +1,6 @@
-"""Deprecated: ``tsm.engine`` is :mod:`tsm.training` (renamed in tsm 0.2, because "engine" now means
-only what runs a model: :mod:`tsm.inference`'s runtimes). This alias goes in the next release.
+"""Deprecated: ``tsm.engine`` is :mod:`tsm.training` (its name in tsm 0.1; renamed because "engine"
+now means only what runs a model: :mod:`tsm.inference`'s runtimes). This alias goes in the next
+release.
 
 ``import tsm.engine``, ``tsm.engine.NAME`` and ``tsm.engine.SUBMODULE`` still work and give
 :mod:`tsm.training`'s objects themselves (``tsm.engine.module is tsm.training.module``), with a

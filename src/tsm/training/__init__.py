@@ -1,4 +1,5 @@
-"""Training and evaluation on PyTorch Lightning: the LightningModule, data module, optimizer and
+"""Training and evaluation on PyTorch Lightning: the LightningModule and the network it trains
+(``network``: ``ModelInit``), data module, the reference recipe (``recipe``), optimizer and
 schedules, multi-view evaluation and its report, callbacks.
 
 Names load on first use, so that importing ``tsm.training`` does not import Lightning, which takes
@@ -20,7 +21,11 @@ _SUBMODULE_OF = {
     "write_evaluation_report": "evaluation",
     "RecognizerModule": "module",
     "TrainingDiverged": "module",
-    "OptimizerConfig": "optim",
+    "ModelInit": "network",
+    "ModelName": "network",
+    "GRADIENT_CLIP_VAL": "recipe",
+    "OptimizerConfig": "recipe",
+    "REFERENCE_OPTIMIZER": "recipe",
     "build_optimizer": "optim",
     "build_scheduler": "optim",
     "lr_factor": "optim",
