@@ -90,8 +90,8 @@ def protocol_defaults(model_file: str) -> dict[str, Any]:
     """Defaults for ``tsm test`` / ``tsm validate`` of a model file: its frames per clip, test
     pipeline and view averaging (the publisher's, for a published name)."""
     config, view_average = checkpoint_test_protocol(model_file)
-    defaults = {f"data.data_config.{key}": value for key, value in config.to_dict().items()}
-    return {**defaults, "data.num_segments": config.num_segments, "model.view_average": view_average}
+    protocol = {"data.data_config": config.to_dict(), "data.num_segments": config.num_segments}
+    return {**protocol, "model.view_average": view_average}
 
 
 class TSMLightningCLI(LightningCLI):
