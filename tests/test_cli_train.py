@@ -117,6 +117,16 @@ def test_options_of_tsm_0_1_and_a_model_as_ckpt_path_are_one_line_errors(argumen
         assert output.count("\n") == 1 and message in output
 
 
+def test_a_training_state_of_tsm_0_1_is_a_one_line_error(tmp_path, capsys) -> None:
+    """Its hyperparameters name options this version lacks: say so, not that the user wrote them."""
+    old = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"checkpoint": None, "backbone_weights": None}}, old)
+    config = Path(__file__).parents[1] / "configs" / "synthetic.yaml"
+    code, output = run_cli(["fit", "--config", str(config), "--ckpt_path", str(old)], capsys)
+    assert code == 1 and output.count("\n") == 1, output
+    assert f"{old} is a training state of tsm 0.1 (hyperparameters checkpoint, backbone_weights)" in output
+
+
 def test_an_option_of_tsm_0_1_in_a_config_file_is_a_one_line_error(tmp_path, capsys) -> None:
     old = tmp_path / "old.yaml"
     old.write_text("model:\n  backbone_weights: imagenet\n")

@@ -549,7 +549,7 @@ def test_cli_download_fetches_and_converts(server, monkeypatch, cache, tmp_path,
 def test_training_options_take_a_name(server, monkeypatch):
     """--model.init.finetune_from NAME (fine-tuning on another label set) and
     --model.init.checkpoint NAME, never --ckpt_path NAME (a Lightning training state)."""
-    from tsm.cli.lightning_app import is_model_file
+    from tsm.cli.ckpt_path import is_model_file
 
     name = "tsm_mobilenet_v2.reference_kinetics400_8f_dense"
     ref = _calibrated(ReferenceTSN(400, 8, "mobilenetv2"))

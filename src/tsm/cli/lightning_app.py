@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import checkpoint_test_protocol, is_published_name
+from tsm.checkpoint import checkpoint_test_protocol
+from tsm.cli.ckpt_path import check_ckpt_path
 from tsm.cli.lightning_parser import PrintConfig, TSMArgumentParser
 from tsm.training import (
     GRADIENT_CLIP_VAL,
@@ -67,25 +68,6 @@ def share_run_folder(trainer: pl.Trainer) -> None:
                 logger.experiment  # noqa: B018 (creates the writer and its folder)
 
 
-def is_model_file(path: str | None) -> bool:
-    """A trained model's weights (tsm, reference, MMAction2, a published name), not a Lightning
-    training checkpoint."""
-    if not path:
-        return False
-    return str(path).endswith((".safetensors", ".pth", ".pth.tar", ".pt")) or is_published_name(path)
-
-
-def refuse_model_file_as_ckpt_path(path: str | None) -> None:
-    """``--ckpt_path`` keeps Lightning's meaning, a training state to resume or evaluate; a model
-    file there is an error saying where it goes."""
-    if is_model_file(path):
-        raise ValueError(
-            f"--ckpt_path takes a Lightning training state (.ckpt), and {path} is a model: "
-            f"write --model.init.checkpoint {path} (its network and weights; fine-tuning: "
-            "--model.init.finetune_from)"
-        )
-
-
 def protocol_defaults(model_file: str) -> dict[str, Any]:
     """Defaults for ``tsm test`` / ``tsm validate`` of a model file: its frames per clip, test
     pipeline and view averaging (the publisher's, for a published name)."""
@@ -115,7 +97,7 @@ class TSMLightningCLI(LightningCLI):
         then print the config if asked."""
         super().parse_arguments(parser, args)
         subcommand = self.config.subcommand
-        refuse_model_file_as_ckpt_path(self.config[subcommand].get("ckpt_path"))
+        check_ckpt_path(self.config[subcommand].get("ckpt_path"))
         model_file = self.config[subcommand].get("model.init.checkpoint")
         if subcommand in ("test", "validate") and model_file:
             self._parser(subcommand).set_defaults(protocol_defaults(model_file))
