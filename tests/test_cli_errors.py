@@ -8,7 +8,7 @@ import pytest
 import tsm.cli.demo
 from tsm.cli.main import main
 from tsm.data import VideoReadError
-from tsm.engine import TrainingDiverged
+from tsm.training import TrainingDiverged
 
 
 def failing_with(error: BaseException):

@@ -25,7 +25,7 @@ from tsm.apps.demo import DEMO_MODELS, QUICK
 from tsm.checkpoint import init_from_checkpoint
 from tsm.cli.main import main
 from tsm.data import DataConfig, generate_synthetic_dataset, load_clip, synthetic_class_names
-from tsm.engine.optim import OptimizerConfig
+from tsm.training import GRADIENT_CLIP_VAL, ModelInit, OptimizerConfig
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -51,7 +51,7 @@ def test_fit_help_comes_from_lightning_and_lists_model_options(capsys) -> None:
     assert code == 0
     options = ("--model.optimizer.lr", "--model.optimizer.schedule", "--model.model", "--data.train")
     options += ("--data.data_config.test_views", "--data.data_config.resize", "--trainer.max_epochs")
-    options += ("--init_from",)
+    options += ("--model.init.backbone_weights", "--model.init.finetune_from", "--model.init.checkpoint")
     for option in options:
         assert option in output
 
@@ -62,13 +62,24 @@ def test_every_recipe_parses_and_keeps_its_settings(config, capsys) -> None:
     assert code == 0, output
     printed = yaml.safe_load(output)
     written = yaml.safe_load(config.read_text())
-    typed = {"data_config": tsm.DataConfig(), "model": tsm.ModelConfig(), "optimizer": OptimizerConfig()}
+    typed = {
+        "data_config": tsm.DataConfig(),
+        "model": tsm.ModelConfig(),
+        "optimizer": OptimizerConfig(),
+        "init": ModelInit(),
+    }
     for section in ("model", "data"):
         for key, value in written[section].items():
             if isinstance(value, dict):  # typed configs: printed whole, every setting of the dataclass
-                fields = typed[key].to_dict() if key != "optimizer" else dataclasses.asdict(typed[key])
+                fields = dataclasses.asdict(typed[key])
                 assert set(printed[section][key]) == set(fields), (section, key)
                 assert {k: printed[section][key][k] for k in value} == value, (section, key)
+            elif key == "model":  # a model name reads as its network's settings, but classes and frames
+                named = tsm.checkpoint.model_config(value).to_dict()
+                linked = ("num_classes", "num_segments")
+                assert {k: v for k, v in printed[section][key].items() if k not in linked} == {
+                    k: v for k, v in named.items() if k not in linked
+                }
             else:
                 assert printed[section][key] == value, (section, key)
     assert "num_segments" not in printed["model"]  # set once, in data, and linked to the model
@@ -84,6 +95,56 @@ def test_a_model_name_and_field_overrides_combine_on_the_command_line(capsys) ->
     assert (printed["backbone"], printed["mode"], printed["dropout"]) == ("resnet34", "unidirectional", 0.25)
     code, output = run_cli([*arguments[:-1], "tsm_vgg", "--print-config"], capsys)
     assert code == 1 and "unknown model 'tsm_vgg'" in output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--init_from", "k.pth"], "init_from is now model.init.finetune_from: --model.init.finetune_from"),
+        (["--model.checkpoint", "m.pth"], "model.checkpoint is now model.init.checkpoint"),
+        (["--model.backbone_weights", "imagenet"], "backbone_weights is now model.init.backbone_weights"),
+        (["--ckpt_path", "best.safetensors"], "write --model.init.checkpoint best.safetensors"),
+        (["--ckpt_path", "tsm_resnet50.reference_kinetics400_8f"], "is a model: write --model.init."),
+    ],
+)
+def test_options_of_tsm_0_1_and_a_model_as_ckpt_path_are_one_line_errors(arguments, message, capsys) -> None:
+    """--ckpt_path keeps Lightning's meaning (a training state); a model file there, or an option
+    that tsm 0.1 had, is refused with what to write instead."""
+    config = Path(__file__).parents[1] / "configs" / "synthetic.yaml"
+    for subcommand in ("fit", "test"):
+        code, output = run_cli([subcommand, "--config", str(config), *arguments], capsys)
+        assert code == 1 and output.startswith(f"tsm {subcommand}: error: "), output
+        assert output.count("\n") == 1 and message in output
+
+
+def test_a_training_state_of_tsm_0_1_is_a_one_line_error(tmp_path, capsys) -> None:
+    """Its hyperparameters name options this version lacks: say so, not that the user wrote them."""
+    old = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"checkpoint": None, "backbone_weights": None}}, old)
+    config = Path(__file__).parents[1] / "configs" / "synthetic.yaml"
+    code, output = run_cli(["fit", "--config", str(config), "--ckpt_path", str(old)], capsys)
+    assert code == 1 and output.count("\n") == 1, output
+    assert f"{old} is a training state of tsm 0.1 (hyperparameters checkpoint, backbone_weights)" in output
+
+
+def test_an_option_of_tsm_0_1_in_a_config_file_is_a_one_line_error(tmp_path, capsys) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("model:\n  backbone_weights: imagenet\n")
+    config = Path(__file__).parents[1] / "configs" / "synthetic.yaml"
+    code, output = run_cli(["fit", "--config", str(config), "--config", str(old)], capsys)
+    assert code == 1 and "model.backbone_weights is now model.init.backbone_weights" in output, output
+
+
+def test_the_init_of_the_network_is_one_typed_option(synthetic, capsys) -> None:
+    config = Path(__file__).parents[1] / "configs" / "ucf101_tsm_r50_finetune.yaml"
+    finetune = ["--model.init.finetune_from", "k400.pth", "--print-config"]
+    code, output = run_cli(["fit", "--config", str(config), *finetune], capsys, stdout_only=True)
+    assert code == 0, output
+    init = yaml.safe_load(output)["model"]["init"]
+    assert init == {"backbone_weights": None, "finetune_from": "k400.pth", "checkpoint": None}
+    both = ["--model.init.backbone_weights", "imagenet", "--data.train", str(synthetic.lists["train"])]
+    code, output = run_cli(["fit", "--config", str(config), *finetune[:2], *both], capsys)
+    assert code == 1 and "give one of backbone_weights, finetune_from and checkpoint" in output
 
 
 def test_command_line_overrides_win_over_the_config(capsys) -> None:
@@ -106,7 +167,7 @@ def test_command_line_overrides_win_over_the_config(capsys) -> None:
     printed = yaml.safe_load(output)
     assert printed["model"]["optimizer"]["lr"] == 0.005
     assert printed["data"]["num_segments"] == 16
-    assert printed["trainer"]["gradient_clip_val"] == 20.0
+    assert printed["trainer"]["gradient_clip_val"] == GRADIENT_CLIP_VAL == 20.0  # the reference's
 
 
 def test_num_segments_is_set_in_one_place_only(capsys) -> None:
@@ -204,7 +265,7 @@ def test_fit_then_test_from_the_exported_checkpoint(
 
     # The network comes from the file: no --model.model (its default is tsm_resnet50).
     test = ["test", "--data.test", str(class_folders / "test"), *TINY_DATA, *device_args]
-    code, output = run_cli([*test, "--ckpt_path", str(best)], capsys)
+    code, output = run_cli([*test, "--model.init.checkpoint", str(best)], capsys)
     assert code == 0, output
     report = tmp_path / "runs" / "test" / "version_0" / "test_report"
     metrics = json.loads((report / "metrics.json").read_text())
@@ -215,7 +276,7 @@ def test_fit_then_test_from_the_exported_checkpoint(
     assert (tmp_path / "runs" / "test" / "version_0" / "metrics.csv").is_file()
 
     validate = ["validate", "--data.val", str(class_folders / "val"), *TINY_DATA, *device_args]
-    code, output = run_cli([*validate, f"--ckpt_path={best}"], capsys)
+    code, output = run_cli([*validate, f"--model.init.checkpoint={best}"], capsys)
     assert code == 0, output
     with open(tmp_path / "runs" / "validate" / "version_0" / "metrics.csv") as handle:
         assert float(next(csv.DictReader(handle))["val/top1"]) * 4 in (0.0, 1.0, 2.0, 3.0, 4.0)
@@ -233,7 +294,8 @@ def test_a_checkpoint_of_other_classes_is_refused_in_one_line(synthetic, tmp_pat
     checkpoint = tmp_path / "sorted_classes.safetensors"
     model = tsm.Recognizer(4, num_segments=4, backbone="resnet18")
     tsm.save_checkpoint(checkpoint, model, sorted(synthetic.class_names))  # not the list's order
-    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(checkpoint)]
+    model_file = ["--model.init.checkpoint", str(checkpoint)]
+    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, *model_file]
     code, output = run_cli(test, capsys)
     assert code == 1
     assert "tsm test: error: " in output and "trained on the classes ['grow', 'move_left'" in output
@@ -241,23 +303,26 @@ def test_a_checkpoint_of_other_classes_is_refused_in_one_line(synthetic, tmp_pat
 
 
 def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path, capsys, monkeypatch):
-    """Only --data.test and --ckpt_path: frames per clip and the test views come from the file;
-    arguments given after them still win."""
+    """Only --data.test and --model.init.checkpoint: frames per clip and the test views come from
+    the file; the user's arguments and configs still win, before or after it."""
     monkeypatch.chdir(tmp_path)
     checkpoint = tmp_path / "two_frames.safetensors"
     config = tsm.DataConfig(num_segments=2, resize=32, input_size=32, test_views="three")
     model = tsm.Recognizer(4, num_segments=2, backbone="resnet18")
     tsm.save_checkpoint(checkpoint, model, synthetic.class_names, config)
-    test = ["test", "--data.test", str(synthetic.lists["test"]), "--ckpt_path", str(checkpoint)]
+    test = ["test", "--data.test", str(synthetic.lists["test"]), "--model.init.checkpoint", str(checkpoint)]
     code, output = run_cli([*test, "--print-config"], capsys, stdout_only=True)
     assert code == 0, output
     assert yaml.safe_load(output)["model"]["view_average"] == "logits"  # tsm's own files
     printed = yaml.safe_load(output)["data"]
     assert printed["num_segments"] == 2 and printed["data_config"]["test_views"] == "three"
     assert printed["data_config"]["input_size"] == 32
-    override = ["--data.data_config.test_views", "center", "--print-config"]
-    code, output = run_cli([*test, *override], capsys, stdout_only=True)
+    override = ["--data.data_config.test_views", "center"]
+    code, output = run_cli([*test, *override, "--print-config"], capsys, stdout_only=True)
     assert yaml.safe_load(output)["data"]["data_config"]["test_views"] == "center"
+    assert yaml.safe_load(output)["data"]["data_config"]["input_size"] == 32  # the file's, still
+    code, output = run_cli([test[0], *override, *test[1:], "--print-config"], capsys, stdout_only=True)
+    assert yaml.safe_load(output)["data"]["data_config"]["test_views"] == "center"  # before it, too
     quiet = ["--data.batch_size", "4", "--trainer.enable_progress_bar", "false"]
     code, output = run_cli([*test, *quiet], capsys)
     assert code == 0, output
@@ -424,7 +489,8 @@ def test_fit_and_test_with_the_defaults_warn_about_nothing_of_ours(synthetic, tm
         code, output = run_cli(fit, capsys)
         assert code == 0, output
         best = tmp_path / "runs" / "fit" / "version_0" / "checkpoints" / "best.safetensors"
-        test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(best)]
+        test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA]
+        test += ["--model.init.checkpoint", str(best)]
         code, output = run_cli(test, capsys)
         assert code == 0, output
     messages = [str(warning.message) for warning in caught]
@@ -437,7 +503,8 @@ def test_test_builds_a_foreign_checkpoint_from_its_file(synthetic, tmp_path, cap
     checkpoint = tmp_path / "TSM_kinetics_RGB_resnet18_shift8_blockres_avg_segment4_e50.pth"
     torch.save({"epoch": 50, "arch": "resnet18", "state_dict": data_parallel_state(reference)}, checkpoint)
     monkeypatch.chdir(tmp_path)
-    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA, "--ckpt_path", str(checkpoint)]
+    test = ["test", "--data.test", str(synthetic.lists["test"]), *TINY_DATA]
+    test += ["--model.init.checkpoint", str(checkpoint)]
     code, output = run_cli(test, capsys)
     assert code == 0, output
     report = tmp_path / "runs" / "test" / "version_0" / "test_report"

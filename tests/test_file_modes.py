@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import tsm
-from tsm.engine import write_evaluation_report
 from tsm.fileio import atomic_write
+from tsm.training import write_evaluation_report
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002], ids=["022", "077", "002"])

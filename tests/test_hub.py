@@ -191,7 +191,7 @@ def test_a_private_repo_needs_its_token_which_never_leaves_the_hub(hub, tmp_path
 # --- the card -----------------------------------------------------------------------------------
 def _metrics_file(folder: Path) -> Path:
     """A metrics.json written by tsm test's own report writer."""
-    from tsm.engine.evaluation import write_evaluation_report
+    from tsm.training.evaluation import write_evaluation_report
 
     scores = torch.eye(3)[[0, 1, 2, 0, 1, 1]] + 0.1
     write_evaluation_report(folder, scores, torch.tensor([0, 1, 2, 0, 1, 2]), CLASSES)

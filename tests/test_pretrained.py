@@ -22,7 +22,6 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 import torch
@@ -39,7 +38,7 @@ from foreign_models import (
     randomize,
 )
 from stream_helpers import synthetic_video
-from tsm.checkpoint import loader, zoo
+from tsm.checkpoint import loader, registry
 from tsm.cli.main import main
 from tsm.download import MIRROR_VARIABLE, DownloadError, cached_file
 
@@ -116,7 +115,7 @@ def cache(tmp_path, monkeypatch):
 
 def _serve(server, monkeypatch, name: str, data: bytes, behaviour: str | None = None) -> str:
     """Serve ``data`` under the published file name of ``name`` and point the mirror at the server."""
-    filename = zoo.pretrained_info(name).filename
+    filename = tsm.pretrained_info(name).filename
     server.files[filename] = data
     if behaviour:
         server.behaviour[filename] = behaviour
@@ -130,14 +129,14 @@ def _saved(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _register(monkeypatch, info: zoo.PretrainedInfo) -> None:
+def _register(monkeypatch, info: tsm.PretrainedInfo) -> None:
     """Replace one registry entry (same name and file name) for the duration of a test."""
-    monkeypatch.setattr(zoo, "PUBLISHED", MappingProxyType({**zoo.PUBLISHED, info.name: info}))
+    monkeypatch.setitem(registry._TAGS, info.name, info)
 
 
 def _with_sha256_of(monkeypatch, name: str, data: bytes) -> None:
     """The test file is not the published one: give its entry the test file's sha256 prefix."""
-    info = zoo.pretrained_info(name)
+    info = tsm.pretrained_info(name)
     _register(monkeypatch, dataclasses.replace(info, sha256_prefix=hashlib.sha256(data).hexdigest()[:8]))
 
 
@@ -159,7 +158,7 @@ def _left_in_cache(cache: Path) -> list[str]:
 # --- the registry ---------------------------------------------------------------------------------
 def test_registry_entries_are_consistent():
     names = tsm.list_pretrained()
-    assert len(names) == len(set(names)) == len(zoo.PUBLISHED) >= 26
+    assert len(names) == len(set(names)) == len(registry.PUBLISHED) >= 26
     architectures = tsm.list_models()
     for name in names:
         info = tsm.pretrained_info(name)
@@ -172,7 +171,7 @@ def test_registry_entries_are_consistent():
         assert {
             key
             for key, value in info.model_config.to_dict().items()
-            if value != getattr(tsm.models.model_config(info.architecture), key)
+            if value != getattr(tsm.checkpoint.model_config(info.architecture), key)
         } <= published_settings
         assert tsm.pretrained_info(info.legacy_name) is info  # the names of tsm 0.1 still resolve
         assert info.url.startswith("https://") and info.url.endswith(info.filename)
@@ -548,8 +547,9 @@ def test_cli_download_fetches_and_converts(server, monkeypatch, cache, tmp_path,
 
 
 def test_training_options_take_a_name(server, monkeypatch):
-    """--init_from NAME (fine-tuning on another label set) and --ckpt_path NAME."""
-    from tsm.cli.lightning_app import is_model_file
+    """--model.init.finetune_from NAME (fine-tuning on another label set) and
+    --model.init.checkpoint NAME, never --ckpt_path NAME (a Lightning training state)."""
+    from tsm.cli.ckpt_path import is_model_file
 
     name = "tsm_mobilenet_v2.reference_kinetics400_8f_dense"
     ref = _calibrated(ReferenceTSN(400, 8, "mobilenetv2"))
@@ -586,13 +586,13 @@ def test_cli_stream_and_export_take_a_name(server, monkeypatch, tmp_path, capsys
 
 
 def test_tsm_test_by_name_takes_the_published_protocol(capsys):
-    """`tsm test --ckpt_path NAME`: frames, test views and view averaging of the publisher."""
+    """`tsm test --model.init.checkpoint NAME`: frames, test views and view averaging of the publisher."""
     name = "tsm_resnet50.mmaction2_sthv2_8f"
     with pytest.raises(SystemExit) as printed_and_done:  # LightningCLI exits after --print-config
-        main(["test", "--data.test", "sthv2/val.txt", "--ckpt_path", name, "--print-config"])
+        main(["test", "--data.test", "sthv2/val.txt", "--model.init.checkpoint", name, "--print-config"])
     assert printed_and_done.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["checkpoint"] == name and printed["model"]["view_average"] == "softmax"
+    assert printed["model"]["init"]["checkpoint"] == name and printed["model"]["view_average"] == "softmax"
     data = printed["data"]
     assert data["num_segments"] == 8
     expected = tsm.pretrained_info(name).data_config.to_dict()

@@ -28,11 +28,12 @@ ALLOWED = {
     "data": set(),
     "checkpoint": {"ops", "models", "data"},
     "export": {"ops", "models", "data"},
-    "engine": {"ops", "models", "data", "checkpoint"},
+    "training": {"ops", "models", "data", "checkpoint"},
     "inference": {"ops", "models", "data", "checkpoint", "export"},
-    "apps": {"ops", "models", "data", "checkpoint", "export", "engine", "inference"},
+    "apps": {"ops", "models", "data", "checkpoint", "export", "training", "inference"},
     "hub": {"ops", "models", "data", "checkpoint", "export"},
-    "cli": {"ops", "models", "data", "checkpoint", "export", "engine", "inference", "apps", "hub"},
+    "cli": {"ops", "models", "data", "checkpoint", "export", "training", "inference", "apps", "hub"},
+    "engine": {"training"},  # the deprecated alias of tsm.training, for one release
 }
 
 
@@ -142,6 +143,33 @@ def test_the_library_root_and_top_modules_import_no_app() -> None:
     for path in PACKAGE.glob("*.py"):
         if path.name not in ("__init__.py", "version.py"):
             assert _imported_packages(path) == set(), path.name
+
+
+ENGINE_ALIAS = """
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import tsm.engine
+    from tsm.engine import RecognizerModule
+    from tsm.engine.module import RecognizerModule as FromSubmodule
+    import tsm.engine.optim
+import tsm.training.module, tsm.training.optim
+assert RecognizerModule is FromSubmodule is tsm.training.module.RecognizerModule
+assert tsm.engine.optim is tsm.training.optim
+print("\\n".join(str(w.message) for w in caught if w.category is DeprecationWarning))
+"""
+
+
+def test_the_old_training_package_name_imports_the_same_objects_with_a_warning() -> None:
+    """``tsm.engine`` is ``tsm.training`` for one more release: its names and submodules are
+    tsm.training's own objects, and each first import warns."""
+    result = subprocess.run([sys.executable, "-c", ENGINE_ALIAS], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "tsm.engine is deprecated: import tsm.training instead",
+        "tsm.engine.module is deprecated: import tsm.training.module instead",
+        "tsm.engine.optim is deprecated: import tsm.training.optim instead",
+    ]
 
 
 def test_import_tsm_loads_neither_the_cli_nor_lightning() -> None:

@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tsm
-from tsm.engine import OptimizerConfig, RecognizerModule
 from tsm.export import export_model
 from tsm.inference import StreamingRecognizer
 from tsm.models import (
@@ -24,6 +23,7 @@ from tsm.models import (
     shifted_modules,
 )
 from tsm.ops import TemporalShift
+from tsm.training import OptimizerConfig, RecognizerModule
 
 T = 4
 
@@ -173,3 +173,68 @@ def test_the_toy_backbone_round_trips_through_both_file_kinds(toy_backbone, tmp_
     with torch.no_grad():
         for loaded in (native, foreign):
             torch.testing.assert_close(loaded.eval()(clips), expected, rtol=0, atol=0)
+
+
+@pytest.fixture
+def toy_architecture(toy_backbone):
+    """An architecture of the toy backbone registered from here; unregistered afterwards."""
+    config = tsm.register_model("tsm_toynet_fold4", backbone="toynet", fold_div=4, dropout=0.0)
+    yield config
+    tsm.unregister_model("tsm_toynet_fold4")
+
+
+def test_a_backbone_and_an_architecture_registered_from_outside_are_listed_and_built(toy_architecture):
+    """Registering the backbone gives its three standard architectures; register_model adds others."""
+    assert tsm.list_models("toynet") == ["tsm_online_toynet", "tsm_toynet", "tsm_toynet_fold4", "tsn_toynet"]
+    expected = {  # name: (shift, mode, fold_div)
+        "tsm_toynet": (True, "bidirectional", 8),
+        "tsn_toynet": (False, "bidirectional", 8),
+        "tsm_online_toynet": (True, "unidirectional", 8),
+        "tsm_toynet_fold4": (True, "bidirectional", 4),
+    }
+    for name, (shift, mode, fold_div) in expected.items():
+        model = tsm.create_model(name, num_classes=3, num_segments=T).eval()
+        config = model.config
+        assert (config.backbone, config.shift, config.mode) == ("toynet", shift, mode)
+        assert config.fold_div == fold_div
+        assert len(shifted_modules(model)) == (2 if shift else 0)
+        with torch.no_grad():
+            assert model(_clips()).shape == (2, 3)
+    assert tsm.create_model("tsm_toynet_fold4").config == toy_architecture  # 400 classes, 8 frames
+    with pytest.raises(ValueError, match=r"^model 'tsm_toynet_fold4' is registered already \("):
+        tsm.register_model("tsm_toynet_fold4", backbone="toynet")
+    with pytest.raises(ValueError, match=r"^model 'tsm_online_toynet' is registered already"):
+        tsm.register_model("tsm_online_toynet", backbone="toynet")  # a standard one too
+    with pytest.raises(ValueError, match="standard architecture of a registered backbone"):
+        tsm.unregister_model("tsm_toynet")
+
+
+def test_a_tag_registered_from_outside_is_listed_and_gone_with_its_architecture(toy_architecture):
+    import dataclasses
+
+    published = tsm.pretrained_info("tsm_resnet50.reference_kinetics400_8f")
+    tag = dataclasses.replace(
+        published, name="tsm_toynet_fold4.mine_kinetics400_4f", legacy_name="", url="https://example.org/m.pth",
+        model_config=toy_architecture.replace(num_segments=T),
+    )  # fmt: skip
+    tsm.register_pretrained(tag)
+    assert tsm.list_pretrained("toynet") == [tag.name]
+    assert tsm.create_model(tag.name).config == toy_architecture.replace(num_segments=T)
+    with pytest.raises(ValueError, match="registered already"):
+        tsm.register_pretrained(tag)
+    with pytest.raises(ValueError, match=r"ARCHITECTURE of tsm\.list_models"):
+        tsm.register_pretrained(dataclasses.replace(tag, name="tsm_vgg.mine"))
+    tsm.unregister_model("tsm_toynet_fold4")  # its tags go with it
+    assert tsm.list_pretrained("toynet") == [] and "tsm_toynet_fold4" not in tsm.list_models()
+    tsm.register_model("tsm_toynet_fold4", toy_architecture)  # for the fixture to remove
+
+
+def test_names_of_a_backbone_go_with_it(monkeypatch):
+    """The registry reads the backbones each time: the toy backbone's names leave with it."""
+    with monkeypatch.context() as patch:
+        patch.setattr("tsm.models.specs.BACKBONES", dict(BACKBONES))
+        register_backbone(TOY)
+        assert "tsm_online_toynet" in tsm.list_models()
+    assert tsm.list_models("toynet") == []
+    with pytest.raises(ValueError, match="unknown model 'tsm_toynet'"):
+        tsm.create_model("tsm_toynet")

@@ -7,11 +7,15 @@ from tsm.checkpoint import (
     convert_checkpoint,
     create_model,
     init_from_checkpoint,
+    list_models,
     list_pretrained,
     load_checkpoint,
     load_pretrained,
     pretrained_info,
+    register_model,
+    register_pretrained,
     save_checkpoint,
+    unregister_model,
 )
 from tsm.data import (
     DataConfig,
@@ -52,15 +56,14 @@ from tsm.models import (
     Recognizer,
     average_views,
     list_backbones,
-    list_models,
     make_temporal_shift,
     multi_view_scores,
 )
 from tsm.ops import TemporalPool, TemporalShift, temporal_pool, temporal_shift
 from tsm.version import __version__
 
-# The training engine needs Lightning, which takes seconds to import: load it on first use.
-_ENGINE_NAMES = (
+# Training needs Lightning, which takes seconds to import: load it on first use.
+_TRAINING_NAMES = (
     "RecognizerModule",
     "TrainingSpeed",
     "VideoDataModule",
@@ -70,10 +73,10 @@ _HUB_NAMES = ("save_pretrained", "push_to_hub", "mirror_published")
 
 
 def __getattr__(name: str):
-    if name in _ENGINE_NAMES:
-        import tsm.engine
+    if name in _TRAINING_NAMES:
+        import tsm.training
 
-        return getattr(tsm.engine, name)
+        return getattr(tsm.training, name)
     if name in _HUB_NAMES:  # the Hub's publishing side: exports, web folders, huggingface_hub
         import tsm.hub
 
@@ -130,6 +133,8 @@ __all__ = [
     "read_class_names",
     "read_export_metadata",
     "read_frames",
+    "register_model",
+    "register_pretrained",
     "resize_videos",
     "save_checkpoint",
     "save_pretrained",
@@ -138,6 +143,7 @@ __all__ = [
     "streaming_engine",
     "temporal_pool",
     "temporal_shift",
+    "unregister_model",
     "verify_export",
     "write_evaluation_report",
 ]

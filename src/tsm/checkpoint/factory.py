@@ -1,4 +1,5 @@
-"""``create_model``: one way to name a model, as in timm. ``ARCHITECTURE`` builds an architecture of
+"""``create_model``: one way to name a model, as in timm, beside the registry of those names
+(:mod:`tsm.checkpoint.registry`). ``ARCHITECTURE`` builds an architecture of
 :func:`tsm.list_models`; ``ARCHITECTURE.TAG`` builds a published model's network
 (:func:`tsm.list_pretrained`), and with ``pretrained=True`` loads its published weights;
 ``hf-hub:ORG/NAME`` does the same for a tsm model repo on the Hugging Face Hub."""
@@ -12,18 +13,14 @@ from torchvision.models import WeightsEnum
 
 from tsm.checkpoint.hub_names import hub_model_config, is_hub_name
 from tsm.checkpoint.loader import load_checkpoint, load_pretrained
-from tsm.checkpoint.zoo import list_pretrained, pretrained_info, published_name
-from tsm.models import ModelConfig, Recognizer, model_config
+from tsm.checkpoint.registry import list_pretrained, published_name, registered_config
+from tsm.models import ModelConfig, Recognizer
 
 
 def model_config_of(name: str) -> ModelConfig:
     """The network ``name`` stands for: an architecture, a published ``ARCHITECTURE.TAG`` (its
     architecture with the published classes, frames and settings) or an ``hf-hub:`` repo (its config)."""
-    if is_hub_name(name):
-        return hub_model_config(name)
-    if "." in name or published_name(name) is not None:
-        return pretrained_info(name).model_config
-    return model_config(name)
+    return hub_model_config(name) if is_hub_name(name) else registered_config(name)
 
 
 def create_model(

@@ -16,8 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from tsm.checkpoint.registry import architecture_of
 from tsm.data import DataConfig
-from tsm.models import VIEW_AVERAGES, ModelConfig, list_models, model_config
+from tsm.models import VIEW_AVERAGES, ModelConfig
 from tsm.version import __version__
 
 HUB_LIBRARY = "tsm"
@@ -153,21 +154,3 @@ class HubConfig:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise HubError(f"{source}: its {HUB_CONFIG_FILE} is not JSON ({error})") from None
         return cls.from_dict(values, source)
-
-
-def architecture_of(config: ModelConfig) -> str | None:
-    """The first :func:`tsm.list_models` name whose network ``config`` is, whatever its classes,
-    frames and backbone window; None for a network no name stands for."""
-    own = config.architecture()
-    for name in list_models():
-        try:
-            candidate = model_config(name).replace(
-                num_classes=config.num_classes,
-                num_segments=config.num_segments,
-                backbone_segments=config.backbone_segments,
-            )
-        except ValueError:  # e.g. temporal pooling of a one-frame clip: not this network
-            continue
-        if candidate.architecture() == own:
-            return name
-    return None

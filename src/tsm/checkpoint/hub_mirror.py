@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tsm.checkpoint.hub_config import HUB_CONFIG_FILE, HubConfig, HubError, PublishedRecord
 from tsm.checkpoint.hub_names import HubName, commit_of, download_hub_file
-from tsm.checkpoint.zoo import PretrainedInfo
+from tsm.checkpoint.pretrained import PretrainedInfo
 from tsm.download import DownloadError, file_sha256
 
 HUB_MIRROR_VARIABLE = "TSM_HUB_MIRROR"

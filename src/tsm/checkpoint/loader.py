@@ -19,8 +19,8 @@ from tsm.checkpoint.native import (
     native_view_average,
     read_native_metadata,
 )
+from tsm.checkpoint.registry import list_pretrained, pretrained_info, published_name
 from tsm.checkpoint.weights import copy_matching_weights
-from tsm.checkpoint.zoo import list_pretrained, pretrained_info, published_name
 from tsm.data import DataConfig, as_data_config, dataset_class_names
 from tsm.download import MIRROR_VARIABLE, cached_file, download
 from tsm.models import MODEL_SETTINGS, ModelConfig, Recognizer

@@ -1,5 +1,7 @@
-"""The published TSM checkpoints as data: one row each, named ``ARCHITECTURE.TAG`` as timm names
-its weights, with lookup. No downloading here (:mod:`tsm.checkpoint.loader` fetches and loads).
+"""tsm's built-in model names as data, registered in :mod:`tsm.checkpoint.registry`: the
+architectures beyond each backbone's standard three, and the published TSM checkpoints, one row
+each, named ``ARCHITECTURE.TAG`` as timm names its weights. No downloading here
+(:mod:`tsm.checkpoint.loader` fetches and loads).
 
 ``ARCHITECTURE`` is a :func:`tsm.list_models` entry; the tag says whose weights, trained on what:
 ``tsm_resnet50.reference_kinetics400_8f`` is the reference's 8-frame Kinetics-400 TSM ResNet-50,
@@ -24,108 +26,27 @@ check one).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from tsm.checkpoint.pretrained import MMACTION2, REFERENCE, PretrainedInfo
+from tsm.checkpoint.registry import model_config, register_model, register_pretrained
 from tsm.data import DataConfig, public_dataset
-from tsm.models import ModelConfig, matching_names, model_config
 
-REFERENCE = "reference"
-MMACTION2 = "mmaction2"
 PUBLISHER_TITLES = {REFERENCE: "The reference (mit-han-lab/temporal-shift-module)", MMACTION2: "MMAction2"}
 _REFERENCE_MODELS = "https://hanlab18.mit.edu/projects/tsm/models/"
 _MMACTION2_MODELS = "https://download.openmmlab.com/mmaction/v1.0/recognition/tsm/"
 _REFERENCE_README = "mit-han-lab/temporal-shift-module README.md"
 _MMACTION2_README = "open-mmlab/mmaction2 configs/recognition/tsm/README.md"
 
-
-@dataclass(frozen=True)
-class PublisherLicense:
-    """A publisher's licence: its SPDX id as the Hugging Face Hub spells it, and where it is stated."""
-
-    spdx: str
-    stated_in: str
-
-
-# Each publisher's repository licence, from its LICENSE file.
-PUBLISHER_LICENSES: Mapping[str, PublisherLicense] = MappingProxyType(
-    {
-        REFERENCE: PublisherLicense("mit", "mit-han-lab/temporal-shift-module LICENSE (MIT License)"),
-        MMACTION2: PublisherLicense("apache-2.0", "open-mmlab/mmaction2 LICENSE (Apache License 2.0)"),
-    }
-)
-
-
-def describe_protocol(config: DataConfig) -> str:
-    """A test protocol in words: frames x clips x crops."""
-    crops = {"center": "1 centre crop", "three": "3 crops", "ten": "10 crops"}[config.test_views]
-    clips = f"{config.test_clips} {config.sampling} clip{'' if config.test_clips == 1 else 's'}"
-    return f"{config.num_segments} frames x {clips} x {crops} of {config.test_crop_size} px"
-
-
-@dataclass(frozen=True)
-class PretrainedInfo:
-    """One published checkpoint: its name, file, network, dataset, test protocol and reported top-1."""
-
-    name: str  # ARCHITECTURE.TAG
-    source: str  # the publisher: "reference" or "mmaction2"
-    url: str
-    dataset: str  # a row of the dataset catalog (tsm.data.PUBLIC_DATASETS)
-    model_config: ModelConfig  # the network: its architecture entry with the published settings
-    top1: float | None  # percent, as reported
-    top1_measured_on: str  # the split the figure was measured on (the views: ``protocol``)
-    data_config: DataConfig  # the published test protocol (and the publisher's training flips)
-    legacy_name: str = ""  # its name in tsm 0.1
-    sha256_prefix: str | None = None  # leading hex digits of the file's sha256, where its name has them
-    view_average: str = "logits"  # how the publisher averages view scores: "logits" or "softmax"
-    class_order: str = REFERENCE  # whose class-index order: "reference" or "mmaction2"
-    buildable: bool = True
-    reason: str = ""  # why tsm cannot build it, when not buildable
-    also_reported: str = ""  # other figures of the same file
-    reported_in: str = ""  # the publisher's document holding the figure
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def architecture(self) -> str:
-        """The :func:`tsm.list_models` entry this checkpoint is an instance of."""
-        return self.name.split(".", 1)[0]
-
-    @property
-    def tag(self) -> str:
-        return self.name.split(".", 1)[1]
-
-    @property
-    def filename(self) -> str:
-        """The published file name (the cache and mirrors keep the file under it)."""
-        return self.url.rsplit("/", 1)[1]
-
-    @property
-    def num_classes(self) -> int:
-        return self.model_config.num_classes
-
-    @property
-    def num_segments(self) -> int:
-        """Frames per clip of the reported test."""
-        return self.model_config.num_segments
-
-    @property
-    def protocol(self) -> str:
-        """The test protocol in words: frames x clips x crops."""
-        return describe_protocol(self.data_config)
-
-    @property
-    def license(self) -> PublisherLicense:
-        """The licence of the publisher's repository (neither publisher states one for its weights alone)."""
-        return PUBLISHER_LICENSES[self.source]
-
-    @property
-    def protocol_settings(self) -> dict[str, Any]:
-        """The data-config settings of the protocol that differ from :class:`tsm.DataConfig`'s defaults."""
-        defaults = DataConfig(num_segments=self.num_segments).to_dict()
-        return {key: value for key, value in self.data_config.to_dict().items() if value != defaults[key]}
+# Architectures beyond each backbone's standard tsm_X / tsn_X / tsm_online_X (the registry makes those).
+register_model("tsm_resnet50_tpool", backbone="resnet50", temporal_pool=True)
+# Non-local TSM: the reference's (embedded gaussian) and MMAction2's other two modes; TSN-NL baseline.
+register_model("tsm_resnet50_nl", backbone="resnet50", non_local="embedded_gaussian")
+register_model("tsm_resnet50_nl_gaussian", backbone="resnet50", non_local="gaussian")
+register_model("tsm_resnet50_nl_dot_product", backbone="resnet50", non_local="dot_product")
+register_model("tsn_resnet50_nl", backbone="resnet50", shift=False, non_local="embedded_gaussian")
 
 
 def _row(
@@ -333,27 +254,5 @@ _PUBLISHED = (
         "sthv2", 174, 8, 63.70, _TWO_CLIPS_THREE_FULL_RES,
     ),
 )
-PUBLISHED: Mapping[str, PretrainedInfo] = MappingProxyType({info.name: info for info in _PUBLISHED})
-_LEGACY_NAMES = MappingProxyType({info.legacy_name: info.name for info in _PUBLISHED})
-
-
-def list_pretrained(pattern: str | None = None) -> list[str]:
-    """Names (``ARCHITECTURE.TAG``) of the published checkpoints, sorted; ``pattern``: a glob
-    (``"tsm_resnet50.*"``, ``"*kinetics400*"``) or a substring."""
-    return matching_names(PUBLISHED, pattern)
-
-
-def published_name(name: str) -> str | None:
-    """The ``ARCHITECTURE.TAG`` name of a published checkpoint given by that name or its tsm 0.1
-    name, else None."""
-    return name if name in PUBLISHED else _LEGACY_NAMES.get(name)
-
-
-def pretrained_info(name: str) -> PretrainedInfo:
-    """What is known about the published checkpoint ``name`` (see :func:`list_pretrained`)."""
-    resolved = published_name(name)
-    if resolved is None:
-        close = difflib.get_close_matches(name, [*PUBLISHED, *_LEGACY_NAMES], n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown pretrained model {name!r}{hint} (`tsm models --pretrained` lists them)")
-    return PUBLISHED[resolved]
+for _info in _PUBLISHED:
+    register_pretrained(_info)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -11,14 +10,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from tsm.checkpoint import (
-    checkpoint_test_protocol,
-    init_from_checkpoint,
-    is_hub_name,
-    is_published_name,
-    model_config_of,
+from tsm.checkpoint import checkpoint_test_protocol
+from tsm.cli.ckpt_path import check_ckpt_path
+from tsm.cli.lightning_parser import PrintConfig, TSMArgumentParser
+from tsm.training import (
+    GRADIENT_CLIP_VAL,
+    ExportNativeCheckpoints,
+    RecognizerModule,
+    TrainingSpeed,
+    VideoDataModule,
 )
-from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
 
 RUNS = "runs"
 
@@ -44,7 +45,12 @@ def trainer_defaults(subcommand: str) -> dict[str, Any]:
     ]
     callbacks = [best_checkpoint_callback(), LearningRateMonitor(), TrainingSpeed()]
     callbacks.append(ExportNativeCheckpoints())
-    return {"gradient_clip_val": 20.0, "default_root_dir": RUNS, "logger": loggers, "callbacks": callbacks}
+    return {
+        "gradient_clip_val": GRADIENT_CLIP_VAL,
+        "default_root_dir": RUNS,
+        "logger": loggers,
+        "callbacks": callbacks,
+    }
 
 
 def share_run_folder(trainer: pl.Trainer) -> None:
@@ -62,91 +68,54 @@ def share_run_folder(trainer: pl.Trainer) -> None:
                 logger.experiment  # noqa: B018 (creates the writer and its folder)
 
 
-def is_model_file(path: str | None) -> bool:
-    """A trained model's weights (tsm, reference, MMAction2, a published name, an ``hf-hub:`` repo),
-    not a Lightning training checkpoint."""
-    if not path:
-        return False
-    model_files = (".safetensors", ".pth", ".pth.tar", ".pt")
-    return str(path).endswith(model_files) or is_published_name(path) or is_hub_name(path)
+def protocol_defaults(model_file: str) -> dict[str, Any]:
+    """Defaults for ``tsm test`` / ``tsm validate`` of a model file: its frames per clip, test
+    pipeline and view averaging (the publisher's, for a published name)."""
+    config, view_average = checkpoint_test_protocol(model_file)
+    protocol = {"data.data_config": config.to_dict(), "data.num_segments": config.num_segments}
+    return {**protocol, "model.view_average": view_average}
 
 
 class TSMLightningCLI(LightningCLI):
-    """LightningCLI with the data/model links that make each setting live in one place."""
+    """LightningCLI with the data/model links that make each setting live in one place, and a
+    model file's test protocol as defaults of ``tsm test`` / ``tsm validate``."""
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        parser = super().init_parser(print_config=None, **kwargs)  # ours runs after the protocol
+        parser.add_argument("--print_config", "--print-config", action=PrintConfig)
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_segments", "model.num_segments")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.data_config", "model.data_config", apply_on="instantiate")
-        parser.add_argument(
-            "--init_from",
-            default=None,
-            help="start from the weights of a trained model (tsm .safetensors, reference or MMAction2 "
-            "checkpoint, or a published name: tsm models --pretrained), all but a classifier of another "
-            "size: fine-tuning, e.g. Kinetics -> UCF101",
-        )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse; for ``test`` / ``validate`` of a model file (``model.init.checkpoint``), parse
+        again with its test protocol as defaults, which the user's arguments and configs override;
+        then print the config if asked."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.subcommand
+        check_ckpt_path(self.config[subcommand].get("ckpt_path"))
+        model_file = self.config[subcommand].get("model.init.checkpoint")
+        if subcommand in ("test", "validate") and model_file:
+            self._parser(subcommand).set_defaults(protocol_defaults(model_file))
+            super().parse_arguments(parser, args)
+        subparser = self._parser(subcommand)
+        if subparser.print_config_requested:
+            sys.stdout.write(subparser.dump(self.config[subcommand], skip_unset=False))
+            parser.exit()
 
     def _prepare_run(self) -> None:
-        """Load checkpoints with ``weights_only=True`` unless asked otherwise; ``--init_from`` sets
-        the weights only; the loggers share one run folder."""
+        """Load checkpoints with ``weights_only=True`` unless asked otherwise; the loggers share
+        one run folder."""
         config = self.config_init[self.subcommand]
         if config.get("weights_only") is None:
             config["weights_only"] = True
-        if config.get("init_from"):
-            init_from_checkpoint(self.model.model, config["init_from"])
         share_run_folder(self.trainer)
 
     before_fit = before_validate = before_test = _prepare_run
-
-
-def _option_values(arguments: list[str], option: str) -> list[tuple[int, str, bool]]:
-    """(index, value, joined) of each ``option VALUE`` / ``option=VALUE`` in ``arguments``."""
-    found = []
-    for index, arg in enumerate(arguments):
-        name, equals, value = arg.partition("=")
-        if name == option and equals:
-            found.append((index, value, True))
-        elif name == option and index + 1 < len(arguments):
-            found.append((index + 1, arguments[index + 1], False))
-    return found
-
-
-def _expand_model_names(arguments: list[str]) -> list[str]:
-    """``--model.model NAME`` as the network's settings, so that later ``--model.model.FIELD``
-    overrides change that network rather than the defaults (classes and frames come from the data)."""
-    arguments = list(arguments)
-    for index, value, joined in _option_values(arguments, "--model.model"):
-        if value.lstrip().startswith(("{", "[")):
-            continue  # already settings (JSON / YAML flow mapping)
-        settings = model_config_of(value).to_dict()
-        for linked in ("num_classes", "num_segments"):
-            settings.pop(linked)
-        text = json.dumps(settings)
-        arguments[index] = f"--model.model={text}" if joined else text
-    return arguments
-
-
-def lightning_arguments(argv: list[str], subcommand: str = "fit") -> list[str]:
-    """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``; a model
-    name (``--model.model NAME``) becomes that network's settings; and a model file as
-    ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
-    ``--model.checkpoint``: the network is built from the file. ``tsm test`` / ``tsm validate``
-    then also take the file's frames per clip and test pipeline, before the user's arguments and
-    configs, which win."""
-    arguments = _expand_model_names(["--print_config" if arg == "--print-config" else arg for arg in argv])
-    model_file = None
-    for index, value, joined in _option_values(arguments, "--ckpt_path"):
-        if is_model_file(value):
-            position = index if joined else index - 1
-            arguments[position] = arguments[position].replace("--ckpt_path", "--model.checkpoint", 1)
-            model_file = value
-    if model_file is not None and subcommand in ("test", "validate"):
-        config, view_average = checkpoint_test_protocol(model_file)
-        protocol = ["--data.num_segments", str(config.num_segments)]
-        protocol += ["--data.data_config", json.dumps(config.to_dict()), "--model.view_average", view_average]
-        arguments = [*protocol, *arguments]
-    return arguments
 
 
 def run_lightning(subcommand: str, argv: list[str]) -> int:
@@ -154,7 +123,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
     # LightningCLI reads the command line itself, like Lightning's DDP launcher when it starts the
     # other processes: sys.argv holds this subcommand and its arguments while it runs.
     command_line = sys.argv
-    sys.argv = [command_line[0], subcommand, *lightning_arguments(argv, subcommand)]
+    sys.argv = [command_line[0], subcommand, *argv]
     try:
         TSMLightningCLI(
             RecognizerModule,
@@ -164,6 +133,7 @@ def run_lightning(subcommand: str, argv: list[str]) -> int:
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": f"tsm {subcommand}"},
+            parser_class=TSMArgumentParser,
         )
     finally:
         sys.argv = command_line

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tsm.checkpoint import list_pretrained
+from tsm.checkpoint import list_models, list_pretrained, model_config
 from tsm.cli.model_tables import registry_markdown, registry_table
-from tsm.models import ModelConfig, list_models, model_config
+from tsm.models import ModelConfig
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the model architectures, or the published checkpoints (--pretrained)",
         description=(
             "Without --pretrained: the architectures that --model.model and tsm.create_model accept. "
-            "With --pretrained: the published checkpoints that every --checkpoint / --ckpt_path / "
-            "--init_from option and tsm.load_pretrained accept by name, with their dataset, frames, "
+            "With --pretrained: the published checkpoints that every --checkpoint / --model.init.* "
+            "option and tsm.load_pretrained accept by name, with their dataset, frames, "
             "test views, reported top-1 and whether the file is in the cache."
         ),
     )

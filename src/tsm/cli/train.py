@@ -3,7 +3,10 @@
 Everything after the subcommand goes to a :class:`lightning.pytorch.cli.LightningCLI`: ``--config
 FILE.yaml`` (repeatable), dotted overrides such as ``--model.optimizer.lr 0.02 --data.batch_size 16
 --trainer.max_epochs 50``, a network by name (``--model.model tsm_online_resnet18``, then changed
-field by field: ``--model.model.dropout 0``), ``--print-config`` and ``--help``.
+field by field: ``--model.model.dropout 0``), where its weights start (``--model.init.backbone_weights
+imagenet``, ``--model.init.finetune_from FILE``, or ``--model.init.checkpoint FILE``: a trained model
+that is the network), ``--ckpt_path`` (Lightning's: a training state to resume), ``--print-config``
+and ``--help``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tsm.checkpoint import HubConfig, huggingface_hub
-from tsm.checkpoint.zoo import describe_protocol
+from tsm.checkpoint.pretrained import describe_protocol
 from tsm.data import PUBLIC_DATASETS
 
 TASK = "video-classification"

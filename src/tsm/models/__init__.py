@@ -1,5 +1,6 @@
 """TSM networks: the typed model config, backbone specs (one module each under ``backbones``) and
-surgery, the recognizer, the architecture registry, streaming, multi-view scores."""
+surgery, the recognizer, streaming, multi-view scores. Model names (architectures and published
+tags) are registered one layer up, in :mod:`tsm.checkpoint.registry`."""
 
 from tsm.models.backbone_builder import build_backbone
 from tsm.models.backbones import MobileOne, MobileOneBlock
@@ -7,7 +8,6 @@ from tsm.models.config import MODEL_SETTINGS, ModelConfig, as_model_config
 from tsm.models.label_smoothing import DEMO_AGREE, DEMO_SMOOTH_WINDOW, LabelSmoother
 from tsm.models.non_local import NON_LOCAL_MODES, NonLocal, NonLocalBlock, add_non_local, non_local_blocks
 from tsm.models.recognizer import Recognizer
-from tsm.models.registry import MODELS, list_models, matching_names, model_config
 from tsm.models.specs import (
     BACKBONES,
     BackboneSpec,
@@ -27,7 +27,6 @@ __all__ = [
     "BACKBONES",
     "DEMO_AGREE",
     "DEMO_SMOOTH_WINDOW",
-    "MODELS",
     "MODEL_KINDS",
     "MODEL_SETTINGS",
     "NON_LOCAL_MODES",
@@ -55,11 +54,8 @@ __all__ = [
     "check_streamable",
     "is_temporal",
     "list_backbones",
-    "list_models",
     "load_weights",
     "make_temporal_shift",
-    "matching_names",
-    "model_config",
     "multi_view_scores",
     "non_local_blocks",
     "register_backbone",

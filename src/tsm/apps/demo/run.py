@@ -26,7 +26,7 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
     """Train and test TSN, TSM and online TSM side by side on the synthetic task; write the
     results to ``out`` (README.md, metrics.json, curves, reports, checkpoints) and return the
     metrics. Progress is printed as it goes."""
-    from tsm.apps.demo.engines import online_engines
+    from tsm.apps.demo.runtimes_report import online_engines
     from tsm.data import generate_synthetic_dataset
 
     # The three trainings run side by side, one process each: on few cores, one thread per process

@@ -52,10 +52,9 @@ def train_and_test(
     import torch
     from lightning.pytorch.loggers import CSVLogger
 
-    from tsm.checkpoint import save_checkpoint
-    from tsm.engine import OptimizerConfig, RecognizerModule, VideoDataModule
-    from tsm.engine.callbacks import EpochSummary
-    from tsm.models import model_config
+    from tsm.checkpoint import model_config, save_checkpoint
+    from tsm.training import GRADIENT_CLIP_VAL, OptimizerConfig, RecognizerModule, VideoDataModule
+    from tsm.training.callbacks import EpochSummary
 
     torch.set_num_threads(threads)
     _quiet_lightning()
@@ -88,7 +87,7 @@ def train_and_test(
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=settings.epochs,
-        gradient_clip_val=20.0,
+        gradient_clip_val=GRADIENT_CLIP_VAL,
         logger=CSVLogger(out, name=name, version=""),
         callbacks=[summary],
         enable_checkpointing=False,

@@ -1,4 +1,4 @@
-"""Lightning callbacks of the engine: a line per epoch, and trained models in tsm's own format."""
+"""Lightning callbacks of training: a line per epoch, and trained models in tsm's own format."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import lightning.pytorch as pl
 import torch
 
 from tsm.checkpoint import save_checkpoint
-from tsm.engine.module import RecognizerModule
 from tsm.models import load_weights
+from tsm.training.module import RecognizerModule
 
 
 class EpochSummary(pl.Callback):

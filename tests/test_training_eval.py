@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from tsm import average_views, create_model, multi_view_scores
-from tsm.engine import (
+from tsm.training import (
     build_optimizer,
     build_scheduler,
     compute_metrics,

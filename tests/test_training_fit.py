@@ -13,8 +13,14 @@ from torch.utils.data import DataLoader, TensorDataset
 import tsm
 from devices import needs_cuda
 from tsm.data import VideoDataset, generate_synthetic_dataset, load_clip
-from tsm.engine import OptimizerConfig, RecognizerModule, TrainingDiverged, VideoDataModule
-from tsm.engine.callbacks import EpochSummary
+from tsm.training import (
+    GRADIENT_CLIP_VAL,
+    OptimizerConfig,
+    RecognizerModule,
+    TrainingDiverged,
+    VideoDataModule,
+)
+from tsm.training.callbacks import EpochSummary
 
 SEGMENTS = 4
 
@@ -22,7 +28,7 @@ SEGMENTS = 4
 def tiny_module(optimizer: OptimizerConfig | None = None, **overrides) -> RecognizerModule:
     torch.manual_seed(0)  # the same initial weights each time
     settings = {
-        "model": tsm.models.model_config("tsm_resnet18").replace(dropout=0.0),
+        "model": tsm.checkpoint.model_config("tsm_resnet18").replace(dropout=0.0),
         "num_classes": 2,
         "num_segments": SEGMENTS,
         "optimizer": optimizer
@@ -39,7 +45,7 @@ def tiny_trainer(tmp_path, max_epochs: int, **overrides) -> pl.Trainer:
         "enable_progress_bar": False,
         "enable_model_summary": False,
         "num_sanity_val_steps": 0,
-        "gradient_clip_val": 20.0,
+        "gradient_clip_val": GRADIENT_CLIP_VAL,
         "default_root_dir": tmp_path,
         "deterministic": True,
     }

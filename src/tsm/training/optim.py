@@ -1,4 +1,5 @@
-"""The reference's optimizer (SGD with the recognizer's parameter groups) and learning-rate schedules.
+"""The reference's optimizer (SGD with the recognizer's parameter groups) and learning-rate schedules;
+their default settings are the recipe's (:mod:`tsm.training.recipe`).
 
 Schedules are stepped once per optimizer step, so the linear warm-up is smooth even when it lasts a
 fraction of an epoch; the step schedule still decays exactly at epoch boundaries, as the reference's
@@ -9,58 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from tsm.models import Recognizer
+from tsm.training.recipe import REFERENCE_OPTIMIZER, SCHEDULES, OptimizerConfig, Schedule
 
-Schedule = Literal["step", "cosine", "constant"]
-SCHEDULES: tuple[str, ...] = ("step", "cosine", "constant")
+# OptimizerConfig lived here until the recipe module: still importable from here.
+__all__ = ["OptimizerConfig", "build_optimizer", "build_scheduler", "lr_factor"]
+
+_REFERENCE = REFERENCE_OPTIMIZER
 
 
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """The reference recipe's SGD and learning-rate schedule.
-
-    Attributes:
-        lr: base learning rate (the reference scales it linearly with the total batch: 0.01 per 64 clips).
-        weight_decay, momentum: SGD's (no decay on BatchNorm parameters and biases).
-        fc_lr5: the fine-tuning recipe's 5x lr on the new classifier's weight, 10x on its bias.
-        schedule: ``"step"`` (x gamma at each milestone epoch), ``"cosine"`` or ``"constant"``.
-        milestones, gamma: the step schedule's epochs and factor.
-        warmup_epochs: linear warm-up from 1% of lr (may be a fraction of an epoch).
-    """
-
-    lr: float = 0.01
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    fc_lr5: bool = False
-    schedule: Schedule = "step"
-    milestones: tuple[int, ...] = (20, 40)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"the learning rate must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        object.__setattr__(self, "milestones", tuple(sorted(int(m) for m in self.milestones)))
 
 
 def build_optimizer(
     model: Recognizer,
     lr: float,
-    weight_decay: float = 1e-4,
-    momentum: float = 0.9,
-    fc_lr5: bool = False,
+    weight_decay: float = _REFERENCE.weight_decay,
+    momentum: float = _REFERENCE.momentum,
+    fc_lr5: bool = _REFERENCE.fc_lr5,
 ) -> torch.optim.SGD:
     """SGD with momentum over :meth:`Recognizer.param_groups` (no decay on BN/biases, 2x bias lr)."""
     if lr <= 0:
@@ -75,10 +45,10 @@ def lr_factor(
     step: int,
     steps_per_epoch: int,
     epochs: int,
-    schedule: Schedule = "step",
-    milestones: Sequence[int] = (20, 40),
-    gamma: float = 0.1,
-    warmup_epochs: float = 0.0,
+    schedule: Schedule = _REFERENCE.schedule,
+    milestones: Sequence[int] = _REFERENCE.milestones,
+    gamma: float = _REFERENCE.gamma,
+    warmup_epochs: float = _REFERENCE.warmup_epochs,
     warmup_start: float = 0.01,
 ) -> float:
     """Multiplier of the base learning rate after ``step`` optimizer steps.
@@ -104,10 +74,10 @@ def build_scheduler(
     optimizer: torch.optim.Optimizer,
     steps_per_epoch: int,
     epochs: int,
-    schedule: Schedule = "step",
-    milestones: Sequence[int] = (20, 40),
-    gamma: float = 0.1,
-    warmup_epochs: float = 0.0,
+    schedule: Schedule = _REFERENCE.schedule,
+    milestones: Sequence[int] = _REFERENCE.milestones,
+    gamma: float = _REFERENCE.gamma,
+    warmup_epochs: float = _REFERENCE.warmup_epochs,
 ) -> LambdaLR:
     """A per-step :class:`LambdaLR` following :func:`lr_factor`; every param group keeps its multiplier."""
     if schedule not in SCHEDULES:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tsm.engine import RecognizerModule, TrainingSpeed
+from tsm.training import RecognizerModule, TrainingSpeed
 
 LOAD_SECONDS, COMPUTE_SECONDS, BATCH = 0.25, 3.0, 4
 

@@ -20,8 +20,8 @@ WORKER = textwrap.dedent(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
     from tsm.data import VideoDataset
-    from tsm.engine import OptimizerConfig, RecognizerModule
-    from tsm.models import model_config
+    from tsm.training import OptimizerConfig, RecognizerModule
+    from tsm.checkpoint import model_config
 
     out, test_list = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)

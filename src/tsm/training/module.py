@@ -13,61 +13,33 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from tsm.checkpoint import create_model, load_checkpoint
 from tsm.data import DataConfig, VideoBatch, as_data_config
-from tsm.engine.evaluation import first_of_each_sample, write_evaluation_report
-from tsm.engine.optim import OptimizerConfig, build_optimizer, build_scheduler
-from tsm.models import ModelConfig, Recognizer, ViewAverage, as_model_config, multi_view_scores
+from tsm.models import ModelConfig, Recognizer, ViewAverage, multi_view_scores
+from tsm.training.evaluation import first_of_each_sample, write_evaluation_report
+from tsm.training.network import RANDOM_INIT, ModelInit, ModelName, build_network
+from tsm.training.optim import build_optimizer, build_scheduler
+from tsm.training.recipe import REFERENCE_OPTIMIZER, OptimizerConfig
 
-DEFAULT_OPTIMIZER = OptimizerConfig()
+DEFAULT_MODEL = ModelName("tsm_resnet50")
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def _network(
-    model: str | ModelConfig | Recognizer | Mapping[str, Any],
-    num_classes: int,
-    num_segments: int,
-    backbone_weights: str | None,
-) -> tuple[Recognizer, str]:
-    """The network to train and its title: the injected one, or one built from a config or a name,
-    with the data's classes and frames."""
-    if isinstance(model, Recognizer):
-        if (model.num_classes, model.num_segments) != (num_classes, num_segments):
-            raise ValueError(
-                f"the network predicts {model.num_classes} classes from {model.num_segments}-frame clips but "
-                f"the data has {num_classes} classes and {num_segments} frames per clip"
-            )
-        if backbone_weights is not None:
-            raise ValueError(
-                "backbone_weights initialises a network built here; the given one is already built"
-            )
-        return model, type(model).__name__
-    data = {"num_classes": num_classes, "num_segments": num_segments}
-    if isinstance(model, ModelConfig | Mapping):
-        config = as_model_config(model, **data)
-        return Recognizer(config, backbone_weights=backbone_weights), config.backbone
-    return create_model(model, backbone_weights=backbone_weights, **data), model
-
-
 class RecognizerModule(pl.LightningModule):
     """Train / validate / test a TSN/TSM recognizer with the reference recipe.
 
-    The network is injected, as in Lightning's examples: ``model`` is a built
-    :class:`~tsm.Recognizer`, a :class:`~tsm.models.ModelConfig`, or a name for
-    :func:`tsm.create_model` (an architecture such as ``"tsm_resnet50"``, or a published
-    ``ARCHITECTURE.TAG``: its network). ``checkpoint`` builds it from a trained model file
-    instead (any format :func:`tsm.load_checkpoint` reads, or a published name): its architecture
-    and weights; ``num_classes`` must then be the checkpoint's (``--init_from`` fine-tunes on other
-    classes).
+    The network comes one way (:mod:`tsm.training.network`), injected as in Lightning's examples:
+    ``model`` says which (a built :class:`~tsm.Recognizer`, a :class:`~tsm.models.ModelConfig`, or
+    a name for :func:`tsm.create_model`: an architecture such as ``"tsm_resnet50"`` or a published
+    ``ARCHITECTURE.TAG``, its network) and ``init`` where its weights start (a :class:`ModelInit`:
+    the backbone's ImageNet weights, a trained model to fine-tune from, or a trained model that is
+    the network, its architecture and class names included).
 
     Args:
         num_classes, num_segments: classes and frames per clip of the data (``tsm fit`` links them to
             the data module); they replace the model config's.
-        backbone_weights: the backbone's initialisation for a model built here: None,
-            ``"imagenet"``, a torchvision weights name or a state-dict file.
         optimizer: SGD and schedule of the reference (see :class:`OptimizerConfig`).
         label_smoothing: cross-entropy label smoothing (0 = off, the reference's setting).
         view_average: how multi-view test scores are combined: ``"logits"`` or ``"softmax"``.
@@ -75,20 +47,20 @@ class RecognizerModule(pl.LightningModule):
         class_names, data_config: stored with the model in exported checkpoints.
         report_dir: where ``test`` writes its report (default: the logger's folder, else ``.``).
 
-    ``model`` and ``optimizer`` may also be the plain dicts of a Lightning checkpoint's
-    hyperparameters (:meth:`load_from_checkpoint`).
+    ``model``, ``init`` and ``optimizer`` may also be the plain dicts of a Lightning checkpoint's
+    hyperparameters (:meth:`load_from_checkpoint`), which rebuild the trained network (its weights
+    then come from the checkpoint, so its ``init`` is stored empty).
     """
 
     model: Recognizer
 
     def __init__(
         self,
-        model: str | ModelConfig | Recognizer = "tsm_resnet50",
+        model: ModelName | ModelConfig | Recognizer = DEFAULT_MODEL,
         num_classes: int = 400,
         num_segments: int = 8,
-        checkpoint: str | None = None,
-        backbone_weights: str | None = None,
-        optimizer: OptimizerConfig = DEFAULT_OPTIMIZER,
+        init: ModelInit = RANDOM_INIT,
+        optimizer: OptimizerConfig = REFERENCE_OPTIMIZER,
         label_smoothing: float = 0.0,
         view_average: ViewAverage = "logits",
         channels_last: bool = False,
@@ -103,19 +75,18 @@ class RecognizerModule(pl.LightningModule):
             raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
         # Mappings: the hyperparameters of a Lightning checkpoint (RecognizerModule.load_from_checkpoint)
         self.optimizer_config = OptimizerConfig(**optimizer) if isinstance(optimizer, Mapping) else optimizer
+        init = ModelInit(**init) if isinstance(init, Mapping) else init
         # Stored as plain JSON values: Lightning checkpoints are read back with weights_only=True.
-        self.save_hyperparameters(ignore=["model", "optimizer", "data_config"])
+        self.save_hyperparameters(ignore=["model", "init", "optimizer", "data_config"])
         self.hparams["optimizer"] = dataclasses.asdict(self.optimizer_config)
         self.data_config = as_data_config(data_config, num_segments=num_segments)
         self.hparams["data_config"] = self.data_config.to_dict()
-        if checkpoint:
-            self.model, class_names = self._from_checkpoint(
-                checkpoint, num_classes, num_segments, class_names
-            )
-            self.title = Path(checkpoint).name
-        else:
-            self.model, self.title = _network(model, num_classes, num_segments, backbone_weights)
+        network = build_network(model, init, num_classes, num_segments, class_names)
+        self.model, self.title, class_names = network
+        # The trained network as its config and class names; its weights are the checkpoint's.
         self.hparams["model"] = self.model.config.to_dict()
+        self.hparams["init"] = dataclasses.asdict(RANDOM_INIT)
+        self.hparams["class_names"] = class_names
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
@@ -128,26 +99,6 @@ class RecognizerModule(pl.LightningModule):
         self._test_labels: list[Tensor] = []
         self._test_indices: list[Tensor] = []
         self.test_metrics: dict[str, float] = {}
-
-    @staticmethod
-    def _from_checkpoint(
-        checkpoint: str, num_classes: int, num_segments: int, class_names: list[str] | None
-    ) -> tuple[Recognizer, list[str] | None]:
-        """The network of a trained model file, checked against the data's classes."""
-        model, info = load_checkpoint(checkpoint, num_segments=num_segments)
-        if model.num_classes != num_classes:
-            raise ValueError(
-                f"{checkpoint} predicts {model.num_classes} classes but the data has {num_classes}; "
-                "test on the checkpoint's classes, or fine-tune with --init_from"
-            )
-        numbered = [str(i) for i in range(num_classes)]  # a list file without class names
-        if info.class_names and class_names not in (None, numbered, info.class_names):
-            raise ValueError(
-                f"{checkpoint} was trained on the classes {info.class_names} but the data has "
-                f"{class_names}: a label would mean another class; give the data the checkpoint's "
-                "class list (data.classes) or the same class folders"
-            )
-        return model, info.class_names or class_names
 
     def forward(self, clips: Tensor) -> Tensor:
         return multi_view_scores(self.model, clips, self.hparams.view_average)
