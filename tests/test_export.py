@@ -252,3 +252,24 @@ def test_the_check_refuses_graphs_with_a_real_defect(frames, tmp_path, monkeypat
     assert failed and all(result.error > 100 * result.pytorch_error for result in failed)
     if defect == "cache ignored":  # the exporter drops inputs a graph never reads: it cannot even run
         assert "the file does not run on them" in check.summary()
+
+
+def test_the_float64_reference_equals_the_float64_model():
+    """The check's reference computes depthwise convolutions as sliced sums (PyTorch has no fast
+    float64 kernel for them): the same function, to float64 rounding, on every kind of them."""
+    from tsm.export.reference import SlicedDepthwiseConv, float64_reference
+
+    model = random_eval_model("tsm_online_mobilenet_v2", num_segments=SEGMENTS)
+    reference = float64_reference(model)
+    assert sum(isinstance(m, SlicedDepthwiseConv) for m in reference.modules()) == 17
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is left as it was
+    plain = tsm.Recognizer(model.config).double().eval()
+    plain.load_state_dict(model.state_dict())
+    clips = torch.randn(2, SEGMENTS, 3, 36, 44, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(reference(clips), plain(clips), rtol=1e-12, atol=1e-12)
+    for stride, dilation, padding in ((1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 1, 0)):
+        conv = torch.nn.Conv2d(6, 6, 3, stride, padding, dilation, groups=6, dtype=torch.float64)
+        x = torch.randn(2, 6, 9, 11, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(SlicedDepthwiseConv(conv)(x), conv(x), rtol=1e-12, atol=1e-12)

@@ -259,16 +259,16 @@ def test_hf_hub_names_work_where_checkpoints_are_taken(hub, tmp_path, capsys) ->
     fresh = tsm.create_model("tsm_online_mobilenet_v2", num_classes=5, num_segments=FRAMES)
     tsm.init_from_checkpoint(fresh, NAME)  # fine-tuning: the backbone's weights, a fresh classifier
     assert torch.equal(fresh.base_model.features[0][0].weight, online.base_model.features[0][0].weight)
-    from tsm.cli.lightning_app import lightning_arguments
+    from tsm.cli.ckpt_path import check_ckpt_path
+    from tsm.cli.lightning_app import protocol_defaults
 
-    arguments = lightning_arguments(["--ckpt_path", NAME, "--data.test", "x.txt"], "test")
-    assert arguments[-4:-2] == ["--model.checkpoint", NAME]
-    assert arguments[:2] == ["--data.num_segments", str(FRAMES)]
-    assert json.loads(arguments[3]) == DATA.replace(num_segments=FRAMES).to_dict()
-    network = json.loads(lightning_arguments(["--model.model", NAME])[1])  # the repo's network, to train
-    assert network == {
-        k: v for k, v in online.config.to_dict().items() if k not in ("num_classes", "num_segments")
-    }
+    # tsm test --model.init.checkpoint hf-hub:...: the repo's frames and pipeline as defaults
+    defaults = protocol_defaults(NAME)
+    assert defaults["data.num_segments"] == FRAMES
+    assert defaults["data.data_config"] == DATA.replace(num_segments=FRAMES).to_dict()
+    with pytest.raises(ValueError, match=f"write --model.init.checkpoint {NAME}"):
+        check_ckpt_path(NAME)  # --ckpt_path keeps Lightning's meaning
+    assert tsm.checkpoint.model_config_of(NAME) == online.config  # --model.model hf-hub:...
 
 
 @pytest.mark.slow

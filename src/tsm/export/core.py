@@ -42,6 +42,7 @@ from tsm.data import (
 from tsm.errors import one_line
 from tsm.export.formats import FORMATS, format_for, write_options
 from tsm.export.onnx import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.export.reference import float64_reference
 from tsm.models import ModelKind, Recognizer, StreamingStep
 
 _EXAMPLE_BATCH = 2  # > 1, so that the exporter keeps the batch dimension dynamic
@@ -248,11 +249,6 @@ def export_model(
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)
 
 
-def _as_float64(model: Recognizer) -> Recognizer:
-    """A float64 copy of ``model`` on the CPU, in eval mode: the reference the check measures against."""
-    return copy.deepcopy(model).to("cpu", torch.float64).eval()
-
-
 class _Runs:
     """The same inputs through float64 PyTorch, fp32 PyTorch and the exported file (three
     functions ``(*inputs) -> outputs``); keeps the output that comes closest to its bound."""
@@ -307,7 +303,7 @@ def verify_export(
     run = spec.runner(path)
     generator = torch.Generator().manual_seed(1)
     model = model.eval()
-    reference = _as_float64(model)
+    reference = float64_reference(model)
     check = ExportCheck(path, spec.name, "stream" if streaming else "clip")
     frames = (3,) if streaming else (model.num_segments,)  # 3 steps of 3 streams, or 3 clips
     sets = {"random": torch.randn(3, *frames, 3, height, width, generator=generator)}
