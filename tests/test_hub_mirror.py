@@ -10,7 +10,6 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from huggingface_hub import ModelCard
 import tsm
 from foreign_models import MMRecognizer2D, ReferenceTSN, assert_same_logits, data_parallel_state, randomize
 from hub_server import StandInHub, cache_files, commits, use_stand_in  # noqa: F401
-from tsm.checkpoint import HUB_MIRROR_VARIABLE, MIRROR_VARIABLE, zoo
+from tsm.checkpoint import HUB_MIRROR_VARIABLE, MIRROR_VARIABLE, registry
 from tsm.cli.main import main
 from tsm.download import DownloadError
 
@@ -65,8 +64,8 @@ def _publish_mmaction2(folder: Path, monkeypatch) -> torch.nn.Module:
 
 
 def _set_sha256_prefix(monkeypatch, prefix: str) -> None:
-    info = dataclasses.replace(zoo.PUBLISHED[MMACTION2], sha256_prefix=prefix)
-    monkeypatch.setattr(zoo, "PUBLISHED", MappingProxyType({**zoo.PUBLISHED, MMACTION2: info}))
+    info = dataclasses.replace(tsm.pretrained_info(MMACTION2), sha256_prefix=prefix)
+    monkeypatch.setitem(registry._TAGS, MMACTION2, info)  # for the duration of the test
 
 
 def _mirror(name: str, out: Path) -> Path:
