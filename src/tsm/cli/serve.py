@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tsm.cli.engine_options import add_engine_options
+from tsm.cli.smoothing_options import add_smoothing_options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,15 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--every", type=int, help="offline models: recognise every k-th frame (default: T, the clip length)"
     )
-    parser.add_argument(
-        "--smooth-window",
-        type=int,
-        default=12,
-        help="page: sum the logits of the last K results (default 12)",
-    )
-    parser.add_argument(
-        "--agree", type=int, default=2, help="page: change the label when the last M agree (default 2)"
-    )
+    add_smoothing_options(parser)
     parser.add_argument(
         "--idle-timeout", type=float, default=60.0, help="close streams silent this many seconds (default 60)"
     )

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from tsm.cli.engine_options import add_engine_options
+from tsm.cli.smoothing_options import add_smoothing_options
 from tsm.data import write_video
 from tsm.inference import (
     StreamingRecognizer,
@@ -85,15 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="checkpoint of a uni-directional model, or its streaming step exported to .onnx",
     )
-    parser.add_argument(
-        "--smooth-window",
-        type=int,
-        default=1,
-        help="sum the logits of the last K frames (demo: 12; default 1)",
-    )
-    parser.add_argument(
-        "--agree", type=int, default=1, help="change the label only when the last M frames agree (demo: 2)"
-    )
+    add_smoothing_options(parser)
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--out-video", help="write the video with the label drawn on it (mp4)")
     parser.add_argument("--timeline", help="write a PNG plot of the top classes' probability over time")
