@@ -27,9 +27,11 @@ from tsm.checkpoint import load_checkpoint
 from tsm.errors import one_line
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
 from tsm.inference.engine_api import ClipEngine, Engine, EngineOptions, EngineRuntime, StreamingEngine
+from tsm.inference.executorch_runtime import EXECUTORCH, ExecuTorchRunner
 from tsm.inference.export_cache import cached_export
 from tsm.inference.file_engines import file_engine
 from tsm.inference.onnxruntime_runtime import ONNXRUNTIME, OnnxRuntimeRunner
+from tsm.inference.openvino_runtime import OPENVINO, OpenVinoRunner
 from tsm.inference.per_size import PerSizeEngine
 from tsm.inference.stream_clips import StreamClipEngine
 from tsm.inference.torch_engines import TORCH, wrap_torch_model
@@ -40,6 +42,15 @@ ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
     row.name: row
     for row in (
         EngineRuntime(
+            OPENVINO,
+            packages=("openvino",),
+            extra="openvino",
+            suffixes=(".onnx",),
+            export_format="onnx",
+            open_file=OpenVinoRunner,
+            auto_devices=("cpu",),
+        ),
+        EngineRuntime(
             ONNXRUNTIME,
             packages=("onnxruntime",),
             extra="export",
@@ -47,6 +58,15 @@ ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
             export_format="onnx",
             open_file=OnnxRuntimeRunner,
             auto_devices=("cpu",),
+        ),
+        # Never auto for a Recognizer: lowering to XNNPACK takes a minute or more on first use.
+        EngineRuntime(
+            EXECUTORCH,
+            packages=("executorch",),
+            extra="executorch",
+            suffixes=(".pte",),
+            export_format="executorch",
+            open_file=ExecuTorchRunner,
         ),
         EngineRuntime(TORCH, wrap_model=wrap_torch_model, auto_devices=("cpu", "cuda", "mps")),
     )
