@@ -10,10 +10,13 @@ ExecuTorch's ``Module`` (``module.execute("tsm_metadata")``), no Python and no s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from tsm.fileio import atomic_write
 METADATA_METHOD = "tsm_metadata"  # the constant method that returns the metadata as JSON
 MAX_BATCH = 8  # the batch the program's inputs are planned for; larger batches run in chunks
 EXTRA = "executorch"
+_LOG_PREFIX = re.compile(r"^\[[\w.]+:\d+\] ")  # "[program.cpp:114] " before each runtime log line
 
 
 def require_executorch(module: str = "executorch.runtime") -> Any:
@@ -80,15 +84,28 @@ def write_executorch(
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+@contextlib.contextmanager
+def _runtime_log(path: Path) -> Iterator[None]:
+    """Keep the runtime's log lines (which it writes to ``sys.stderr``: CPU probing on every load,
+    the reason a file does not load) off the terminal; a failure becomes one ValueError that
+    includes them."""
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(log):
+            yield
+    except Exception as error:  # the runtime raises RuntimeError (and others) with its status code
+        lines = [_LOG_PREFIX.sub("", line) for line in log.getvalue().splitlines() if _LOG_PREFIX.match(line)]
+        details = "; ".join([*lines, one_line(error)])
+        raise ValueError(
+            f"executorch cannot load {path}: {details}; write it again with tsm export"
+        ) from None
+
+
 def load_program(path: Path) -> Any:
     """An ``executorch.runtime.Program`` of ``path``; an unloadable file is a one-line ValueError."""
     runtime = require_executorch()
-    try:
+    with _runtime_log(path):
         return runtime.Runtime.get().load_program(Path(path))
-    except Exception as error:  # the runtime raises RuntimeError (and others) with its status code
-        raise ValueError(
-            f"executorch cannot load {path}: {one_line(error)}; write it again with tsm export"
-        ) from None
 
 
 def read_executorch_metadata(path: Path) -> dict[str, str]:
@@ -97,7 +114,8 @@ def read_executorch_metadata(path: Path) -> dict[str, str]:
     program = load_program(path)
     if METADATA_METHOD not in program.method_names:
         return {}
-    (document,) = program.load_method(METADATA_METHOD).execute([])
+    with _runtime_log(path):
+        (document,) = program.load_method(METADATA_METHOD).execute([])
     return {key: json.dumps(value) for key, value in json.loads(document).items()}
 
 
@@ -109,7 +127,8 @@ class ExecuTorchProgram:
         program = load_program(path)
         if "forward" not in program.method_names:
             raise ValueError(f"{path} has no forward method: it is not a model tsm exported")
-        self.method = program.load_method("forward")
+        with _runtime_log(path):
+            self.method = program.load_method("forward")
         meta = self.method.metadata
         self.shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         self.max_batch = self.shapes[0][0]
