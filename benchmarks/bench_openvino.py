@@ -97,7 +97,7 @@ def main() -> None:
             with torch.no_grad():
                 _, *caches = step(frames)
             inputs = [frames, *caches]
-            calls = {name: (lambda r=runner: r.run(inputs)) for name, runner in found.items()}
+            calls = {name: (lambda r=runner, i=inputs: r.run(i)) for name, runner in found.items()}
             title = f"MobileNetV2 step, batch {batch}"
             live = interleaved_medians(calls, args.rounds, torch.device("cpu"), settle=FRAME_INTERVAL)
             report(f"{title}, live", live, results, base=BASE)

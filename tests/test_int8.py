@@ -78,7 +78,7 @@ def test_streaming_int8_calibrates_on_a_list_with_a_missing_video(dataset, tmp_p
     )
     assert len(report["skipped"]) == 1 and str(missing) in report["skipped"][0]
     # The file runs under the onnxruntime engine; the report's figures are recomputed independently.
-    engine = streaming_engine(out)
+    engine = streaming_engine(out, engine="onnxruntime")
     assert engine.name == "onnxruntime" and engine.precision == "int8" and ", int8, " in engine.reason
     fp32 = streaming_engine(model, "torch")
     check = VideoDataset(

@@ -117,19 +117,25 @@ def _adapt(engine: Engine, kind: ModelKind, source: object) -> Engine:
     )
 
 
-def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+def file_runtime(path: str | Path, engine: str = AUTO) -> EngineRuntime:
+    """The runtime that runs the exported file ``path`` for ``engine``: for "auto", the first row
+    of the table that runs its suffix and is installed; a runtime named must run it and be installed."""
+    path = Path(path)
     rows = file_runtimes(path)
     if engine == AUTO:
         usable = [row for row in rows if not row.missing_packages()]
         if not usable:
             _require(rows[0])
-        row = usable[0]
-    elif engine in [row.name for row in rows]:
-        row = ENGINE_RUNTIMES[engine]
-        _require(row)
-    else:
+        return usable[0]
+    if engine not in [row.name for row in rows]:
         names = " or ".join(row.name for row in rows)
         raise ValueError(f"{path} is an exported {path.suffix} file: it runs on {names}, not {engine}")
+    _require(ENGINE_RUNTIMES[engine])
+    return ENGINE_RUNTIMES[engine]
+
+
+def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+    row = file_runtime(path, engine)
     opened = file_engine(path, row.name, lambda: row.open_file(path, options), options.device)
     return _adapt(opened, kind, path)
 
@@ -166,6 +172,8 @@ def _through_export(
 def _auto(model: Recognizer, kind: ModelKind, options: EngineOptions, frame_size) -> Engine:
     skipped = []
     for row in ENGINE_RUNTIMES.values():
+        if not row.auto_devices:
+            continue  # never picked by auto (ask for it by name)
         if options.device.type not in row.auto_devices:
             skipped.append(f"{row.name} does not run on {options.device}")
         elif row.missing_packages():
