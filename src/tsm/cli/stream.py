@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="checkpoint of a uni-directional model, or its streaming step exported to .onnx",
+        help="checkpoint of a uni-directional model, or its streaming step exported to .onnx or .pte",
     )
     parser.add_argument(
         "--smooth-window",
