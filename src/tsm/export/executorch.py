@@ -32,7 +32,7 @@ EXTRA = "executorch"
 _LOG_PREFIX = re.compile(r"^\[[\w.]+:\d+\] ")  # "[program.cpp:114] " before each runtime log line
 
 
-def require_executorch(module: str = "executorch.runtime") -> Any:
+def require_executorch(module: str) -> Any:
     """Import an ExecuTorch module, or raise :class:`~tsm.errors.MissingExtra` naming the extra."""
     try:
         return importlib.import_module(module)
@@ -78,7 +78,6 @@ def write_executorch(
     metadata: dict[str, str],
 ) -> None:
     """Capture ``network`` with a dynamic batch, lower it to XNNPACK and write the program."""
-    require_executorch()
     program = torch.export.export(network, example, dynamic_shapes=batch_dynamic_shapes(example, batch_dim()))
     data = program_bytes(lower_to_xnnpack(program), metadata)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
@@ -101,21 +100,45 @@ def _runtime_log(path: Path) -> Iterator[None]:
         ) from None
 
 
+def runtime_binding() -> Any:
+    """ExecuTorch's C++ runtime binding: the C extension that ``executorch.runtime`` wraps, alone
+    (it loads in milliseconds; ``executorch.runtime`` imports the exporter, ``executorch.exir``,
+    too: seconds and about 200 MB that running a file does not need). Where the extension is not
+    laid out as in executorch 1.5, the public wrapper's module, which has the same functions."""
+    try:
+        binding = importlib.import_module("executorch.extension.pybindings._C")
+    except ImportError:
+        binding = None
+    if binding is None or not hasattr(binding, "_load_program"):
+        binding = require_executorch("executorch.extension.pybindings.portable_lib")
+    return binding
+
+
 def load_program(path: Path) -> Any:
-    """An ``executorch.runtime.Program`` of ``path``; an unloadable file is a one-line ValueError."""
-    runtime = require_executorch()
+    """The runtime's program of ``path`` (``num_methods``, ``get_method_name``, ``load_method``);
+    an unloadable file is a one-line ValueError."""
+    binding = runtime_binding()
     with _runtime_log(path):
-        return runtime.Runtime.get().load_program(Path(path))
+        return binding._load_program(
+            str(path),
+            enable_etdump=False,
+            debug_buffer_size=0,
+            program_verification=binding.Verification.InternalConsistency,
+        )
+
+
+def method_names(program: Any) -> list[str]:
+    return [program.get_method_name(index) for index in range(program.num_methods())]
 
 
 def read_executorch_metadata(path: Path) -> dict[str, str]:
     """The metadata of a ``.pte`` program (values as JSON strings, as the ONNX files hold them);
     empty for a program without the ``tsm_metadata`` method."""
     program = load_program(path)
-    if METADATA_METHOD not in program.method_names:
+    if METADATA_METHOD not in method_names(program):
         return {}
     with _runtime_log(path):
-        (document,) = program.load_method(METADATA_METHOD).execute([])
+        (document,) = program.load_method(METADATA_METHOD)([])
     return {key: json.dumps(value) for key, value in json.loads(document).items()}
 
 
@@ -125,11 +148,11 @@ class ExecuTorchProgram:
 
     def __init__(self, path: Path) -> None:
         program = load_program(path)
-        if "forward" not in program.method_names:
+        if "forward" not in method_names(program):
             raise ValueError(f"{path} has no forward method: it is not a model tsm exported")
         with _runtime_log(path):
             self.method = program.load_method("forward")
-        meta = self.method.metadata
+        meta = self.method.method_meta()
         self.shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         self.max_batch = self.shapes[0][0]
 
@@ -137,9 +160,9 @@ class ExecuTorchProgram:
         tensors = [tensor.detach().to("cpu", torch.float32).contiguous() for tensor in inputs]
         if tensors and tensors[0].shape[0] > self.max_batch:
             chunks = zip(*(tensor.split(self.max_batch) for tensor in tensors), strict=True)
-            parts = [self.method.execute(list(chunk)) for chunk in chunks]
+            parts = [self.method(list(chunk)) for chunk in chunks]
             return [torch.cat(outputs) for outputs in zip(*parts, strict=True)]
-        return list(self.method.execute(tensors))
+        return list(self.method(tensors))
 
 
 def executorch_runner(path: Path) -> ExecuTorchProgram:

@@ -1,5 +1,5 @@
-"""The ExecuTorch runtime: ``.pte`` programs (XNNPACK delegate) run by ``executorch.runtime``, the
-Python binding of the runtime a phone or board links (a Recognizer is exported into the export
+"""The ExecuTorch runtime: ``.pte`` programs (XNNPACK delegate) run by ExecuTorch's Python binding
+of the C++ runtime a phone or board links (a Recognizer is exported into the export
 cache; lowering takes a minute or more the first time, so ``auto`` never picks it for one)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tsm.export.executorch import ExecuTorchProgram, require_executorch
+from tsm.export.executorch import ExecuTorchProgram, runtime_binding
 from tsm.inference.engine_api import EngineOptions
 
 EXECUTORCH = "executorch"
@@ -27,9 +27,7 @@ class ExecuTorchRunner:
             raise ValueError(f"the executorch engine runs on the CPU, not {options.device}: use --device cpu")
         self.program = ExecuTorchProgram(path)
         if options.threads:
-            require_executorch("executorch.extension.pybindings.portable_lib")._unsafe_reset_threadpool(
-                options.threads
-            )
+            runtime_binding()._unsafe_reset_threadpool(options.threads)
         self.input_shapes = [("batch", *shape[1:]) for shape in self.program.shapes]
         self.description = f"{EXECUTORCH} (XNNPACK)"
 
