@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -260,3 +262,49 @@ def test_a_damaged_file_is_one_line(runtime, damage, step_files, tmp_path, capsy
     assert main(["stream", str(video), "--checkpoint", str(damaged), "--engine", runtime]) == 1
     err = capsys.readouterr().err
     assert err.startswith("tsm stream: error: ") and str(damaged) in err and err.count("\n") == 1
+
+
+IMPORT_CHILD = """
+import json, sys
+from tsm.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+NEVER_FOR_A_FILE = {
+    "lightning",
+    "matplotlib",
+    "fastapi",
+    "uvicorn",
+    "onnxscript",
+    "torchao",
+    "executorch.exir",
+}
+
+
+@pytest.mark.slow  # two fresh Python processes importing torch
+@pytest.mark.parametrize(("suffix", "runtime"), [(".onnx", "onnxruntime"), (".pte", "executorch")])
+def test_streaming_an_exported_file_imports_only_its_runtime(suffix, runtime, step_files, dataset):
+    """tsm stream on an exported file loads the runtime that runs it, not the other runtimes, the
+    exporters (ExecuTorch's included: its runtime's C extension is loaded alone), training or serving."""
+    video = VideoDataset(dataset.lists["test"]).records[0].path
+    args = [
+        "stream",
+        str(video),
+        "--checkpoint",
+        str(step_files[suffix]),
+        "--engine",
+        runtime,
+        "--max-frames",
+        "2",
+    ]
+    child = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHILD, *args], capture_output=True, text=True, check=True
+    )
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    modules = set(result["modules"])
+    others = {name for name in ("onnxruntime", "openvino", "executorch") if name != runtime}
+    loaded = {
+        name for name in modules if name.split(".")[0] in others or name.split(".")[0] in NEVER_FOR_A_FILE
+    }
+    loaded |= {name for name in modules if name.startswith("executorch.exir")}
+    assert result["code"] == 0 and runtime in modules and loaded == set()
