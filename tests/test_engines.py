@@ -16,7 +16,13 @@ import pytest
 import torch
 
 import tsm
-from stream_helpers import FRAME_SIZE, decoded_frames, random_eval_model, synthetic_video
+from stream_helpers import (
+    FRAME_SIZE,
+    decoded_frames,
+    offline_frame_logits,
+    random_eval_model,
+    synthetic_video,
+)
 from tsm.cli.main import main
 from tsm.export import export_model, read_export_metadata, verify_export
 from tsm.inference import (
@@ -44,14 +50,6 @@ def cache(tmp_path_factory):
 def frames(tmp_path_factory) -> torch.Tensor:
     """Real decoded frames (16, 3, 40, 40) of an H.264 video, through the test pipeline."""
     return decoded_frames(synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=16))
-
-
-def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference."""
-    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
-    reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        return reference.forward_frames(frames.unsqueeze(0))[0]
 
 
 def run_streams(streamer: StreamingRecognizer, frames, offsets, steps, resets) -> torch.Tensor:

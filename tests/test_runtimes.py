@@ -20,7 +20,13 @@ import pytest
 import torch
 
 import tsm
-from stream_helpers import decoded_frames, random_eval_model, synthetic_video
+from stream_helpers import (
+    decoded_frames,
+    offline_frame_logits,
+    random_eval_model,
+    stream_frame_logits,
+    synthetic_video,
+)
 from tsm.cli.main import main
 from tsm.data import VideoDataset, generate_synthetic_dataset
 from tsm.export import read_export_metadata
@@ -83,14 +89,6 @@ def streaming_source(runtime: str, model: tsm.Recognizer, step_files: dict[str, 
     """What the streaming test runs: the Recognizer (through the export cache for a runtime that
     runs files), except on ExecuTorch, whose exported step file (what a phone runs) is used."""
     return step_files[".pte"] if runtime == "executorch" else model
-
-
-def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference."""
-    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
-    reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        return reference.forward_frames(frames.unsqueeze(0))[0]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -159,12 +157,6 @@ def test_exported_steps_run_in_tsm_stream_and_serve(online, step_files, dataset,
     assert served.engine.name == "executorch" and served.kind == "stream"
 
 
-def frame_logits(engine, clip: torch.Tensor) -> torch.Tensor:
-    """A streaming engine's logits (T, K) on each frame of a clip (T, 3, S, S), from a new stream."""
-    streamer = StreamingRecognizer(engine)
-    return torch.stack([streamer.step(frame[None])[0] for frame in clip])
-
-
 @pytest.fixture(scope="module")
 def int8_steps(online, dataset, tmp_path_factory) -> dict[str, Path]:
     """``tsm export --streaming --int8`` of the online checkpoint, per suffix, calibrated on the
@@ -193,7 +185,10 @@ def test_int8_agrees_with_fp32_on_held_out_clips(runtime, suffix, online, int8_s
     check = VideoDataset(dataset.lists["test"], data_config=config, train=False)
     agree, largest, scale = 0, 0.0, 0.0
     for sample in (check[i] for i in range(len(check))):
-        expected, actual = frame_logits(fp32, sample.clip[0]), frame_logits(engine, sample.clip[0])
+        expected, actual = (
+            stream_frame_logits(fp32, sample.clip[0]),
+            stream_frame_logits(engine, sample.clip[0]),
+        )
         largest = max(largest, float((expected - actual).abs().max()))
         scale = max(scale, float(expected.abs().max()))
         agree += int(expected.mean(0).argmax()) == int(actual.mean(0).argmax())
