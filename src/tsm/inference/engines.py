@@ -38,18 +38,13 @@ from tsm.inference.torch_engines import TORCH, wrap_torch_model
 from tsm.models import ModelKind, Recognizer, check_streamable
 
 AUTO = "auto"
+# In the order auto tries them, the fastest measured first (docs/benchmarks.md, "Inference
+# engines"): on this project's CPU, ONNX Runtime's fp32 step beat OpenVINO's in every case measured,
+# so OpenVINO runs what it is asked to run; ExecuTorch is faster still on a .pte file (which only it
+# runs), but is never picked for a Recognizer.
 ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
     row.name: row
     for row in (
-        EngineRuntime(
-            OPENVINO,
-            packages=("openvino",),
-            extra="openvino",
-            suffixes=(".onnx",),
-            export_format="onnx",
-            open_file=OpenVinoRunner,
-            auto_devices=("cpu",),
-        ),
         EngineRuntime(
             ONNXRUNTIME,
             packages=("onnxruntime",),
@@ -57,6 +52,15 @@ ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
             suffixes=(".onnx",),
             export_format="onnx",
             open_file=OnnxRuntimeRunner,
+            auto_devices=("cpu",),
+        ),
+        EngineRuntime(
+            OPENVINO,
+            packages=("openvino",),
+            extra="openvino",
+            suffixes=(".onnx",),
+            export_format="onnx",
+            open_file=OpenVinoRunner,
             auto_devices=("cpu",),
         ),
         # Never auto for a Recognizer: lowering to XNNPACK takes a minute or more on first use.
