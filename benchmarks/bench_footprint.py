@@ -8,7 +8,7 @@ peak resident memory (``ru_maxrss``), the seconds to import what ``tsm stream`` 
 top-level packages it loaded, and the installed size of each package on disk (its files as pip
 recorded them).
 
-    python benchmarks/bench_footprint.py [--frames 60] [--size 224]
+    python benchmarks/bench_footprint.py [--frames 60] [--size 224] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -22,25 +22,35 @@ import sys
 import tempfile
 from pathlib import Path
 
-import tsm
-from tsm.inference import ENGINE_RUNTIMES
+import numpy as np
+import torch
 
+import tsm
+from tsm.data import render_synthetic_clip
+from tsm.inference import ENGINE_RUNTIMES, cached_export
+
+# The child's peak resident memory: VmHWM of its own address space (ru_maxrss would also count
+# the parent's, which a child started by fork and exec inherits on Linux).
+PEAK = """
+def peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+"""
 # Run in the child: time the imports of `tsm stream`, stream, report memory and loaded packages.
 STREAM_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 started = time.perf_counter()
 from tsm.cli.main import build_parser, main
 build_parser()
 imported = time.perf_counter() - started
 code = main(sys.argv[1:])
 packages = sorted({name.split(".")[0] for name in sys.modules if not name.startswith("_")})
-print(json.dumps({"code": code, "import_seconds": imported, "peak_mb": resource.getrusage(
-    resource.RUSAGE_SELF).ru_maxrss / 1024, "packages": packages}))
+print(json.dumps({"code": code, "import_seconds": imported, "peak_mb": peak_mb(), "packages": packages}))
 """
 # The runtime alone: load the file, run the streaming step `frames` times, caches fed back.
 ALONE = {
     "onnxruntime": """
-import json, resource, sys, numpy as np, onnxruntime as ort
+import json, sys, numpy as np, onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 shapes = {i.name: [1 if d == "batch" else d for d in i.shape] for i in session.get_inputs()}
 inputs = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
@@ -50,7 +60,7 @@ for _ in range(int(sys.argv[2])):
     inputs = dict(zip(names, [inputs[names[0]], *outputs[1:]]))
 """,
     "openvino": """
-import json, resource, sys, numpy as np, openvino as ov
+import json, sys, numpy as np, openvino as ov
 settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
 model = ov.Core().compile_model(sys.argv[1], "CPU", settings)
 request = model.create_infer_request()
@@ -61,18 +71,18 @@ for _ in range(int(sys.argv[2])):
     inputs = [inputs[0], *[results[o] for o in model.outputs[1:]]]
 """,
     "executorch": """
-import json, resource, sys, torch
-from executorch.runtime import Runtime
-method = Runtime.get().load_program(sys.argv[1]).load_method("forward")
-meta = method.metadata
+import json, sys, torch
+from executorch.extension.pybindings import _C  # the runtime's C extension, as tsm loads it
+method = _C._load_program(sys.argv[1], enable_etdump=False, debug_buffer_size=0).load_method("forward")
+meta = method.method_meta()
 inputs = [torch.zeros(1, *meta.input_tensor_meta(i).sizes()[1:]) for i in range(meta.num_inputs())]
 for _ in range(int(sys.argv[2])):
-    outputs = method.execute(inputs)
+    outputs = method(inputs)
     inputs = [inputs[0], *outputs[1:]]
 """,
 }
 ALONE_END = """
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"peak_mb": peak_mb(),
     "packages": sorted({name.split(".")[0] for name in sys.modules if not name.startswith("_")})}))
 """
 WATCHED = (
@@ -117,25 +127,26 @@ def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--cache", type=Path, help="export cache (bench_engines.py --cache shares its files)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f} (1 min) at the start")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
+        torch.manual_seed(0)  # the weights bench_engines.py exports: --cache may share its files
         model = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=8).eval()
         config = {"num_segments": 8, "resize": args.size, "input_size": args.size}
         checkpoint = tsm.save_checkpoint(folder / "online.safetensors", model, None, config)
-        frames = tsm.data.render_synthetic_clip(
-            "move_right", args.size, args.frames, __import__("numpy").random.default_rng(0)
+        rng = np.random.default_rng(0)
+        video = tsm.data.write_video(
+            folder / "clip.mp4", render_synthetic_clip("move_right", args.size, args.frames, rng)
         )
-        video = tsm.data.write_video(folder / "clip.mp4", frames)
         files = {"torch": checkpoint}
-        for suffix in (".onnx", ".pte"):
-            if suffix == ".pte" and ENGINE_RUNTIMES["executorch"].missing_packages():
+        cache = args.cache or folder / "cache"
+        for suffix, format in ((".onnx", "onnx"), (".pte", "executorch")):
+            if format == "executorch" and ENGINE_RUNTIMES["executorch"].missing_packages():
                 continue
-            files[suffix] = folder / f"step{suffix}"
-            tsm.export_model(
-                model, files[suffix], streaming=True, frame_size=args.size, data_config=config, check=False
-            )
+            size = (args.size, args.size)
+            files[suffix] = cached_export(model, "stream", size, format, "torchscript", cache).path
         print("| engine | tsm stream: peak resident MB | import s | runtime alone: peak resident MB |")
         print("|---|---|---|---|")
         for name, row in ENGINE_RUNTIMES.items():
@@ -145,10 +156,12 @@ def main() -> None:
             if source is None:
                 continue
             streamed = run_child(
-                STREAM_CHILD, "stream", str(video), "--checkpoint", str(source), "--engine", name
+                PEAK + STREAM_CHILD, "stream", str(video), "--checkpoint", str(source), "--engine", name
             )
             alone = (
-                run_child(ALONE[name] + ALONE_END, str(source), str(args.frames)) if name in ALONE else None
+                run_child(PEAK + ALONE[name] + ALONE_END, str(source), str(args.frames))
+                if name in ALONE
+                else None
             )
             loaded = ", ".join(package for package in WATCHED if package in streamed["packages"])
             alone_cell = (
