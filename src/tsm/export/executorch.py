@@ -15,6 +15,7 @@ import copy
 import importlib
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,11 +34,18 @@ _LOG_PREFIX = re.compile(r"^\[[\w.]+:\d+\] ")  # "[program.cpp:114] " before eac
 
 
 def require_executorch(module: str) -> Any:
-    """Import an ExecuTorch module, or raise :class:`~tsm.errors.MissingExtra` naming the extra."""
+    """Import an ExecuTorch module, or raise :class:`~tsm.errors.MissingExtra` naming the extra.
+    torchao (which the exporter imports) registers an Enum with torch's pytree, which torch 2.14
+    logs a deprecation warning about on every import: that line is kept off the terminal."""
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
     try:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtra("ExecuTorch (.pte) files", "executorch", EXTRA) from None
+    finally:
+        pytree_log.setLevel(level)
 
 
 def batch_dynamic_shapes(example: Sequence[Tensor], batch: Any) -> tuple[Any, ...]:
