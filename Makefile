@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,export,serve,ray,hub]'
+	$(BIN)/python -m pip install -q -e '.[test,export,serve,ray,hub,executorch,openvino]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

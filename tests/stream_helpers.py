@@ -39,3 +39,19 @@ def random_eval_model(name: str, num_segments: int = 8, num_classes: int = 6, **
             module.running_var.uniform_(0.5, 1.5, generator=generator)
     torch.nn.init.normal_(model.new_fc.weight, 0, 0.1, generator=generator)
     return model.eval()
+
+
+def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference
+    a stream's logits equal frame by frame."""
+    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        return reference.forward_frames(frames.unsqueeze(0))[0]
+
+
+def stream_frame_logits(engine: tsm.StreamingEngine, clip: torch.Tensor) -> torch.Tensor:
+    """A streaming engine's logits (T, K) on each frame of a clip (T, 3, S, S), from a new stream;
+    their mean is the clip's logits."""
+    streamer = tsm.StreamingRecognizer(engine)
+    return torch.stack([streamer.step(frame[None])[0] for frame in clip])

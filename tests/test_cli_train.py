@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import pickle
@@ -330,6 +331,9 @@ def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path
     assert json.loads((report / "metrics.json").read_text())["num_clips"] == 4
 
 
+EXECUTORCH_ROWS = ["ExecuTorch fp32", "ExecuTorch int8"] if importlib.util.find_spec("executorch") else []
+
+
 @pytest.mark.slow  # three trainings in fresh processes: about 25 s on 2 cores
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     """What `tsm demo --quick` must produce: every file, the settings it ran with, and numbers that
@@ -394,7 +398,7 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     # the one the demo measured, calibrated on the training videos.
     engines = metrics["tsm_online_engines"]
     rows = engines["engines"]
-    assert list(rows) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"]
+    assert list(rows) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8", *EXECUTORCH_ROWS]
     assert rows["PyTorch fp32"]["top1"] == rows["ONNX Runtime fp32"]["top1"] == metrics["tsm_online"]["top1"]
     check = engines["int8_check"]
     assert check["calibration_clips"] == QUICK["train"] and check["check_clips"] == QUICK["test"]
@@ -404,6 +408,12 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     )
     int8 = tsm.read_export_metadata(tmp_path / engines["files"]["int8"])
     assert int8["tsm_export"] == "stream" and int8["int8"]["agreement"] == check["agreement"]
+    # ExecuTorch (installed by make test): fp32 streams as torch does; int8 is the checked program.
+    assert rows["ExecuTorch fp32"]["top1"] == rows["PyTorch fp32"]["top1"]
+    executorch = engines["executorch_int8_check"]
+    assert rows["ExecuTorch int8"]["top1"] == executorch["int8_top1"]
+    written = tsm.read_export_metadata(tmp_path / engines["files"]["executorch_int8"])["int8"]
+    assert written["agreement"] == executorch["agreement"] and written["format"] == "PT2E, XNNPACKQuantizer"
     for title, row in rows.items():
         assert f"| {title} | {row['top1']:.1f} | {row['frames_per_second']:.0f} |" in readme
         assert f"  {title:<30} {row['top1']:6.1f}%" in output

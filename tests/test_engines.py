@@ -16,7 +16,13 @@ import pytest
 import torch
 
 import tsm
-from stream_helpers import FRAME_SIZE, decoded_frames, random_eval_model, synthetic_video
+from stream_helpers import (
+    FRAME_SIZE,
+    decoded_frames,
+    offline_frame_logits,
+    random_eval_model,
+    synthetic_video,
+)
 from tsm.cli.main import main
 from tsm.export import export_model, read_export_metadata, verify_export
 from tsm.inference import (
@@ -24,6 +30,7 @@ from tsm.inference import (
     StreamingRecognizer,
     cached_export,
     clip_engine,
+    file_runtime,
     streaming_engine,
 )
 from tsm.inference.export_cache import cached_export_path, export_lock
@@ -43,14 +50,6 @@ def cache(tmp_path_factory):
 def frames(tmp_path_factory) -> torch.Tensor:
     """Real decoded frames (16, 3, 40, 40) of an H.264 video, through the test pipeline."""
     return decoded_frames(synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=16))
-
-
-def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference."""
-    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
-    reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        return reference.forward_frames(frames.unsqueeze(0))[0]
 
 
 def run_streams(streamer: StreamingRecognizer, frames, offsets, steps, resets) -> torch.Tensor:
@@ -145,21 +144,24 @@ def test_clip_engines_and_predictor_agree_on_decoded_clips(frames, cache, tmp_pa
         onnx_exporter="torchscript",
     )
     from_file = Predictor.from_checkpoint(exported, views="three")
-    assert from_file.engine.name == "onnxruntime" and from_file.class_names[:2] == ["c0", "c1"]
+    assert from_file.engine.name == file_runtime(exported).name and from_file.class_names[:2] == ["c0", "c1"]
     assert float((from_file.scores(video) - on_torch).abs().max()) <= TOLERANCE
 
 
-def test_auto_picks_onnxruntime_and_says_why_else_torch(tmp_path, monkeypatch):
+def test_auto_takes_the_first_installed_row_and_says_why_else_torch(tmp_path, monkeypatch):
+    """auto runs a Recognizer on the first row of the table that auto may pick on the CPU and that is
+    installed (its reason says how the file came to be); without those packages, on torch, saying why."""
     model = random_eval_model("tsm_online_resnet18", num_segments=2)
+    rows = [row for row in tsm.inference.ENGINE_RUNTIMES.values() if "cpu" in row.auto_devices]
+    first = next(row for row in rows if not row.missing_packages())
     chosen = streaming_engine(model, "auto", SIZE, cache_dir=tmp_path)
-    assert chosen.name == "onnxruntime" and "exported in" in chosen.reason
+    assert chosen.name == first.name and "exported in" in chosen.reason
     again = streaming_engine(model, "auto", SIZE, cache_dir=tmp_path)
     assert again.reason == chosen.reason.replace(chosen.reason.split("(")[-1], "from the export cache)")
+    hidden = {package for row in rows if row.export_format for package in row.packages}
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+        importlib.util, "find_spec", lambda name, *a: None if name in hidden else real_find_spec(name, *a)
     )
     fallback = streaming_engine(model, "auto", SIZE, cache_dir=tmp_path)
     assert fallback.name == "torch" and "onnxruntime not installed" in fallback.reason
@@ -174,7 +176,8 @@ def test_auto_runs_torch_when_the_model_does_not_export(tmp_path, monkeypatch):
     engine = clip_engine(model, "auto", SIZE, cache_dir=tmp_path)
     assert engine.name == "torch"
     assert engine.reason == (
-        "torch: the model does not export for onnxruntime (aten::unknown_op has no ONNX symbolic)"
+        f"torch: the model does not export for {file_runtime('x.onnx').name} "
+        "(aten::unknown_op has no ONNX symbolic)"
     )
     with pytest.raises(NotImplementedError):  # asked for by name: the error itself
         clip_engine(model, "onnxruntime", SIZE, cache_dir=tmp_path)
@@ -268,7 +271,7 @@ def test_broken_or_foreign_onnx_files_are_one_line_errors(tmp_path, capsys):
     export_model(model, clip_file, frame_size=SIZE, check=False, onnx_exporter="torchscript")
     with pytest.raises(ValueError, match=r"is a clip model, but streaming needs a streaming step"):
         streaming_engine(clip_file)
-    with pytest.raises(ValueError, match="runs on onnxruntime, not torch"):
+    with pytest.raises(ValueError, match=r"runs on onnxruntime( or openvino)?, not torch"):
         streaming_engine(clip_file, engine="torch")
     # tsm metadata copied onto another graph: the inputs it names are not the graph's
     proto = onnx.load(str(clip_file))
@@ -312,7 +315,8 @@ def test_cli_runs_an_exported_step_file(tmp_path, capsys):
         assert main(["stream", str(video), "--checkpoint", str(source), "--engine", engine]) == 0
         printed[engine] = capsys.readouterr().out.splitlines()
     assert printed["torch"][0] == "engine: torch (asked for)"
-    assert printed["auto"][0].startswith("engine: onnxruntime (CPUExecutionProvider), fp32, ")
+    assert printed["auto"][0].startswith(f"engine: {file_runtime(step_file).name} (")
+    assert ", fp32, " in printed["auto"][0]
     labels = [[line.split()[3] for line in lines if " frame " in line] for lines in printed.values()]
     assert labels[0] == labels[1] and set(labels[0]) <= set(classes)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import tsm
-from stream_helpers import random_eval_model
+from stream_helpers import random_eval_model, stream_frame_logits
 from tsm.cli.main import main
 from tsm.data import VideoDataset, format_list_line, generate_synthetic_dataset
 from tsm.export import Int8Refused, export_int8, read_export_metadata
 from tsm.export.calibration import single_view_config
-from tsm.inference import StreamingRecognizer, streaming_engine
+from tsm.inference import streaming_engine
 
 SIZE = 32
 SEGMENTS = 4
@@ -33,13 +33,6 @@ def dataset(tmp_path_factory):
 def checkpoint_of(model, dataset, path):
     config = dataset.data_config.replace(num_segments=SEGMENTS)
     return tsm.save_checkpoint(path, model, dataset.class_names, config)
-
-
-def frame_logits(engine, clip: torch.Tensor) -> torch.Tensor:
-    """A streaming engine's logits (T, K) on each frame of a clip (T, 3, S, S), from a new stream;
-    their mean is the clip's logits."""
-    streamer = StreamingRecognizer(engine)
-    return torch.stack([streamer.step(frame[None])[0] for frame in clip])
 
 
 def test_streaming_int8_calibrates_on_a_list_with_a_missing_video(dataset, tmp_path, capsys):
@@ -78,7 +71,7 @@ def test_streaming_int8_calibrates_on_a_list_with_a_missing_video(dataset, tmp_p
     )
     assert len(report["skipped"]) == 1 and str(missing) in report["skipped"][0]
     # The file runs under the onnxruntime engine; the report's figures are recomputed independently.
-    engine = streaming_engine(out)
+    engine = streaming_engine(out, engine="onnxruntime")
     assert engine.name == "onnxruntime" and engine.precision == "int8" and ", int8, " in engine.reason
     fp32 = streaming_engine(model, "torch")
     check = VideoDataset(
@@ -88,7 +81,10 @@ def test_streaming_int8_calibrates_on_a_list_with_a_missing_video(dataset, tmp_p
     )
     fp32_top, int8_top, labels, largest = [], [], [], 0.0
     for sample in (check[i] for i in range(len(check))):
-        expected, actual = frame_logits(fp32, sample.clip[0]), frame_logits(engine, sample.clip[0])
+        expected, actual = (
+            stream_frame_logits(fp32, sample.clip[0]),
+            stream_frame_logits(engine, sample.clip[0]),
+        )
         largest = max(largest, float((expected - actual).abs().max()))
         fp32_top.append(int(expected.mean(0).argmax()))
         int8_top.append(int(actual.mean(0).argmax()))

@@ -30,8 +30,10 @@ from serve_helpers import (
 )
 from stream_helpers import random_eval_model, synthetic_video
 from tsm.apps.serve import ServeSettings, create_app
-from tsm.inference import Predictor, StreamingRecognizer, stream_predictions, streaming_engine
+from tsm.inference import Predictor, StreamingRecognizer, file_runtime, stream_predictions, streaming_engine
 from tsm.models import StreamingStep
+
+AUTO_ONNX = file_runtime("model.onnx").name  # what engine="auto" runs .onnx files (and checkpoints) on
 
 
 @pytest.fixture(scope="module")
@@ -308,10 +310,10 @@ def test_http_endpoints(files):
         status, described = http_json(address, "/info")
         reason = described.pop("engine_reason")
         assert status == 200 and described == {
-            "model": "online", "classes": CLASSES, "num_segments": 4, "engine": "onnxruntime",
+            "model": "online", "classes": CLASSES, "num_segments": 4, "engine": AUTO_ONNX,
             "kind": "stream", "precision": "fp32", "input_size": 32, "resize": 40, "max_streams": 8,
         }  # fmt: skip
-        assert reason.startswith("onnxruntime (CPUExecutionProvider), fp32, ")
+        assert reason.startswith(f"{AUTO_ONNX} (") and ", fp32, " in reason
         assert http_json(address, "/page-config.json")[1] == {
             "backend": "server",
             "smoothWindow": 6,
@@ -385,7 +387,7 @@ def test_an_exported_step_serves_streams_and_uploads_raw_or_multipart(files, tmp
     )
     app = create_app(step_file, settings=ServeSettings(max_streams=2))
     served = app.state.served
-    assert served.name == "step.onnx" and served.engine.name == "onnxruntime" and served.kind == "stream"
+    assert served.name == "step.onnx" and served.engine.name == AUTO_ONNX and served.kind == "stream"
     streamer = StreamingRecognizer(step_file)
     transform = tsm.data.frame_transform(served.data_config)
     video = videos[0].read_bytes()

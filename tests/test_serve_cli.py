@@ -21,6 +21,7 @@ from serve_helpers import png, tiny_checkpoint
 from stream_helpers import synthetic_video
 from tsm.apps.serve.server import camera_warning
 from tsm.cli.main import main
+from tsm.inference import file_runtime
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_signals_close_every_stream_cleanly(checkpoint, tmp_path, sig):
     )  # fmt: skip
     try:
         lines = [server.stdout.readline() for _ in range(3)]  # the model, the engine, the URL
-        assert lines[1].startswith("engine: onnxruntime"), lines  # --engine auto on the CPU
+        assert lines[1].startswith(f"engine: {file_runtime('x.onnx').name}"), lines  # --engine auto, CPU
         url = re.search(r"tsm serve: http://(127\.0\.0\.1:\d+)/$", lines[2].strip())
         assert url, lines
         with ExitStack() as stack:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tsm
 from foreign_models import ReferenceMobileNetV2, online_demo_stream, randomize
-from stream_helpers import decoded_frames, random_eval_model, synthetic_video
+from stream_helpers import decoded_frames, offline_frame_logits, random_eval_model, synthetic_video
 from tsm import create_model
 from tsm.inference import StreamingRecognizer
 from tsm.models import LabelSmoother, StreamingStep, shifted_modules
@@ -22,14 +22,6 @@ from tsm.models import LabelSmoother, StreamingStep, shifted_modules
 def video_frames(tmp_path_factory) -> torch.Tensor:
     """Real decoded frames (12, 3, 40, 40) of an H.264 video, through the test pipeline."""
     return decoded_frames(synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4"))
-
-
-def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame logits (T, K) of the offline model run on all of ``frames`` (T, 3, H, W)."""
-    reference = tsm.Recognizer(model.config.replace(num_segments=frames.shape[0])).eval()
-    reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        return reference.forward_frames(frames.unsqueeze(0))[0]
 
 
 MODELS = [

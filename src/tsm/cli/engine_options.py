@@ -29,8 +29,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="cpu",
-        help="torch device (default cpu); cuda: torch, or "
-        "onnxruntime's CUDA provider where onnxruntime-gpu is installed",
+        help="torch device (default cpu); cuda: torch, or onnxruntime's CUDA provider where "
+        "onnxruntime-gpu is installed (openvino and executorch run on the CPU)",
     )
     parser.add_argument(
         "--threads",

@@ -1,6 +1,7 @@
-"""``tsm export CKPT --out FILE``: ONNX or TorchScript, checked against PyTorch; ``--int8
---calibration SOURCE``: an int8 ONNX file calibrated on real video and checked on others;
-``--format web --out DIR``: a static folder that runs the online model in the browser."""
+"""``tsm export CKPT --out FILE``: ONNX, ExecuTorch or TorchScript, checked against PyTorch;
+``--int8 --calibration SOURCE``: an int8 ONNX or ExecuTorch file calibrated on real video and
+checked on others; ``--format web --out DIR``: a static folder that runs the online model in the
+browser."""
 
 from __future__ import annotations
 
@@ -146,13 +147,16 @@ def run_web(
 def _add_int8_options(parser: argparse.ArgumentParser) -> None:
     int8 = add_calibration_options(parser)
     int8.add_argument(
-        "--int8", action="store_true", help="write an int8 ONNX file (QDQ, per-channel weights)"
+        "--int8",
+        action="store_true",
+        help="write an int8 file: .onnx (ONNX Runtime's QDQ, per-channel weights) or .pte (PT2E with "
+        "XNNPACK's quantizer, per-channel weights)",
     )
 
 
 def add_calibration_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The options of an int8 export's calibration and check (``--calibration SOURCE``...)."""
-    int8 = parser.add_argument_group("int8 (ONNX Runtime static quantization, calibrated on real video)")
+    int8 = parser.add_argument_group("int8 (static quantization, calibrated on real video)")
     int8.add_argument(
         "--calibration",
         metavar="SOURCE",
@@ -193,16 +197,17 @@ def _add_web_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX (fp32 or int8) or TorchScript, whole clips or a streaming step, "
-        "or for the web",
+        help="export a checkpoint to ONNX or ExecuTorch (fp32 or int8) or TorchScript, whole clips or a "
+        "streaming step, or for the web",
         description=(
-            "Write the model as ONNX or TorchScript with a dynamic batch size and the fixed frame "
-            "count and frame size recorded in the file, then run it (onnxruntime on the CPU, or "
-            "torch.jit.load) and compare it with a float64 PyTorch run on random inputs and decoded video "
+            "Write the model as ONNX, ExecuTorch (XNNPACK, for phones and boards) or TorchScript with a "
+            "dynamic batch size and the fixed frame count and frame size recorded in the file, then run it "
+            "(onnxruntime on the CPU, executorch.runtime or torch.jit.load) and compare it with a float64 "
+            "PyTorch run on random inputs and decoded video "
             f"(it must be within {CHECK_FACTOR:g}x PyTorch fp32's own error; docs/export.md). "
             "--streaming exports one step of an online model: inputs are the frame and every cache, "
-            "outputs the logits and the new caches. --int8 quantizes an ONNX file on real videos and "
-            "checks it on others. --format web writes a static folder (page, streaming step, ONNX "
+            "outputs the logits and the new caches. --int8 quantizes an ONNX or ExecuTorch file on real "
+            "videos and checks it on others. --format web writes a static folder (page, streaming step, ONNX "
             "Runtime Web, tsm.js) that runs the online model in the browser."
         ),
     )
@@ -210,7 +215,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        help="file to write: .onnx (ONNX), .pt / .ts / .torchscript (TorchScript); a folder for --format web",
+        help="file to write: .onnx (ONNX), .pte (ExecuTorch), .pt / .ts / .torchscript (TorchScript); "
+        "a folder for --format web",
     )
     parser.add_argument(
         "--format",

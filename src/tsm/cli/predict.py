@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("videos", metavar="VIDEO", nargs="+", help="video files (or raw-frame folders)")
     parser.add_argument(
-        "--checkpoint", required=True, help="checkpoint (tsm, reference or MMAction2) or a tsm-exported .onnx"
+        "--checkpoint",
+        required=True,
+        help="checkpoint (tsm, reference or MMAction2) or a tsm-exported .onnx or .pte",
     )
     parser.add_argument(
         "--views",

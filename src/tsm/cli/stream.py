@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="checkpoint of a uni-directional model, or its streaming step exported to .onnx",
+        help="checkpoint of a uni-directional model, or its streaming step exported to .onnx or .pte",
     )
     add_smoothing_options(parser)
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -64,39 +63,23 @@ class ClipReader:
             yield sample.clip[0], sample.label  # the one view
 
 
-class CalibrationFeeds:
-    """ONNX Runtime's ``CalibrationDataReader`` (``get_next`` -> input dict or None) over real clips.
+@torch.no_grad()
+def calibration_inputs(model: Recognizer, clips: ClipReader, streaming: bool) -> list[tuple[Tensor, ...]]:
+    """The inputs a calibrator runs, all made before it starts (a calibrating session may spin
+    its threads between runs, which would starve PyTorch computing caches in between).
 
     A clip model gets each clip as one input; a streaming step gets every frame of the clip with
-    the caches the fp32 step left after the previous frames (zeros at the first). All inputs are
-    made before calibration starts: the calibrator's session spins its threads between runs,
-    which would starve PyTorch computing the caches in between.
+    the caches the fp32 step left after the previous frames (zeros at the first).
     """
-
-    def __init__(
-        self, model: Recognizer, clips: ClipReader, input_names: Sequence[str], streaming: bool
-    ) -> None:
-        self.clips = clips
-        self.input_names = list(input_names)
-        self.stepper = StreamingStep(model.eval()) if streaming else None
-        self.count = 0  # inputs handed to the calibrator
-        self._feeds = iter(list(self._generate()))
-
-    def _generate(self) -> Iterator[dict[str, np.ndarray]]:
-        for clip, _ in self.clips:
-            if self.stepper is None:
-                yield self._feed([clip.unsqueeze(0)])
-                continue
-            caches: list[Tensor] = []  # none: a new stream (zeros)
-            for frame in clip:
-                with torch.inference_mode():
-                    _, *new_caches = self.stepper(frame.unsqueeze(0), *caches)
-                yield self._feed([frame.unsqueeze(0), *(caches or map(torch.zeros_like, new_caches))])
-                caches = new_caches
-
-    def _feed(self, tensors: Sequence[Tensor]) -> dict[str, np.ndarray]:
-        self.count += 1
-        return {name: tensor.numpy() for name, tensor in zip(self.input_names, tensors, strict=True)}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
+    stepper = StreamingStep(model.eval()) if streaming else None
+    inputs: list[tuple[Tensor, ...]] = []
+    for clip, _ in clips:
+        if stepper is None:
+            inputs.append((clip.unsqueeze(0),))
+            continue
+        caches: list[Tensor] = []  # none: a new stream (zeros)
+        for frame in clip:
+            _, *new_caches = stepper(frame.unsqueeze(0), *caches)
+            inputs.append((frame.unsqueeze(0), *(caches or map(torch.zeros_like, new_caches))))
+            caches = new_caches
+    return inputs

@@ -1,4 +1,4 @@
-"""Export a Recognizer to ONNX or TorchScript, for whole clips or for streaming, and check it.
+"""Export a Recognizer to ONNX, ExecuTorch or TorchScript, for whole clips or for streaming, and check it.
 
 Two kinds of exported model:
 
@@ -8,10 +8,11 @@ Two kinds of exported model:
   cache_{n-1}) -> (logits, new_cache_0, ...)``: feed each step's new caches to the next step, zeros
   at the start of a stream (the reference's online demo, for every uni-directional model).
 
-ONNX goes through ``torch.onnx.export`` (the torch.export-based exporter); the temporal shift is
-traced as Slice/Pad/Concat, so the graph has no constant that depends on the example input.
-TorchScript uses ``torch.jit.trace``. After writing, :func:`verify_export` runs the file with
-onnxruntime (CPU) or ``torch.jit.load`` and compares it with PyTorch.
+ONNX goes through ``torch.onnx.export``; the temporal shift is traced as Slice/Pad/Concat, so the
+graph has no constant that depends on the example input. ExecuTorch captures the network with
+``torch.export`` and lowers it to XNNPACK (:mod:`tsm.export.executorch`). TorchScript uses
+``torch.jit.trace``. After writing, :func:`verify_export` runs the file with its format's runner
+(onnxruntime on the CPU, ``executorch.runtime``, ``torch.jit.load``) and compares it with PyTorch.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from tsm.data import (
     DataConfig,
@@ -133,7 +134,7 @@ def export_metadata(
 
 
 def read_export_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata :func:`export_model` wrote into an ``.onnx`` or TorchScript file."""
+    """The metadata :func:`export_model` wrote into an exported file (any format)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exported model {str(path)!r} does not exist")
@@ -160,6 +161,33 @@ def _io_names(kind: ModelKind, num_caches: int) -> tuple[list[str], list[str]]:
         return ["clips"], ["logits"]
     caches = [f"cache_{index}" for index in range(num_caches)]
     return ["frames", *caches], ["logits", *[f"new_{name}" for name in caches]]
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """What every writer takes: the network to capture (the Recognizer, or its StreamingStep),
+    example inputs, input and output names, and the file's metadata."""
+
+    network: nn.Module
+    example: tuple[Tensor, ...]
+    names: tuple[list[str], list[str]]
+    metadata: dict[str, str]
+
+
+def export_inputs(
+    model: Recognizer,
+    kind: ModelKind,
+    frame_size: tuple[int, int],
+    class_names: Sequence[str] | None = None,
+    data_config: DataConfig | Mapping[str, Any] | None = None,
+) -> ExportInputs:
+    """``model`` (made ready by :func:`export_ready`) as the writers take it, for ``kind``."""
+    stepper = StreamingStep(model) if kind == "stream" else None
+    example = _example_inputs(model, kind, frame_size, stepper)
+    names = _io_names(kind, len(example) - 1)
+    shapes = [("batch", *tensor.shape[1:]) for tensor in example]
+    metadata = export_metadata(model, kind, *names, frame_size, class_names, data_config, shapes)
+    return ExportInputs(stepper if stepper is not None else model, example, names, metadata)
 
 
 def _on_cpu_in_float32(model: Recognizer) -> Recognizer:
@@ -209,14 +237,14 @@ def export_model(
     check_inputs: dict[str, Tensor] | None = None,
     onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
 ) -> ExportCheck | None:
-    """Write ``model`` as ONNX or TorchScript (atomically), then check it against PyTorch.
+    """Write ``model`` as ONNX, ExecuTorch or TorchScript (atomically), then check it against PyTorch.
 
     Args:
         model: the Recognizer, exported in eval mode on the CPU in float32 and left as it was (its
             device, dtype, weights and the train/eval mode of each module): one on another device
             or in another dtype is exported as a CPU float32 copy.
-        path: output file; its suffix says the format (``.onnx``; ``.pt``/``.ts``/``.torchscript``
-            for TorchScript); ``format``, when given, must agree with it.
+        path: output file; its suffix says the format (``.onnx``; ``.pte`` for ExecuTorch;
+            ``.pt``/``.ts``/``.torchscript`` for TorchScript); ``format``, when given, must agree.
         streaming: export one streaming step (uni-directional models only) instead of whole clips.
         frame_size: frame height and width the file is made for.
         class_names, data_config: recorded in the file's metadata for the runtime.
@@ -236,14 +264,9 @@ def export_model(
     size = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
     kind: ModelKind = "stream" if streaming else "clip"
     with export_ready(model) as model:
-        stepper = StreamingStep(model) if streaming else None
-        network = stepper if streaming else model
-        example = _example_inputs(model, kind, size, stepper)
-        names = _io_names(kind, len(example) - 1)
-        shapes = [("batch", *tensor.shape[1:]) for tensor in example]
-        metadata = export_metadata(model, kind, *names, size, class_names, data_config, shapes)
+        inputs = export_inputs(model, kind, size, class_names, data_config)
         options = write_options(spec, {"exporter": onnx_exporter})
-        spec.write(network, example, path, names, metadata, **options)
+        spec.write(inputs.network, inputs.example, path, inputs.names, inputs.metadata, **options)
         if not check:
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)

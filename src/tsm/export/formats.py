@@ -1,5 +1,5 @@
 """The export formats tsm writes: one row each (name, file suffixes, writer, metadata reader,
-runner). A format is added here and nowhere else."""
+runner, int8 writer). A format is added here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from typing import Any
 
 from torch import Tensor
 
+from tsm.export.executorch import executorch_runner, read_executorch_metadata, write_executorch
+from tsm.export.executorch_int8 import quantize_executorch
 from tsm.export.onnx import onnx_runner, read_onnx_metadata, write_onnx
+from tsm.export.onnx_int8 import quantize_onnx
+from tsm.export.quantize_api import Int8Job, QuantizedModel
 from tsm.export.torchscript import read_torchscript_metadata, torchscript_runner, write_torchscript
 
 Runner = Callable[[Sequence[Tensor]], list[Tensor]]
@@ -23,7 +27,8 @@ class ExportFormat:
     ``write(network, example_inputs, path, (input_names, output_names), metadata, **options)``;
     ``read_metadata(path)`` returns the string metadata; ``runner(path)`` a function on tensors
     (what the export check runs). ``packages``: the Python packages whose versions decide what
-    ``write`` produces (part of the export cache's key).
+    ``write`` produces (part of the export cache's key). ``quantize(job) -> QuantizedModel``: its
+    int8 writer (:mod:`tsm.export.quantize_api`), None when it has none.
     """
 
     name: str
@@ -34,6 +39,7 @@ class ExportFormat:
     runner: Callable[[Path], Runner]
     options: tuple[str, ...] = ()  # keyword options ``write`` takes
     packages: tuple[str, ...] = ()
+    quantize: Callable[[Int8Job], QuantizedModel] | None = None
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -48,6 +54,17 @@ FORMATS: dict[str, ExportFormat] = {
             onnx_runner,
             ("exporter",),
             ("onnx", "onnxscript"),
+            quantize_onnx,
+        ),
+        ExportFormat(
+            "executorch",
+            (".pte",),
+            "ExecuTorch (XNNPACK)",
+            write_executorch,
+            read_executorch_metadata,
+            executorch_runner,
+            packages=("executorch", "torchao"),
+            quantize=quantize_executorch,
         ),
         ExportFormat(
             "torchscript",

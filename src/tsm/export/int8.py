@@ -1,12 +1,13 @@
-"""INT8 ONNX files: ONNX Runtime's static quantization calibrated on real video, then checked.
+"""INT8 files calibrated on real video, then checked; the format of the output decides how.
 
-The fp32 export is pre-processed (``quant_pre_process``: shape inference, BatchNorm folded into
-the convolutions) and quantized by ``quantize_static`` in the QDQ format: int8 weights per output
-channel, uint8 activations (the faster choice on x86 CPUs, as ONNX Runtime's guide says), ranges
-from MinMax calibration on decoded clips (see :mod:`tsm.export.calibration`). The int8 file is
-then run next to the fp32 PyTorch model on clips calibration did not use; when its top-1 drops by
-more than ``max_drop`` points, nothing is written. All work happens in a temporary folder beside
-the output; the file is moved into place only when the check passes.
+Every format with an int8 writer (:attr:`~tsm.export.ExportFormat.quantize`) goes the same way:
+decoded clips through the checkpoint's test pipeline (:mod:`tsm.export.calibration`; a streaming
+step frame by frame with real caches) calibrate the writer's quantization (ONNX: ONNX Runtime's
+static QDQ quantization, :mod:`tsm.export.onnx_int8`; ExecuTorch: PT2E with XNNPACK's quantizer,
+:mod:`tsm.export.executorch_int8`). The int8 file is then run next to the fp32 PyTorch model on
+clips calibration did not use; when its top-1 drops by more than ``max_drop`` points, nothing is
+written. All work happens in a temporary folder beside the output; the file is moved into place
+only when the check passes, with the check's report in its metadata.
 """
 
 from __future__ import annotations
@@ -23,16 +24,11 @@ import torch
 from torch import Tensor
 
 from tsm.data import DataConfig, FailedSample, VideoDataset, as_data_config
-from tsm.export.calibration import CalibrationFeeds, ClipReader, open_source, shuffled, single_view_config
-from tsm.export.core import export_model, export_ready
-from tsm.export.formats import format_for
-from tsm.export.onnx import (
-    DEFAULT_ONNX_EXPORTER,
-    OnnxExporter,
-    onnx_runner,
-    read_onnx_metadata,
-    require_export_extra,
-)
+from tsm.export.calibration import ClipReader, calibration_inputs, open_source, shuffled, single_view_config
+from tsm.export.core import export_inputs, export_ready
+from tsm.export.formats import FORMATS, ExportFormat, format_for, write_options
+from tsm.export.onnx import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.export.quantize_api import Int8Job
 from tsm.models import Recognizer, StreamingStep
 
 # When SOURCE has no more clips than calibration asks for (and no --check is given), this share of
@@ -106,9 +102,9 @@ def _describe(failures: Sequence[FailedSample]) -> tuple[str, ...]:
 
 
 @torch.inference_mode()
-def _compare(model: Recognizer, int8_path: Path, clips: ClipReader, streaming: bool) -> dict[str, Any]:
-    """Top-1 of the fp32 model and the int8 file on every clip, and the largest logit difference."""
-    run = onnx_runner(int8_path)
+def _compare(model: Recognizer, run, clips: ClipReader, streaming: bool) -> dict[str, Any]:
+    """Top-1 of the fp32 model and the int8 file (``run``: its format's runner) on every clip, and
+    the largest logit difference."""
     stepper = StreamingStep(model) if streaming else None
     fp32_top, int8_top, labels, largest = [], [], [], 0.0
     for clip, label in clips:
@@ -148,42 +144,6 @@ def _step_logits(stepper: StreamingStep, run, clip: Tensor) -> tuple[Tensor, Ten
     return torch.stack(expected), torch.stack(actual)
 
 
-def _quantize(fp32: Path, int8: Path, feeds: CalibrationFeeds) -> None:
-    """Pre-process ``fp32`` and quantize it (QDQ, per-channel int8 weights, uint8 activations)."""
-    ort = require_export_extra("onnxruntime")
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    ort.set_default_logger_severity(3)  # the optimizer's notes on every removed initializer
-    prepared = fp32.with_name("prepared.onnx")
-    quant_pre_process(str(fp32), str(prepared))
-    try:
-        quantize_static(
-            str(prepared),
-            str(int8),
-            feeds,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibration_providers=["CPUExecutionProvider"],
-            # MinMax keeps two reductions per tensor and input, so memory stays small without
-            # CalibMaxIntermediateOutputs, which discards data in onnxruntime 1.32 (its issue #18893).
-        )
-    except ValueError:
-        if feeds.count == 0:  # the calibrator's own "No data is collected."
-            reasons = "; ".join(_describe(feeds.clips.skipped[:3])) or "it lists no videos"
-            raise ValueError(f"no readable video to calibrate on ({reasons})") from None
-        raise
-
-
-def _write_metadata(int8: Path, fp32: Path, details: dict[str, Any]) -> None:
-    onnx = require_export_extra("onnx")
-    proto = onnx.load(str(int8))
-    onnx.helper.set_model_props(proto, {**read_onnx_metadata(fp32), "int8": json.dumps(details)})
-    onnx.save(proto, str(int8))
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What one int8 export reads and writes."""
@@ -198,7 +158,8 @@ class _Plan:
     check_clips: int | None
     streaming: bool
     class_names: Sequence[str] | None
-    onnx_exporter: OnnxExporter
+    spec: ExportFormat
+    options: dict[str, Any]  # the format's write options
 
 
 def export_int8(
@@ -215,9 +176,12 @@ def export_int8(
     max_drop: float | None = 1.0,
     onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
 ) -> Int8Report:
-    """Write ``model`` as an int8 ONNX file calibrated on real clips of ``calibration``, checked.
+    """Write ``model`` as an int8 file calibrated on real clips of ``calibration``, checked.
 
     Args:
+        path: the file; its suffix says the format, which says how it is quantized: ``.onnx``
+            (ONNX Runtime's static QDQ quantization) or ``.pte`` (ExecuTorch: PT2E with XNNPACK's
+            quantizer).
         calibration: list file or class-folder root of videos; ``calibration_clips`` of them are
             drawn in a fixed shuffled order and decoded through ``data_config``'s test pipeline
             (one centre view at ``frame_size``). Unreadable videos are skipped and counted.
@@ -233,8 +197,12 @@ def export_int8(
         in its metadata (:func:`tsm.read_export_metadata`).
     """
     path = Path(path)
-    if format_for(path).name != "onnx":
-        raise ValueError(f"{path.name}: an int8 model is an ONNX file; give an .onnx path")
+    spec = format_for(path)
+    if spec.quantize is None:
+        int8_suffixes = " or ".join(row.suffixes[0] for row in FORMATS.values() if row.quantize)
+        raise ValueError(
+            f"{path.name}: tsm writes int8 {int8_suffixes} files, not {spec.name}: give such a path"
+        )
     if calibration_clips < 1:
         raise ValueError(f"calibration_clips must be at least 1, got {calibration_clips}")
     if max_drop is not None and max_drop < 0:
@@ -255,16 +223,17 @@ def export_int8(
         check_clips=check_clips,
         streaming=streaming,
         class_names=class_names,
-        onnx_exporter=onnx_exporter,
+        spec=spec,
+        options=write_options(spec, {"exporter": onnx_exporter}),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with (
         export_ready(model) as model,
         tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder,
     ):
-        report = _quantize_and_check(model, Path(folder), plan)
+        written, report = _quantize_and_check(model, Path(folder), plan)
         _refuse_if_worse(report, max_drop)
-        os.replace(Path(folder) / "int8.onnx", path)
+        os.replace(written, path)
     return report
 
 
@@ -291,43 +260,46 @@ def _refuse_if_worse(report: Int8Report, max_drop: float | None) -> None:
         )
 
 
-def _quantize_and_check(model: Recognizer, folder: Path, plan: _Plan) -> Int8Report:
-    """Export fp32, quantize on the calibration clips, compare on the check clips; record it all."""
-    fp32, int8 = folder / "fp32.onnx", folder / "int8.onnx"
-    export_model(
-        model,
-        fp32,
-        streaming=plan.streaming,
-        frame_size=plan.config.input_size,
-        class_names=plan.class_names,
-        data_config=plan.recorded_config,
-        check=False,
-        onnx_exporter=plan.onnx_exporter,
-    )
-    inputs = json.loads(read_onnx_metadata(fp32)["inputs"])
-    calibration = ClipReader(plan.source, shuffled(len(plan.source)), plan.calibration_clips)
-    feeds = CalibrationFeeds(model, calibration, inputs, plan.streaming)
-    _quantize(fp32, int8, feeds)
-    if plan.check_source is None:
-        used = set(calibration.used) | {failure.index for failure in calibration.skipped}
-        rest = [index for index in range(len(plan.source)) if index not in used]
-        checked = ClipReader(plan.source, rest, plan.check_clips)
-    else:
-        checked = ClipReader(plan.check_source, range(len(plan.check_source)), plan.check_clips)
+def _calibration(model: Recognizer, plan: _Plan) -> tuple[ClipReader, list[tuple[Tensor, ...]]]:
+    """The calibration clips drawn from the source, and the inputs made of them."""
+    clips = ClipReader(plan.source, shuffled(len(plan.source)), plan.calibration_clips)
+    inputs = calibration_inputs(model, clips, plan.streaming)
+    if not inputs:
+        reasons = "; ".join(_describe(clips.skipped[:3])) or "it lists no videos"
+        raise ValueError(f"no readable video to calibrate on ({reasons})")
+    return clips, inputs
+
+
+def _check_clips(plan: _Plan, calibration: ClipReader) -> ClipReader:
+    """The clips the check runs on: the check source's, or the source's clips calibration did not use."""
+    if plan.check_source is not None:
+        return ClipReader(plan.check_source, range(len(plan.check_source)), plan.check_clips)
+    used = set(calibration.used) | {failure.index for failure in calibration.skipped}
+    rest = [index for index in range(len(plan.source)) if index not in used]
+    return ClipReader(plan.source, rest, plan.check_clips)
+
+
+def _quantize_and_check(model: Recognizer, folder: Path, plan: _Plan) -> tuple[Path, Int8Report]:
+    """Quantize on the calibration clips, compare on the check clips; the file written in
+    ``folder`` records the report."""
+    kind = "stream" if plan.streaming else "clip"
+    size = (plan.config.input_size, plan.config.input_size)
+    inputs = export_inputs(model, kind, size, plan.class_names, plan.recorded_config)
+    calibration, feeds = _calibration(model, plan)
+    job = Int8Job(inputs.network, inputs.example, inputs.names, inputs.metadata, feeds, folder, plan.options)
+    quantized = plan.spec.quantize(job)
+    written = folder / f"int8{plan.spec.suffixes[0]}"
+    quantized.write(written, inputs.metadata)
+    checked = _check_clips(plan, calibration)
     report = Int8Report(
         path=plan.path,
         calibration_clips=len(calibration.used),
-        calibration_inputs=feeds.count,
+        calibration_inputs=len(feeds),
         skipped=_describe(calibration.skipped + checked.skipped),
         held_out=plan.held_out,
-        **_compare(model, int8, checked, plan.streaming),
+        **_compare(model, plan.spec.runner(written), checked, plan.streaming),
     )
-    details = {
-        "format": "QDQ",
-        "weights": "int8 per channel",
-        "activations": "uint8",
-        "calibration": "MinMax",
-    }
-    details.update({key: value for key, value in report.to_dict().items() if key != "path"})
-    _write_metadata(int8, fp32, details)
-    return report
+    details = {**quantized.details, **report.to_dict()}
+    del details["path"]
+    quantized.write(written, {**inputs.metadata, "int8": json.dumps(details)})
+    return written, report

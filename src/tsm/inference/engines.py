@@ -27,15 +27,21 @@ from tsm.checkpoint import load_checkpoint
 from tsm.errors import one_line
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
 from tsm.inference.engine_api import ClipEngine, Engine, EngineOptions, EngineRuntime, StreamingEngine
+from tsm.inference.executorch_runtime import EXECUTORCH, ExecuTorchRunner
 from tsm.inference.export_cache import cached_export
 from tsm.inference.file_engines import file_engine
 from tsm.inference.onnxruntime_runtime import ONNXRUNTIME, OnnxRuntimeRunner
+from tsm.inference.openvino_runtime import OPENVINO, OpenVinoRunner
 from tsm.inference.per_size import PerSizeEngine
 from tsm.inference.stream_clips import StreamClipEngine
 from tsm.inference.torch_engines import TORCH, wrap_torch_model
 from tsm.models import ModelKind, Recognizer, check_streamable
 
 AUTO = "auto"
+# In the order auto tries them, the fastest measured first (docs/benchmarks.md, "Inference
+# engines"): on this project's CPU, ONNX Runtime's fp32 step beat OpenVINO's in every case measured,
+# so OpenVINO runs what it is asked to run; ExecuTorch is faster still on a .pte file (which only it
+# runs), but is never picked for a Recognizer.
 ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
     row.name: row
     for row in (
@@ -47,6 +53,24 @@ ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
             export_format="onnx",
             open_file=OnnxRuntimeRunner,
             auto_devices=("cpu",),
+        ),
+        EngineRuntime(
+            OPENVINO,
+            packages=("openvino",),
+            extra="openvino",
+            suffixes=(".onnx",),
+            export_format="onnx",
+            open_file=OpenVinoRunner,
+            auto_devices=("cpu",),
+        ),
+        # Never auto for a Recognizer: lowering to XNNPACK takes a minute or more on first use.
+        EngineRuntime(
+            EXECUTORCH,
+            packages=("executorch",),
+            extra="executorch",
+            suffixes=(".pte",),
+            export_format="executorch",
+            open_file=ExecuTorchRunner,
         ),
         EngineRuntime(TORCH, wrap_model=wrap_torch_model, auto_devices=("cpu", "cuda", "mps")),
     )
@@ -97,19 +121,25 @@ def _adapt(engine: Engine, kind: ModelKind, source: object) -> Engine:
     )
 
 
-def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+def file_runtime(path: str | Path, engine: str = AUTO) -> EngineRuntime:
+    """The runtime that runs the exported file ``path`` for ``engine``: for "auto", the first row
+    of the table that runs its suffix and is installed; a runtime named must run it and be installed."""
+    path = Path(path)
     rows = file_runtimes(path)
     if engine == AUTO:
         usable = [row for row in rows if not row.missing_packages()]
         if not usable:
             _require(rows[0])
-        row = usable[0]
-    elif engine in [row.name for row in rows]:
-        row = ENGINE_RUNTIMES[engine]
-        _require(row)
-    else:
+        return usable[0]
+    if engine not in [row.name for row in rows]:
         names = " or ".join(row.name for row in rows)
         raise ValueError(f"{path} is an exported {path.suffix} file: it runs on {names}, not {engine}")
+    _require(ENGINE_RUNTIMES[engine])
+    return ENGINE_RUNTIMES[engine]
+
+
+def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+    row = file_runtime(path, engine)
     opened = file_engine(path, row.name, lambda: row.open_file(path, options), options.device)
     return _adapt(opened, kind, path)
 
@@ -146,6 +176,8 @@ def _through_export(
 def _auto(model: Recognizer, kind: ModelKind, options: EngineOptions, frame_size) -> Engine:
     skipped = []
     for row in ENGINE_RUNTIMES.values():
+        if not row.auto_devices:
+            continue  # never picked by auto (ask for it by name)
         if options.device.type not in row.auto_devices:
             skipped.append(f"{row.name} does not run on {options.device}")
         elif row.missing_packages():

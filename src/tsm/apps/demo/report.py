@@ -51,23 +51,27 @@ schedule), then tested on {test} held-out clips (one centre view):
 
 The online model also runs as a live stream would run it: one frame at a time, the shifted
 channels of the previous frame kept in caches, here over the same {test} test clips (the mean of
-the per-frame logits of a clip is the clip's logits). Three engines run it, interleaved clip by
-clip on {threads_all} CPU thread(s): PyTorch, ONNX Runtime, and ONNX Runtime on an int8 model
-(static quantization, per-channel int8 weights, calibrated on {calibration} training clips):
+the per-frame logits of a clip is the clip's logits). The engines run it interleaved clip by
+clip on {threads_all} CPU thread(s): PyTorch, ONNX Runtime on the fp32 and on an int8 model
+(static quantization, per-channel int8 weights, calibrated on {calibration} training clips), and,
+where executorch is installed, ExecuTorch (XNNPACK, what a phone runs) fp32 and int8 (PyTorch 2's
+quantization flow, calibrated on the same clips):
 
 | online TSM engine | top-1 (%) | frames/s (one stream, batch 1) |
 |---|---|---|
 {engine_rows}
 
-int8 picks the fp32 model's class on {agreement:.1f}% of the test clips (largest logit
-difference {max_difference:.3g}). At {size}x{size} px the network is so small that each engine's
-fixed cost per call weighs heavily in frames/s; see `docs/benchmarks.md` for 224x224.
+ONNX Runtime int8 picks the fp32 model's class on {agreement:.1f}% of the test clips (largest
+logit difference {max_difference:.3g}){executorch_agreement}. At {size}x{size} px the network
+is so small that each engine's fixed cost per call weighs heavily in frames/s; see
+`docs/benchmarks.md` for 224x224.
 
 Files: `metrics.json` (the numbers above), `training_curves.png`, `<model>/test/` (confusion
 matrix CSV/PNG, per-class table, predictions CSV/JSON), `<model>/model.safetensors` (load with
 `tsm.load_checkpoint`), `<model>/metrics.csv` (per-step training log),
 `tsm_online/model_step.onnx` and `tsm_online/model_step_int8.onnx` (the streaming step, fp32 and
-int8: `tsm stream VIDEO --checkpoint FILE.onnx`), `data/` (the videos).
+int8: `tsm stream VIDEO --checkpoint FILE.onnx`; `.pte` beside them for ExecuTorch), `data/` (the
+videos).
 """
 
 
@@ -95,7 +99,15 @@ def write_readme(
         calibration=check["calibration_clips"],
         agreement=check["agreement"],
         max_difference=check["max_logit_difference"],
+        executorch_agreement=_executorch_agreement(engines),
         threads_all=cores,
         **asdict(settings),
     )
     path.write_text(text)
+
+
+def _executorch_agreement(engines: dict[str, Any]) -> str:
+    check = engines.get("executorch_int8_check")
+    if check is None:
+        return ""
+    return f"; ExecuTorch int8 on {check['agreement']:.1f}% (largest {check['max_logit_difference']:.3g})"

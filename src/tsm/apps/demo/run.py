@@ -3,7 +3,8 @@
 Generates the synthetic reversed-motion dataset (pairs of classes that are each other's time
 reverse), trains TSN, bi-directional TSM and uni-directional (online) TSM with the same small
 budget, tests each on the held-out split, streams the online model on PyTorch, ONNX Runtime and
-ONNX Runtime int8, and writes metrics, curves, confusion matrices and a README.
+ONNX Runtime int8 (and ExecuTorch fp32 and int8 where installed), and writes metrics, curves,
+confusion matrices and a README.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
             name: pool.submit(train_and_test, name, settings, dataset, out, threads) for name in DEMO_MODELS
         }
         results = {name: future.result() for name, future in futures.items()}
-    print("online TSM: exporting it as fp32 and int8 ONNX, streaming the test clips ...", flush=True)
+    print(
+        "online TSM: exporting it as fp32 and int8 (ONNX, ExecuTorch), streaming the test clips ...",
+        flush=True,
+    )
     engines_started = time.perf_counter()
     engines = online_engines(settings, dataset, out, cores)
     print(f"  done ({time.perf_counter() - engines_started:.0f} s)", flush=True)
@@ -87,5 +91,8 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
     for title, row in engines["engines"].items():
         print(f"  {title:<30} {row['top1']:6.1f}%   {row['frames_per_second']:8.0f} frames/s")
     print(f"  int8 agrees with fp32 on {engines['int8_check']['agreement']:.1f}% of the test clips")
+    if "executorch_int8_check" in engines:
+        agreement = engines["executorch_int8_check"]["agreement"]
+        print(f"  ExecuTorch int8 agrees with fp32 on {agreement:.1f}% of the test clips")
     print(f"total {total:.0f} s; results in {out} (README.md, metrics.json, training_curves.png)")
     return metrics

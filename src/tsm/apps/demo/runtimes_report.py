@@ -1,6 +1,6 @@
-"""The demo's online model on three engines: PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8
-(calibrated on the demo's training videos), each streamed frame by frame over the test clips:
-top-1 and frames per second side by side."""
+"""The demo's online model on its engines: PyTorch fp32, ONNX Runtime fp32 and int8, and (where
+executorch is installed) ExecuTorch fp32 and int8, the int8 files calibrated on the demo's training
+videos, each streamed frame by frame over the test clips: top-1 and frames per second side by side."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from tsm.apps.demo.settings import DemoSettings
 from tsm.checkpoint import load_checkpoint
 from tsm.data import FailedSample, VideoDataset
 from tsm.export import export_int8, export_model
-from tsm.inference import StreamingEngine, streaming_engine
+from tsm.inference import ENGINE_RUNTIMES, StreamingEngine, streaming_engine
 
 CALIBRATION_CLIPS = 64  # training clips drawn to calibrate the int8 model on
 ENGINE_TITLES = ("PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8")
+EXECUTORCH_TITLES = ("ExecuTorch fp32", "ExecuTorch int8")
 
 
 def _stream_clip(engine: StreamingEngine, clip: Tensor) -> tuple[Tensor, float]:
@@ -84,20 +85,50 @@ def online_engines(settings: DemoSettings, dataset: Any, out: Path, threads: int
             ENGINE_TITLES,
             (
                 streaming_engine(model, "torch"),
-                streaming_engine(files["fp32"], threads=threads),
-                streaming_engine(files["int8"], threads=threads),
+                streaming_engine(files["fp32"], "onnxruntime", threads=threads),
+                streaming_engine(files["int8"], "onnxruntime", threads=threads),
             ),
             strict=True,
         )
     )
+    executorch = {}
+    if not ENGINE_RUNTIMES["executorch"].missing_packages():
+        executorch = _executorch_files(model, folder, dataset, size, described)
+        for title, kind in zip(EXECUTORCH_TITLES, ("executorch_fp32", "executorch_int8"), strict=True):
+            files[kind] = executorch[kind]
+            engines[title] = streaming_engine(files[kind], threads=threads)
     test = VideoDataset(dataset.lists["test"], data_config=info.data_config, train=False)
     samples = [test[index] for index in range(len(test))]
     clips = [(sample.clip[0], sample.label) for sample in samples if not isinstance(sample, FailedSample)]
     return {
         "engines": _race(engines, clips),
-        "int8_check": {key: value for key, value in report.to_dict().items() if key != "path"},
+        "int8_check": _details(report),
+        **({"executorch_int8_check": _details(executorch["report"])} if executorch else {}),
         "fp32_export_check": check.summary(),
         "files": {kind: str(path.relative_to(out)) for kind, path in files.items()},
         "threads": threads,
         "test_clips": len(clips),
     }
+
+
+def _details(report) -> dict[str, Any]:
+    return {key: value for key, value in report.to_dict().items() if key != "path"}
+
+
+def _executorch_files(model, folder: Path, dataset: Any, size: int, described: dict) -> dict[str, Any]:
+    """The online model as ExecuTorch programs, fp32 and int8 (PT2E, calibrated as the ONNX file is)."""
+    described = {key: value for key, value in described.items() if key != "onnx_exporter"}
+    fp32, int8 = folder / "model_step.pte", folder / "model_step_int8.pte"
+    export_model(model, fp32, streaming=True, frame_size=size, **described)
+    report = export_int8(
+        model,
+        int8,
+        dataset.lists["train"],
+        streaming=True,
+        frame_size=size,
+        calibration_clips=CALIBRATION_CLIPS,
+        check=dataset.lists["test"],
+        max_drop=None,
+        **described,
+    )
+    return {"executorch_fp32": fp32, "executorch_int8": int8, "report": report}
