@@ -77,7 +77,7 @@ def create_app(
     app.state.settings = settings
     guarded = [Depends(require_token)]
     app.get("/healthz")(lambda: {"status": "ok"})
-    app.get("/info", dependencies=guarded)(lambda: _info(served, settings))
+    app.get("/info", dependencies=guarded)(lambda: _info(served, settings, batcher))
     app.get("/page-config.json")(lambda: _page_config(settings))
     app.get("/metrics", dependencies=guarded)(
         lambda: Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
@@ -99,8 +99,8 @@ def _runner(served: ServedModel, settings: ServeSettings) -> SlotRunner:
     return WindowRunner(served.engine, settings.max_streams, served.frame_size, every, served.device)
 
 
-def _info(served: ServedModel, settings: ServeSettings) -> dict[str, Any]:
-    info = {**served.describe(), "max_streams": settings.max_streams}
+def _info(served: ServedModel, settings: ServeSettings, batcher: StreamBatcher) -> dict[str, Any]:
+    info = {**served.describe(), "max_streams": settings.max_streams, "batching": batcher.policy.describe()}
     if served.kind == "clip":
         info["every"] = settings.every or served.engine.num_segments
         info["offline_reason"] = served.offline_reason
