@@ -265,6 +265,31 @@ def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path
     assert json.loads((report / "metrics.json").read_text())["num_clips"] == 4
 
 
+@pytest.mark.parametrize(
+    ("option", "flags", "expected"),
+    [("bf16", set(), "bf16-mixed"), ("fp32", {"amx_bf16"}, "32-true"), ("auto", {"amx_bf16"}, "bf16-mixed"),
+     ("auto", {"avx2"}, "32-true")],
+)  # fmt: skip
+def test_test_takes_precision_as_predict_does(
+    synthetic, tmp_path, capsys, monkeypatch, option, flags, expected
+):
+    """tsm test --precision becomes Lightning's precision; auto is bf16 on a CPU run only where the
+    CPU computes bf16 natively, and says why."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tsm.inference.precision.cpu_flags", lambda: flags)
+    checkpoint = tsm.save_checkpoint(tmp_path / "m.safetensors", tsm.Recognizer(4, num_segments=2), None, {})
+    test = ["test", "--data.test", str(synthetic.lists["test"]), "--ckpt_path", str(checkpoint)]
+    cpu = ["--trainer.accelerator", "cpu", "--precision", option, "--print-config"]
+    with pytest.raises(SystemExit):  # LightningCLI exits after --print-config
+        main([*test, *cpu])
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["trainer"]["precision"] == expected
+    computed = "bf16" if expected == "bf16-mixed" else "fp32"
+    assert captured.err.startswith(f"precision: {expected}, {computed} (")
+    code, output = run_cli([*test, *cpu, "--trainer.precision", "16-mixed"], capsys)
+    assert code == 1 and "give --precision or --trainer.precision, not both" in output
+
+
 @pytest.mark.slow  # three trainings in fresh processes: about 25 s on 2 cores
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     """What `tsm demo --quick` must produce: every file, the settings it ran with, and numbers that

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
 import tsm
 from stream_helpers import decoded_frames, random_eval_model, synthetic_video
+from tsm.cli.main import main
 from tsm.inference import StreamingRecognizer, clip_engine, streaming_engine
 from tsm.inference.precision import bf16_feature, cpu_flags, resolve_precision
 from tsm.models.fusion import fold_batch_norms
@@ -104,3 +107,23 @@ def test_bf16_runs_on_torch_only_and_auto_engine_picks_it(frames, tmp_path, monk
     monkeypatch.setattr("tsm.inference.precision.cpu_flags", lambda: {"avx2"})
     engine = streaming_engine(model, "torch", precision="auto")
     assert engine.precision == "fp32" and "no AMX or AVX-512 BF16" in engine.reason
+
+
+def test_cli_precision_is_auto_for_the_torch_engine_and_says_why(tmp_path, capsys, monkeypatch):
+    """tsm stream / tsm predict: --precision auto (the default) is bf16 where the CPU computes it."""
+    monkeypatch.setattr("tsm.inference.precision.cpu_flags", lambda: {"amx_bf16"})
+    model = random_eval_model("tsm_online_resnet18", num_segments=4, num_classes=4)
+    config = {"num_segments": 4, "resize": 40, "input_size": 32}
+    checkpoint = tsm.save_checkpoint(tmp_path / "online.safetensors", model, None, config)
+    video = synthetic_video(tmp_path / "v.mp4", "grow", 6)
+    assert main(["stream", str(video), "--checkpoint", str(checkpoint), "--engine", "torch"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("engine: torch (asked for), bf16 (auto: this CPU has AMX)\n")
+    monkeypatch.setattr("tsm.inference.precision.cpu_flags", lambda: {"avx2"})
+    argv = ["predict", str(video), "--checkpoint", str(checkpoint), "--engine", "torch", "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "engine: torch (asked for), fp32 (auto: this CPU has no AMX or AVX-512 BF16)" in captured.err
+    assert json.loads(captured.out)["path"] == str(video)
+    assert main([*argv, "--precision", "bf16"]) == 0
+    assert "bf16 (asked for; this CPU has no AMX or AVX-512 BF16: emulated" in capsys.readouterr().err

@@ -7,12 +7,14 @@ import sys
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tsm.checkpoint import checkpoint_test_protocol, init_from_checkpoint, is_published_name, model_config_of
 from tsm.engine import ExportNativeCheckpoints, RecognizerModule, TrainingSpeed, VideoDataModule
+from tsm.inference import PRECISIONS, resolve_precision
 
 RUNS = "runs"
 
@@ -120,14 +122,51 @@ def _expand_model_names(arguments: list[str]) -> list[str]:
     return arguments
 
 
+# tsm test / validate --precision: Lightning's precision for each (auto: bf16 on a CPU run where the
+# CPU computes bf16 natively, as tsm predict's --precision auto).
+LIGHTNING_PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+
+
+def _runs_on_cpu(arguments: list[str]) -> bool:
+    accelerators = [value for _, value, _ in _option_values(arguments, "--trainer.accelerator")]
+    if accelerators:
+        return accelerators[-1] == "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+
+
+def precision_arguments(arguments: list[str]) -> list[str]:
+    """``--precision fp32|bf16|auto`` (tsm's option, as tsm predict's) as Lightning's
+    ``--trainer.precision``; ``auto`` is bf16 only for a run on a CPU with AMX or AVX-512 BF16.
+    The choice goes to stderr."""
+    found = _option_values(arguments, "--precision")
+    if not found:
+        return arguments
+    if _option_values(arguments, "--trainer.precision"):
+        raise ValueError("give --precision or --trainer.precision, not both")
+    index, value, joined = found[-1]
+    if value not in PRECISIONS:
+        raise ValueError(f"unknown --precision {value!r}: use one of {', '.join(PRECISIONS)}")
+    device = torch.device("cpu" if _runs_on_cpu(arguments) else "cuda")
+    chosen, why = resolve_precision(value, device)
+    if value == "auto" and device.type != "cpu":
+        why = "fp32 (auto: bf16 is for runs on a CPU with AMX or AVX-512 BF16)"
+    print(f"precision: {LIGHTNING_PRECISIONS[chosen]}, {why}", file=sys.stderr, flush=True)
+    start = index if joined else index - 1
+    return [*arguments[:start], "--trainer.precision", LIGHTNING_PRECISIONS[chosen], *arguments[index + 1 :]]
+
+
 def lightning_arguments(argv: list[str], subcommand: str = "fit") -> list[str]:
     """``argv`` as LightningCLI reads it: ``--print-config`` is its ``--print_config``; a model
     name (``--model.model NAME``) becomes that network's settings; and a model file as
     ``--ckpt_path`` (not a Lightning ``.ckpt``, which holds a training state) becomes
     ``--model.checkpoint``: the network is built from the file. ``tsm test`` / ``tsm validate``
     then also take the file's frames per clip and test pipeline, before the user's arguments and
-    configs, which win."""
+    configs, which win. ``tsm test`` / ``tsm validate`` take ``--precision`` (see
+    :func:`precision_arguments`)."""
     arguments = _expand_model_names(["--print_config" if arg == "--print-config" else arg for arg in argv])
+    if subcommand in ("test", "validate"):
+        arguments = precision_arguments(arguments)
     model_file = None
     for index, value, joined in _option_values(arguments, "--ckpt_path"):
         if is_model_file(value):

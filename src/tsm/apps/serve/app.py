@@ -23,7 +23,7 @@ from tsm.apps.serve.upload import UploadPredictor
 from tsm.apps.serve.window_runner import WindowRunner
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import frame_transform
-from tsm.inference import DEFAULT_ENGINE, Predictor, StreamingEngine
+from tsm.inference import DEFAULT_ENGINE, Precision, Predictor, StreamingEngine
 from tsm.models import Recognizer
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -38,17 +38,21 @@ def create_app(
     name: str | None = None,
     device: str | None = None,
     threads: int | None = None,
+    precision: Precision = "fp32",
 ) -> FastAPI:
     """The live-recognition app for ``model``: a Recognizer (with its checkpoint's ``info``:
     classes, pipeline), a checkpoint or published name, or an exported file.
 
     ``engine``: an engine name ("auto", the default everywhere, "torch", "onnxruntime", ...) or a
     streaming engine object; streams and uploads run on it (offline models on sliding windows
-    through the clip engine of that name). ``threads``: the engine's CPU threads. Mount the app
-    in another ASGI server or run it with uvicorn.
+    through the clip engine of that name). ``threads``: the engine's CPU threads. ``precision``:
+    "fp32", "bf16" or "auto" (:func:`~tsm.inference.streaming_engine`). Mount the app in another
+    ASGI server or run it with uvicorn.
     """
     settings = settings or ServeSettings()
-    served = serve_model(model, info, engine=engine, name=name, device=device, threads=threads)
+    served = serve_model(
+        model, info, engine=engine, name=name, device=device, threads=threads, precision=precision
+    )
     metrics = ServeMetrics(settings.max_streams)
     batcher = StreamBatcher(
         _runner(served, settings),
