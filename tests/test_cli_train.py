@@ -354,7 +354,7 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     # the one the demo measured, calibrated on the training videos.
     engines = metrics["tsm_online_engines"]
     rows = engines["engines"]
-    assert list(rows) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8"]
+    assert list(rows) == ["PyTorch fp32", "PyTorch bf16", "ONNX Runtime fp32", "ONNX Runtime int8"]
     assert rows["PyTorch fp32"]["top1"] == rows["ONNX Runtime fp32"]["top1"] == metrics["tsm_online"]["top1"]
     check = engines["int8_check"]
     assert check["calibration_clips"] == QUICK["train"] and check["check_clips"] == QUICK["test"]
@@ -362,6 +362,11 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
         rows["ONNX Runtime int8"]["top1"] == check["int8_top1"]
         and check["fp32_top1"] == rows["PyTorch fp32"]["top1"]
     )
+    bf16 = engines["bf16_check"]  # bf16 against fp32 on the same clips, and the bound it is held to
+    assert bf16["top1_drop"] == round(rows["PyTorch fp32"]["top1"] - rows["PyTorch bf16"]["top1"], 2)
+    assert bf16["max_drop"] == tsm.inference.BF16_MAX_DROP
+    assert bf16["within"] == (bf16["top1_drop"] <= bf16["max_drop"])
+    assert f"bf16 agrees with fp32 on {bf16['agreement']:.1f}% of the test clips" in output
     int8 = tsm.read_export_metadata(tmp_path / engines["files"]["int8"])
     assert int8["tsm_export"] == "stream" and int8["int8"]["agreement"] == check["agreement"]
     for title, row in rows.items():
