@@ -195,7 +195,7 @@ class StreamBatcher:
 
     def _process(self, jobs: list[Job]) -> TickResult:
         """Worker thread: clear fresh slots, one engine call on the decoded frames."""
-        start = time.perf_counter()
+        taken = time.perf_counter()
         self.runner.clear([job.stream.row for job in jobs if job.clear])
         frames, errors = {}, {}
         for index, job in enumerate(jobs):
@@ -207,7 +207,7 @@ class StreamBatcher:
         if not frames:
             return TickResult(logits, errors, 0, None)
         for index in frames:
-            self.metrics.queue_seconds.observe(start - jobs[index].frame.arrived)
+            self.metrics.queue_seconds.observe(taken - jobs[index].frame.arrived)
         inputs = list(frames.values())
         batch = (inputs[0].unsqueeze(0) if len(inputs) == 1 else torch.stack(inputs)).to(self.device)
         start = time.perf_counter()
