@@ -30,7 +30,7 @@ from tsm.models import ModelKind, Recognizer
 
 # What else runs while an engine works, so that each runtime tunes itself for the path it is on
 # (each runtime's settings per workload were chosen by measurement: docs/benchmarks.md):
-# "alone": nothing else (a loop over prepared inputs, an export check); "overlapped": decoding
+# "alone": nothing else (a loop over prepared inputs, as a benchmark's); "overlapped": decoding
 # and preprocessing in other threads of the same process (tsm stream, tsm predict, the default);
 # "served": a server's batched calls, frames decoded in parallel (tsm serve).
 Workload = Literal["alone", "overlapped", "served"]

@@ -1,10 +1,11 @@
 """One received frame: JPEG or PNG bytes in, uint8 RGB (3, H, W) out, within the server's limits.
 
 JPEG frames are decoded by simplejpeg (libjpeg-turbo) straight from the message's bytes: the same
-pixels as Pillow's decoder, in 0.5-0.65x its time (docs/benchmarks.md, "Serving: where a frame's
-time goes"); CMYK JPEGs and PNG go through Pillow. Decoding at a reduced size (libjpeg's DCT
-scaling, Pillow's ``draft``) was measured and is not used: it changes the pixels the model sees,
-and the page already sends frames at the pipeline's resize size, where it saves nothing.
+pixels as Pillow's decoder, in 0.4-0.6x its time (docs/benchmarks.md, "A live frame's fixed
+costs"); CMYK JPEGs and PNG go through Pillow. Decoding at a reduced size (libjpeg's DCT scaling,
+Pillow's ``draft``) was measured and is not used: it changes the pixels the model sees where it
+saves time, and the page already sends frames at the pipeline's resize size, where it saves
+little (0.36 vs 0.42x Pillow's time at 256x256).
 """
 
 from __future__ import annotations
