@@ -91,10 +91,10 @@ def write_readme(
         for title, row in engines["engines"].items()
     )
     check, bf16 = engines["int8_check"], engines["bf16_check"]
-    bound = f"the bound tsm allows bf16 is {bf16['max_drop']:g} point"
+    bound = f"tsm's bound for bf16, {bf16['max_drop']:g} points"
     text = README.format(
         bf16_agreement=bf16["agreement"],
-        bf16_change=-bf16["top1_drop"],
+        bf16_change=engines["engines"]["PyTorch bf16"]["top1"] - engines["engines"]["PyTorch fp32"]["top1"],
         bf16_verdict=f"within {bound}" if bf16["within"] else f"beyond {bound}: use --precision fp32",
         bf16_cpu=bf16["cpu_bf16"] or "no native bf16, emulated",
         num_classes=len(class_names),

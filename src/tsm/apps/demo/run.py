@@ -30,7 +30,8 @@ def print_engines(engines: dict[str, Any], size: int) -> None:
         print(f"  {title:<30} {row['top1']:6.1f}%   {row['frames_per_second']:8.0f} frames/s")
     print(f"  int8 agrees with fp32 on {engines['int8_check']['agreement']:.1f}% of the test clips")
     bf16 = engines["bf16_check"]
-    change = -bf16["top1_drop"]
+    rows = engines["engines"]
+    change = rows["PyTorch bf16"]["top1"] - rows["PyTorch fp32"]["top1"]
     print(f"  bf16 agrees with fp32 on {bf16['agreement']:.1f}% of the test clips (top-1 {change:+.1f})")
     if not bf16["within"]:
         print(
