@@ -33,7 +33,7 @@ def test_auto_is_bf16_only_where_the_cpu_computes_it_and_says_so():
     fp32 = ("fp32", "fp32 (auto: this CPU has no AMX or AVX-512 BF16)")
     assert resolve_precision("auto", CPU, {"avx2"}) == fp32
     assert resolve_precision("auto", torch.device("cuda"), {"amx_bf16"})[0] == "fp32"
-    assert resolve_precision("fp32", CPU, {"amx_bf16"}) == ("fp32", "fp32")
+    assert resolve_precision("fp32", CPU, {"amx_bf16"}) == ("fp32", "fp32 (asked for)")
     precision, why = resolve_precision("bf16", CPU, {"avx2"})
     assert precision == "bf16" and "emulated" in why
     with pytest.raises(ValueError, match="unknown precision 'fp16': use one of fp32, bf16, auto"):

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{frames} frames: {frames / model_seconds:.1f} frames/s in the model, "
         f"{frames / total_seconds:.1f} frames/s with decoding and preprocessing "
-        f"({1e3 * prepare_seconds / frames:.1f} ms a frame on another thread; the model waited "
-        f"{1e3 * wait_seconds / frames:.1f} ms a frame for them)"
+        f"({1e3 * prepare_seconds / frames:.1f} ms each, on another thread; "
+        f"the model waited {1e3 * wait_seconds / frames:.1f} ms each for them)"
     )
     if args.out_video:
         height, width = annotated[0].shape[:2]

@@ -55,7 +55,7 @@ def resolve_precision(precision: str, device: torch.device, flags: set[str] | No
     check_precision(precision)
     device = torch.device(device)
     if precision == "fp32":
-        return "fp32", "fp32"
+        return "fp32", "fp32 (asked for)"
     feature = bf16_feature(flags) if device.type == "cpu" else None
     lacking = "this CPU has no AMX or AVX-512 BF16"
     if precision == "bf16":
