@@ -36,7 +36,7 @@ def main() -> None:
 
         def build_then_load() -> None:
             state = torch.load(reference, map_location="cpu", weights_only=True)["state_dict"]
-            fresh = tsm.Recognizer(**model.config)
+            fresh = tsm.Recognizer(model.config)
             fresh.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
 
         steps = {

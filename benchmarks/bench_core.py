@@ -7,7 +7,11 @@ algorithm is re-created from the reference's ``ops/temporal_shift.py`` (``Tempor
 copies, the shifted copy handed to the conv (so autograd stores it).
 
     python benchmarks/bench_core.py [--rounds 7] [--processes 1] [--frames 8] [--size 224]
-        [--device cpu|cuda] [--clips 1] [--repeat N]
+        [--device cpu|cuda] [--clips 1] [--repeat N] [--threads N] [--clock wall|cpu]
+
+On the CPU it adds bf16 channels_last figures: BatchNorms folded and bf16 weights (what tsm's
+torch engine runs with ``precision="bf16"``, with "TSM copy", the shift materialised before the
+conv, beside our TSM), and bf16 autocast on float32 weights (Lightning's bf16-mixed).
 
 On a GPU it adds bf16 channels_last figures (bf16 weights for inference, bf16 autocast for
 training, peak GPU memory, CUDA graph replay) and two inference variants of our TSM whose shifts
@@ -36,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 import tsm
+from tsm.models.fusion import fold_batch_norms
 from tsm.ops.shift import _shift_by_copy, shift_offsets
 
 
@@ -59,7 +64,7 @@ class ReferenceShift(nn.Module):
 
 def reference_model(ours: tsm.Recognizer) -> tsm.Recognizer:
     """A copy of ``ours`` (same weights) whose shifts run the reference algorithm instead."""
-    model = tsm.Recognizer(**{**ours.config, "shift": False})
+    model = tsm.Recognizer(ours.config.replace(shift=False))
     model.load_state_dict({key.replace(".net.", "."): value for key, value in ours.state_dict().items()})
     for name, module in ours.named_modules():
         if isinstance(module, tsm.TemporalShift):
@@ -121,18 +126,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def interleaved_medians(
     steps: dict[str, Callable[[], None]],
     rounds: int,
     device: torch.device,
     repeat: int = 1,
     settle: float = 0.0,
+    clock: str = "wall",
 ) -> dict[str, float]:
     """Run every step ``repeat`` times per round, round-robin; return each step's median seconds.
 
     ``settle``: seconds to sleep (untimed) before each step's turn, so that threads left spinning
-    by the step before (OpenMP's, ONNX Runtime's) are idle when it starts.
+    by the step before (OpenMP's, ONNX Runtime's) are idle when it starts. ``clock``: "wall"
+    (elapsed time: what a user waits), or "cpu" (the process's CPU time: on a machine others
+    share, the work itself without the waits for a core; meaningful at one thread, where it
+    equals the elapsed time of an idle machine, give or take its caches).
     """
+    now = CLOCKS[clock]
     for step in steps.values():  # warm-up (allocator, kernels, cuDNN's algorithm search)
         for _ in range(max(2, repeat)):
             step()
@@ -141,11 +154,11 @@ def interleaved_medians(
         for name, step in steps.items():
             synchronize(device)
             time.sleep(settle)
-            start = time.perf_counter()
+            start = now()
             for _ in range(repeat):
                 step()
             synchronize(device)
-            times[name].append((time.perf_counter() - start) / repeat)
+            times[name].append((now() - start) / repeat)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -200,6 +213,13 @@ def main() -> None:
         "--repeat", type=int, help="steps per timed round (default: 1 on the CPU, 10 on a GPU)"
     )
     parser.add_argument("--skip-training", action="store_true", help="no fp32 training step")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: the process's CPU time, for a shared machine at --threads 1",
+    )
     parser.add_argument(
         "--processes",
         type=int,
@@ -217,10 +237,12 @@ def main() -> None:
     on_gpu = device.type == "cuda"
     repeat = args.repeat or (10 if on_gpu else 1)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     ours = tsm.Recognizer(400, num_segments=args.frames, backbone=args.backbone)
     models = {
-        "TSN": tsm.Recognizer(**{**ours.config, "shift": False}),
+        "TSN": tsm.Recognizer(ours.config.replace(shift=False)),
         "TSM": ours,
         "reference": reference_model(ours),
     }
@@ -245,11 +267,13 @@ def main() -> None:
             model.to(**conversion).eval()
         with torch.inference_mode():
             steps = {name: (lambda m=model: m(inputs)) for name, model in candidates.items()}
-            report(title, interleaved_medians(steps, args.rounds, device, repeat), results)
+            report(title, interleaved_medians(steps, args.rounds, device, repeat, clock=args.clock), results)
 
     formats = [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
     for format_name, memory_format in formats:
         time_inference(f"inference latency, fp32 {format_name}", clips, memory_format=memory_format)
+    if not on_gpu:
+        cpu_bf16_rows(models, clips, args, results)
 
     for model in models.values():
         model.to(memory_format=torch.contiguous_format).train()
@@ -290,6 +314,46 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results))
 
 
+def cpu_bf16_rows(
+    models: dict[str, nn.Module],
+    clips: Tensor,
+    args: argparse.Namespace,
+    results: dict[str, dict[str, float]],
+) -> None:
+    """bf16 inference on the CPU, channels_last: as tsm's torch engine runs it (BatchNorms folded,
+    bf16 weights), with "TSM copy" (the shift materialised, then the conv) beside our TSM; and
+    under bf16 autocast (float32 weights: what Lightning's bf16-mixed runs in tsm test)."""
+    cpu = torch.device("cpu")
+    bf16 = {
+        name: fold_batch_norms(model)[0].to(torch.bfloat16, memory_format=torch.channels_last)
+        for name, model in models.items()
+    }
+    bf16["TSM copy"] = copy_path_model(bf16["TSM"], eager=True)
+    inputs = clips.to(torch.bfloat16)
+    with torch.inference_mode():
+        steps = {name: (lambda m=model: m(inputs)) for name, model in bf16.items()}
+        medians = interleaved_medians(steps, args.rounds, cpu, clock=args.clock)
+    report(
+        "inference latency, bf16 channels_last, BatchNorms folded (the torch engine's bf16)", medians, results
+    )
+    mixed = {
+        name: copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+        for name, model in models.items()
+    }
+
+    def autocast_step(model: nn.Module) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(clips)
+
+    with torch.inference_mode():
+        steps = {name: (lambda m=model: autocast_step(m)) for name, model in mixed.items()}
+        report(
+            "inference latency, bf16 autocast channels_last",
+            interleaved_medians(steps, args.rounds, cpu, clock=args.clock),
+            results,
+        )
+
+
 def repeat_in_processes(args: argparse.Namespace) -> None:
     """Run the measurement ``args.processes`` times, each in a fresh process; print median ratios."""
     runs: list[dict[str, dict[str, float]]] = []
@@ -302,6 +366,8 @@ def repeat_in_processes(args: argparse.Namespace) -> None:
         f"--clips={args.clips}",
         *([f"--repeat={args.repeat}"] if args.repeat else []),
         *(["--skip-training"] if args.skip_training else []),
+        *([f"--threads={args.threads}"] if args.threads else []),
+        f"--clock={args.clock}",
     ]
     with tempfile.TemporaryDirectory() as folder:
         for run in range(args.processes):

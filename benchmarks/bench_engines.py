@@ -6,7 +6,8 @@ and to ONNX Runtime fp32 (as tsm runs it):
 1. the online TSM-MobileNetV2 streaming step at 224x224, batch 1 and batch 8 (frames + caches);
 2. the TSM ResNet-50 8-frame clip at 224x224, batch 1;
 
-each under torch eager (NCHW), torch eager channels_last, and every installed runtime of
+each under torch eager (NCHW), torch eager channels_last, torch bf16 (``precision="bf16"``: a
+bf16 channels_last copy, BatchNorms folded), and every installed runtime of
 ``tsm.inference.ENGINE_RUNTIMES`` in fp32 (a Recognizer through the export cache, as ``tsm stream
 CKPT --engine NAME`` runs it) and in int8 (``tsm export --int8``'s file of the runtime's format:
 the ONNX QDQ file on ONNX Runtime and OpenVINO, the PT2E program on ExecuTorch), all through
@@ -42,7 +43,7 @@ import torch
 from torch import Tensor
 
 import tsm
-from bench_core import interleaved_medians, machine_name, report
+from bench_core import CLOCKS, interleaved_medians, machine_name, report
 from tsm.export import FORMATS, export_int8
 
 BASE = "torch eager"
@@ -90,6 +91,7 @@ def engines_of(
     engines = {
         BASE: make(model, "torch"),
         "torch eager channels_last": make(channels_last_copy(model), "torch"),
+        "torch bf16": make(model, "torch", precision="bf16"),
     }
     for name in runtimes:
         if name == "torch":
@@ -149,15 +151,21 @@ def int8_files(
 
 def measure(title: str, candidates: dict, args: argparse.Namespace, repeat: int, results: dict) -> None:
     """Both pacings of one case: one call after a camera frame's rest, and ``repeat`` calls in a row."""
-    live = interleaved_medians(candidates, args.rounds, CPU, settle=FRAME_INTERVAL)
+    live = interleaved_medians(candidates, args.rounds, CPU, settle=FRAME_INTERVAL, clock=args.clock)
     report(f"{title}, live (one call after a {FRAME_INTERVAL * 1e3:.0f} ms rest)", live, results, base=BASE)
-    busy = interleaved_medians(candidates, args.rounds, CPU, repeat=repeat, settle=FRAME_INTERVAL)
+    busy = interleaved_medians(
+        candidates, args.rounds, CPU, repeat=repeat, settle=FRAME_INTERVAL, clock=args.clock
+    )
     report(f"{title}, back-to-back ({repeat} calls in a row)", busy, results, base=BASE)
 
 
 def print_targets(results: dict[str, dict[str, float]]) -> None:
     """The issues' speed targets on the batch-1 step, met or not, for each pacing."""
     for title, ratios in results.items():
+        if title.startswith("TSM ResNet-50 8-frame clip") and "torch bf16" in ratios:
+            bf16, pacing = ratios["torch bf16"], title.split(", ")[-1]
+            verdict = "met" if bf16 <= 0.5 else "not met"
+            print(f"target, {pacing}: torch bf16 <= 0.5 x fp32: {bf16:.3f} ({verdict})")
         if not title.startswith("online TSM-MobileNetV2 step, batch 1"):
             continue
         pacing = title.split(", ")[-1]
@@ -203,6 +211,12 @@ def main() -> None:
     parser.add_argument("--skip-clip", action="store_true", help="only the streaming step")
     parser.add_argument(
         "--cache", type=Path, help="export cache to keep the fp32 files in (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: the process's CPU time (a shared machine, --threads 1)",
     )
     parser.add_argument(
         "--other-exporter",

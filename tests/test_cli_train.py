@@ -334,6 +334,31 @@ def test_test_takes_the_checkpoints_frames_and_test_pipeline(synthetic, tmp_path
 EXECUTORCH_ROWS = ["ExecuTorch fp32", "ExecuTorch int8"] if importlib.util.find_spec("executorch") else []
 
 
+@pytest.mark.parametrize(
+    ("option", "flags", "expected"),
+    [("bf16", set(), "bf16-mixed"), ("fp32", {"amx_bf16"}, "32-true"), ("auto", {"amx_bf16"}, "bf16-mixed"),
+     ("auto", {"avx2"}, "32-true")],
+)  # fmt: skip
+def test_test_takes_precision_as_predict_does(
+    synthetic, tmp_path, capsys, monkeypatch, option, flags, expected
+):
+    """tsm test --precision becomes Lightning's precision; auto is bf16 on a CPU run only where the
+    CPU computes bf16 natively, and says why."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tsm.inference.precision.cpu_flags", lambda: flags)
+    checkpoint = tsm.save_checkpoint(tmp_path / "m.safetensors", tsm.Recognizer(4, num_segments=2), None, {})
+    test = ["test", "--data.test", str(synthetic.lists["test"]), "--model.init.checkpoint", str(checkpoint)]
+    cpu = ["--trainer.accelerator", "cpu", "--precision", option, "--print-config"]
+    with pytest.raises(SystemExit):  # LightningCLI exits after --print-config
+        main([*test, *cpu])
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["trainer"]["precision"] == expected
+    computed = "bf16" if expected == "bf16-mixed" else "fp32"
+    assert captured.err.startswith(f"precision: {expected}, {computed} (")
+    code, output = run_cli([*test, *cpu, "--trainer.precision", "16-mixed"], capsys)
+    assert code == 1 and "give --precision or --trainer.precision, not both" in output
+
+
 @pytest.mark.slow  # three trainings in fresh processes: about 25 s on 2 cores
 def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     """What `tsm demo --quick` must produce: every file, the settings it ran with, and numbers that
@@ -398,7 +423,13 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
     # the one the demo measured, calibrated on the training videos.
     engines = metrics["tsm_online_engines"]
     rows = engines["engines"]
-    assert list(rows) == ["PyTorch fp32", "ONNX Runtime fp32", "ONNX Runtime int8", *EXECUTORCH_ROWS]
+    assert list(rows) == [
+        "PyTorch fp32",
+        "PyTorch bf16",
+        "ONNX Runtime fp32",
+        "ONNX Runtime int8",
+        *EXECUTORCH_ROWS,
+    ]
     assert rows["PyTorch fp32"]["top1"] == rows["ONNX Runtime fp32"]["top1"] == metrics["tsm_online"]["top1"]
     check = engines["int8_check"]
     assert check["calibration_clips"] == QUICK["train"] and check["check_clips"] == QUICK["test"]
@@ -406,6 +437,11 @@ def test_demo_quick_writes_its_results(tmp_path, capsys) -> None:
         rows["ONNX Runtime int8"]["top1"] == check["int8_top1"]
         and check["fp32_top1"] == rows["PyTorch fp32"]["top1"]
     )
+    bf16 = engines["bf16_check"]  # bf16 against fp32 on the same clips, and the bound it is held to
+    assert bf16["top1_drop"] == round(rows["PyTorch fp32"]["top1"] - rows["PyTorch bf16"]["top1"], 2)
+    assert bf16["max_drop"] == tsm.inference.BF16_MAX_DROP
+    assert bf16["within"] == (bf16["top1_drop"] <= bf16["max_drop"])
+    assert f"bf16 agrees with fp32 on {bf16['agreement']:.1f}% of the test clips" in output
     int8 = tsm.read_export_metadata(tmp_path / engines["files"]["int8"])
     assert int8["tsm_export"] == "stream" and int8["int8"]["agreement"] == check["agreement"]
     # ExecuTorch (installed by make test): fp32 streams as torch does; int8 is the checked program.

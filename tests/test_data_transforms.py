@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
@@ -15,7 +16,11 @@ from tsm.data import (
     TrainPipeline,
     build_pipeline,
     fixed_crop_offsets,
+    frame_transform,
     multiscale_crop_sizes,
+    read_frames,
+    render_synthetic_clip,
+    write_video,
 )
 
 
@@ -175,3 +180,31 @@ def test_eval_rejects_partial_clips() -> None:
         EvalPipeline(DataConfig(num_segments=3, resize=None, input_size=8))(
             torch.zeros(4, 3, 8, 8, dtype=torch.uint8), 0
         )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # resize to 40 (antialiased bilinear), crop 32
+        {"resize": None, "input_size": 40},  # crop only
+        {"interpolation": "bicubic", "antialias": False, "pixel_scale": 1.0, "mean": (120.0, 115.0, 100.0)},
+        {"resize": 96, "input_size": 80},  # upsampling the 64x48 frames
+    ],
+)
+def test_frame_transform_is_the_test_pipeline_bit_for_bit_on_decoded_frames(tmp_path, changes) -> None:
+    """The one-pass frame transform equals EvalPipeline's centre view exactly, on frames as PyAV
+    decodes them (HWC memory) and as planar (3, H, W) tensors (what torchvision's decoder gives),
+    alone and written into a row of a batch."""
+    rng = np.random.default_rng(3)
+    video = write_video(tmp_path / "clip.mp4", render_synthetic_clip("grow", 64, 6, rng)[:, :48])
+    frames = read_frames(video, range(6))
+    config = DataConfig(num_segments=1, resize=40, input_size=32).replace(**changes)
+    transform, pipeline = frame_transform(config), EvalPipeline(config)
+    batch = torch.full((len(frames), 3, config.test_crop_size, config.test_crop_size), float("nan"))
+    for index, frame in enumerate(frames):
+        expected = pipeline(frame[None], -1)[0][0, 0]
+        assert torch.equal(transform(frame), expected)
+        assert torch.equal(transform(frame.contiguous()), expected)
+        row = batch[index]
+        assert transform.write(frame, row) is row
+        assert torch.equal(batch[index], expected)

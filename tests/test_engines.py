@@ -312,7 +312,8 @@ def test_cli_runs_an_exported_step_file(tmp_path, capsys):
     printed = {}
     for engine, source in (("torch", checkpoint), ("auto", step_file)):
         capsys.readouterr()
-        assert main(["stream", str(video), "--checkpoint", str(source), "--engine", engine]) == 0
+        options = ["--engine", engine, "--precision", "fp32"]
+        assert main(["stream", str(video), "--checkpoint", str(source), *options]) == 0
         printed[engine] = capsys.readouterr().out.splitlines()
     assert printed["torch"][0] == "engine: torch (asked for)"
     assert printed["auto"][0].startswith(f"engine: {file_runtime(step_file).name} (")

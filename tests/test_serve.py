@@ -163,6 +163,28 @@ def test_max_batch_takes_the_longest_waiting_streams_first(files):
     assert engine.batches == [1, 2, 1] and batches == [1, 2, 2, 1]
 
 
+def test_frames_are_decoded_while_the_engine_runs(files):
+    """Decoding is not a step of the tick: a frame that arrives during an engine call is decoded
+    during it, and is ready (the model input) when the call returns."""
+    checkpoint, _, frames = files
+    model, info = tsm.load_checkpoint(checkpoint)
+    engine = GatedEngine(streaming_engine(model, "torch"))
+    app = create_app(model, info, engine=engine)
+    batcher = app.state.batcher
+    with running_server(app) as address, ExitStack() as stack:
+        clients = [stack.enter_context(connect(f"ws://{address}/ws/stream")) for _ in range(2)]
+        clients[0].send(png(frames[0][0]))
+        assert engine.entered.wait(10)
+        clients[1].send(png(frames[1][0]))
+        wait_until(lambda: any(s.ready for s in batcher.streams), what="a decoded frame")
+        assert not engine.release.is_set() and metric(address, "tsm_serve_decode_seconds_count") == 2
+        waiting = next(s.waiting for s in batcher.streams if s.ready)
+        expected = tsm.data.frame_transform(info.data_config)(frames[1][0])
+        assert torch.equal(waiting.decoded.result(), expected)
+        engine.release.set()
+        assert [receive(client)["frame"] for client in clients] == [0, 0]
+
+
 def test_a_stream_faster_than_the_model_keeps_its_newest_frame(files):
     checkpoint, _, frames = files
     model, info = tsm.load_checkpoint(checkpoint)
@@ -312,6 +334,7 @@ def test_http_endpoints(files):
         assert status == 200 and described == {
             "model": "online", "classes": CLASSES, "num_segments": 4, "engine": AUTO_ONNX,
             "kind": "stream", "precision": "fp32", "input_size": 32, "resize": 40, "max_streams": 8,
+            "batching": {"policy": "measured", "per_frame_ms": {}},
         }  # fmt: skip
         assert reason.startswith(f"{AUTO_ONNX} (") and ", fp32, " in reason
         assert http_json(address, "/page-config.json")[1] == {
@@ -330,6 +353,9 @@ def test_http_endpoints(files):
         assert len(reply["top"]) == 4 and sum(p for _, p in reply["top"]) == pytest.approx(1, abs=1e-6)
         assert metric(address, "tsm_serve_frames_total") == 1
         assert metric(address, "tsm_serve_step_seconds_count") == 1
+        for stage in ("decode", "queue", "frame"):  # where the frame's time went
+            assert metric(address, f"tsm_serve_{stage}_seconds_count") == 1
+        assert list(http_json(address, "/info")[1]["batching"]["per_frame_ms"]) == ["1"]
         assert metric(address, "tsm_serve_batch_size_count") == 1
 
 

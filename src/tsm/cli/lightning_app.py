@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -13,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tsm.checkpoint import checkpoint_test_protocol
 from tsm.cli.ckpt_path import check_ckpt_path
 from tsm.cli.lightning_parser import PrintConfig, TSMArgumentParser
+from tsm.inference import PRECISIONS, resolve_precision
 from tsm.training import (
     GRADIENT_CLIP_VAL,
     ExportNativeCheckpoints,
@@ -83,6 +85,12 @@ class TSMLightningCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         parser = super().init_parser(print_config=None, **kwargs)  # ours runs after the protocol
         parser.add_argument("--print_config", "--print-config", action=PrintConfig)
+        parser.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            help="fp32, bf16 or auto (bf16 only on a CPU with AMX or AVX-512 BF16), as tsm predict's: "
+            "sets trainer.precision (32-true or bf16-mixed)",
+        )
         return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -92,15 +100,28 @@ class TSMLightningCLI(LightningCLI):
         parser.link_arguments("data.data_config", "model.data_config", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse; for ``test`` / ``validate`` of a model file (``model.init.checkpoint``), parse
-        again with its test protocol as defaults, which the user's arguments and configs override;
-        then print the config if asked."""
+        """Parse; then parse again with what the first parse decides as defaults, which the user's
+        arguments and configs override: for ``test`` / ``validate`` of a model file
+        (``model.init.checkpoint``) its test protocol, and for ``--precision`` (not with
+        ``--trainer.precision``) Lightning's precision. Then print the config if asked."""
         super().parse_arguments(parser, args)
         subcommand = self.config.subcommand
-        check_ckpt_path(self.config[subcommand].get("ckpt_path"))
-        model_file = self.config[subcommand].get("model.init.checkpoint")
+        config = self.config[subcommand]
+        check_ckpt_path(config.get("ckpt_path"))
+        defaults: dict[str, Any] = {}
+        model_file = config.get("model.init.checkpoint")
         if subcommand in ("test", "validate") and model_file:
-            self._parser(subcommand).set_defaults(protocol_defaults(model_file))
+            defaults |= protocol_defaults(model_file)
+        if config.get("precision"):
+            if config.get("trainer.precision") != self._parser(subcommand).get_defaults().get(
+                "trainer.precision"
+            ):
+                raise ValueError("give --precision or --trainer.precision, not both")
+            defaults["trainer.precision"] = lightning_precision(
+                config["precision"], config.get("trainer.accelerator")
+            )
+        if defaults:
+            self._parser(subcommand).set_defaults(defaults)
             super().parse_arguments(parser, args)
         subparser = self._parser(subcommand)
         if subparser.print_config_requested:
@@ -116,6 +137,30 @@ class TSMLightningCLI(LightningCLI):
         share_run_folder(self.trainer)
 
     before_fit = before_validate = before_test = _prepare_run
+
+
+# tsm test / validate --precision: Lightning's precision for each (auto: bf16 on a CPU run where the
+# CPU computes bf16 natively, as tsm predict's --precision auto).
+LIGHTNING_PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+
+
+def lightning_precision(value: str, accelerator: object) -> str:
+    """``--precision fp32|bf16|auto`` (tsm's option, as tsm predict's) as Lightning's
+    ``trainer.precision``; ``auto`` is bf16 only for a run on a CPU with AMX or AVX-512 BF16.
+    The choice goes to stderr."""
+    if value not in PRECISIONS:
+        raise ValueError(f"unknown --precision {value!r}: use one of {', '.join(PRECISIONS)}")
+    if isinstance(accelerator, str) and accelerator != "auto":
+        on_cpu = accelerator == "cpu"
+    else:
+        mps = getattr(torch.backends, "mps", None)
+        on_cpu = not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    device = torch.device("cpu" if on_cpu else "cuda")
+    chosen, why = resolve_precision(value, device)
+    if value == "auto" and not on_cpu:
+        why = "fp32 (auto: bf16 is for runs on a CPU with AMX or AVX-512 BF16)"
+    print(f"precision: {LIGHTNING_PRECISIONS[chosen]}, {why}", file=sys.stderr, flush=True)
+    return LIGHTNING_PRECISIONS[chosen]
 
 
 def run_lightning(subcommand: str, argv: list[str]) -> int:

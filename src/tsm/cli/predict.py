@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         engine=args.engine,
         threads=args.threads,
+        precision=args.precision,
     )
     print(f"engine: {predictor.engine.reason}", file=sys.stderr, flush=True)
     predictions = predictor.predict(args.videos)

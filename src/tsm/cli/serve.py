@@ -28,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
         agree=args.agree,
     )
     app = create_app(
-        args.checkpoint, engine=args.engine, settings=settings, device=args.device, threads=args.threads
+        args.checkpoint,
+        engine=args.engine,
+        settings=settings,
+        device=args.device,
+        threads=args.threads,
+        precision=args.precision,
     )
     served = app.state.served
     how = "frame by frame" if served.kind == "stream" else "on sliding windows"
@@ -71,7 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_engine_options(parser)
     parser.add_argument("--max-streams", type=int, default=8, help="streams served at once (default 8)")
     parser.add_argument(
-        "--max-batch", type=int, help="most streams per engine call (default: all waiting; 1: no batching)"
+        "--max-batch",
+        type=int,
+        help="most streams per engine call (default: as many as pay, from the engine's measured cost "
+        "per frame at each batch size; 1: no batching)",
     )
     parser.add_argument(
         "--every", type=int, help="offline models: recognise every k-th frame (default: T, the clip length)"

@@ -34,15 +34,18 @@ def run(args: argparse.Namespace) -> int:
         frame_size=size,
         device=args.device,
         threads=args.threads,
+        precision=args.precision,
     )
     print(f"engine: {streamer.engine.reason}", flush=True)
     class_names = class_names_of(info, streamer.num_classes)
     times, probabilities, annotated = [], [], []
-    shown, model_seconds = None, 0.0
+    shown, model_seconds, prepare_seconds, wait_seconds = None, 0.0, 0.0, 0.0
     start = time.perf_counter()
     events = stream_predictions(args.source, streamer, class_names, data_config, args.max_frames)
     for event in events:
         model_seconds += event.step_seconds
+        prepare_seconds += event.prepare_seconds
+        wait_seconds += event.wait_seconds
         times.append(event.time)
         probabilities.append(event.probabilities)
         if event.label != shown:
@@ -57,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     frames = len(times)
     print(
         f"{frames} frames: {frames / model_seconds:.1f} frames/s in the model, "
-        f"{frames / total_seconds:.1f} frames/s with decoding and preprocessing"
+        f"{frames / total_seconds:.1f} frames/s with decoding and preprocessing "
+        f"({1e3 * prepare_seconds / frames:.1f} ms each, on another thread; "
+        f"the model waited {1e3 * wait_seconds / frames:.1f} ms each for them)"
     )
     if args.out_video:
         height, width = annotated[0].shape[:2]

@@ -36,6 +36,7 @@ from tsm.data.decode import (
 from tsm.data.frame_pipeline import PIPELINE_VERSION, FramePipeline
 from tsm.data.pipelines import (
     EvalPipeline,
+    FrameTransform,
     TrainPipeline,
     build_pipeline,
     frame_transform,
@@ -96,6 +97,7 @@ __all__ = [
     "EvalPipeline",
     "FailedSample",
     "FramePipeline",
+    "FrameTransform",
     "MultiScaleCrop",
     "PreparedDataset",
     "PublicDataset",

@@ -4,7 +4,7 @@ alone is enough to rebuild the test pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,15 @@ class _Normalize:
 
     def __init__(self, config: DataConfig) -> None:
         self.scale = config.pixel_scale
-        self.normalize = v2.Normalize(list(config.mean), list(config.std))
+        self.mean, self.std = list(config.mean), list(config.std)
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        values = clip.as_subclass(torch.Tensor).to(torch.float32).mul_(self.scale)
-        return self.normalize(values)
+        return self.in_place(clip.as_subclass(torch.Tensor).to(torch.float32))
+
+    def in_place(self, values: torch.Tensor) -> torch.Tensor:
+        """Normalise float32 pixel values (..., 3, H, W) where they are: the same operations, in
+        the same order, as :meth:`__call__`."""
+        return v2.functional.normalize(values.mul_(self.scale), self.mean, self.std, inplace=True)
 
 
 def _resize(config: DataConfig) -> list[v2.Transform]:
@@ -132,19 +136,46 @@ def load_clip(path: str | Path, data_config: ConfigLike = None) -> torch.Tensor:
     return clip
 
 
-def frame_transform(data_config: ConfigLike) -> Callable[[torch.Tensor], torch.Tensor]:
+class FrameTransform:
+    """The test pipeline of one frame: uint8 (3, H, W) -> its normalised centre crop (3, S, S),
+    bit for bit :class:`EvalPipeline`'s centre view, in one pass over the output.
+
+    The uint8 frame is resized (the antialiased uint8 kernel, on a channels_last copy where the
+    frame is not one already: the fastest layout) and cropped as a view, then converted and
+    normalised where it lands: into a new tensor (``transform(frame)``) or into a given one
+    (``transform.write(frame, out)``: a row of a batch, with no copy in between).
+    """
+
+    def __init__(self, data_config: ConfigLike) -> None:
+        config = as_data_config(data_config)
+        self.crop_size = config.test_crop_size
+        self.resize = v2.Compose(_resize(config)) if config.resize else None
+        self.normalize = _Normalize(config)
+
+    def crop(self, frame: torch.Tensor) -> torch.Tensor:
+        """The resized centre crop of ``frame``, uint8 (3, S, S) (a view where it can be)."""
+        if self.resize is not None:
+            if frame.is_contiguous() and frame.shape[0] > 1:  # (3, H, W) planes: the slower kernel
+                frame = frame.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+            frame = self.resize(frame)
+        return v2.functional.center_crop(frame, [self.crop_size, self.crop_size])
+
+    def write(self, frame: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Put ``frame``'s model input into ``out`` (float32 (3, S, S)); returns ``out``."""
+        return self.normalize.in_place(out.copy_(self.crop(frame)))
+
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.write(frame, torch.empty(3, self.crop_size, self.crop_size))
+
+
+def frame_transform(data_config: ConfigLike) -> FrameTransform:
     """The test pipeline for single frames: uint8 (3, H, W) -> normalised centre crop (3, S, S)."""
-    pipeline = EvalPipeline(as_data_config(data_config).replace(num_segments=1, test_views="center"))
-
-    def transform(frame: torch.Tensor) -> torch.Tensor:
-        views, _ = pipeline(frame.unsqueeze(0), -1)  # (1 view, 1 frame, 3, S, S)
-        return views[0, 0]
-
-    return transform
+    return FrameTransform(data_config)
 
 
 __all__ = [
     "EvalPipeline",
+    "FrameTransform",
     "TrainPipeline",
     "build_pipeline",
     "frame_transform",

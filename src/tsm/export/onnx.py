@@ -113,14 +113,21 @@ def onnx_providers(device: str | torch.device) -> list[str]:
     )
 
 
-def open_onnx_session(path: Path, device: str | torch.device = "cpu", threads: int | None = None) -> Any:
+def open_onnx_session(
+    path: Path, device: str | torch.device = "cpu", threads: int | None = None, spinning: bool = False
+) -> Any:
     """An ``onnxruntime.InferenceSession`` of ``path``: the one place tsm opens sessions (engines and
-    export checks alike). Its threads never spin while idle, since a live pipeline's decoder and
-    PyTorch share the CPU with it; an unloadable file is a one-line ValueError."""
+    export checks alike); an unloadable file is a one-line ValueError.
+
+    ``spinning``: whether its threads spin between calls (ONNX Runtime's own default) rather than
+    sleep. Spinning saves the wake-up on the next call when the engine runs alone, and takes a
+    core from whatever runs beside it (a live pipeline's decoder); the engines choose per
+    workload, by measurement (docs/benchmarks.md).
+    """
     ort = require_export_extra("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no notes about unused initializers
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if threads:
         options.intra_op_num_threads = threads
     try:

@@ -19,29 +19,46 @@ import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
+from tsm.inference.precision import Precision, check_precision
 from tsm.models import ModelKind, Recognizer
+
+# What else runs while an engine works, so that each runtime tunes itself for the path it is on
+# (each runtime's settings per workload were chosen by measurement: docs/benchmarks.md):
+# "alone": nothing else (a loop over prepared inputs, as a benchmark's); "overlapped": decoding
+# and preprocessing in other threads of the same process (tsm stream, tsm predict, the default);
+# "served": a server's batched calls, frames decoded in parallel (tsm serve).
+Workload = Literal["alone", "overlapped", "served"]
+WORKLOADS: tuple[str, ...] = ("alone", "overlapped", "served")
+DEFAULT_WORKLOAD: Workload = "overlapped"
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     """How an engine is made: the torch device inputs live on, the runtime's CPU threads (None:
-    its own choice), and how and where a Recognizer is exported for a runtime that runs files."""
+    its own choice), how and where a Recognizer is exported for a runtime that runs files, the
+    precision it computes in (:mod:`tsm.inference.precision`; a file runs in its own), and the
+    workload it runs in (:data:`Workload`)."""
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     threads: int | None = None
     onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER
     cache_dir: Path | None = None
+    precision: Precision = "fp32"
+    workload: Workload = DEFAULT_WORKLOAD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", torch.device(self.device))
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        check_precision(self.precision)
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {self.workload!r}: use one of {', '.join(WORKLOADS)}")
 
 
 @runtime_checkable
@@ -108,6 +125,8 @@ class EngineRuntime:
             run on it; None for a runtime that runs a Recognizer itself (``wrap_model``).
         auto_devices: the device types ``engine="auto"`` may pick it for, in table order (the
             fastest measured first); empty: never picked by auto.
+        precisions: what ``precision=`` may ask of it besides "auto" (a runtime of files runs
+            the file's own precision: fp32 or int8).
     """
 
     name: str
@@ -118,6 +137,7 @@ class EngineRuntime:
     open_file: Callable[[Path, EngineOptions], Runner] | None = None
     wrap_model: Callable[[Recognizer, ModelKind, EngineOptions, str], Engine] | None = None
     auto_devices: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ("fp32",)
 
     def missing_packages(self) -> list[str]:
         """The packages it needs that are not installed."""

@@ -26,13 +26,22 @@ import torch
 from tsm.checkpoint import load_checkpoint
 from tsm.errors import one_line
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
-from tsm.inference.engine_api import ClipEngine, Engine, EngineOptions, EngineRuntime, StreamingEngine
+from tsm.inference.engine_api import (
+    DEFAULT_WORKLOAD,
+    ClipEngine,
+    Engine,
+    EngineOptions,
+    EngineRuntime,
+    StreamingEngine,
+    Workload,
+)
 from tsm.inference.executorch_runtime import EXECUTORCH, ExecuTorchRunner
 from tsm.inference.export_cache import cached_export
 from tsm.inference.file_engines import file_engine
 from tsm.inference.onnxruntime_runtime import ONNXRUNTIME, OnnxRuntimeRunner
 from tsm.inference.openvino_runtime import OPENVINO, OpenVinoRunner
 from tsm.inference.per_size import PerSizeEngine
+from tsm.inference.precision import Precision
 from tsm.inference.stream_clips import StreamClipEngine
 from tsm.inference.torch_engines import TORCH, wrap_torch_model
 from tsm.models import ModelKind, Recognizer, check_streamable
@@ -72,7 +81,12 @@ ENGINE_RUNTIMES: dict[str, EngineRuntime] = {
             export_format="executorch",
             open_file=ExecuTorchRunner,
         ),
-        EngineRuntime(TORCH, wrap_model=wrap_torch_model, auto_devices=("cpu", "cuda", "mps")),
+        EngineRuntime(
+            TORCH,
+            wrap_model=wrap_torch_model,
+            auto_devices=("cpu", "cuda", "mps"),
+            precisions=("fp32", "bf16"),
+        ),
     )
 }
 DEFAULT_ENGINE = AUTO
@@ -109,6 +123,14 @@ def _require(row: EngineRuntime) -> None:
         raise ValueError(f"the {row.name} engine needs {', '.join(missing)}: {row.install_hint()}")
 
 
+def _runs_precision(row: EngineRuntime, precision: str) -> bool:
+    return precision == "auto" or precision in row.precisions
+
+
+def _precision_runtimes(precision: str) -> str:
+    return " or ".join(row.name for row in ENGINE_RUNTIMES.values() if precision in row.precisions)
+
+
 def _adapt(engine: Engine, kind: ModelKind, source: object) -> Engine:
     """``engine`` as the kind asked for: a streaming step also runs whole clips."""
     if engine.kind == kind:
@@ -139,6 +161,11 @@ def file_runtime(path: str | Path, engine: str = AUTO) -> EngineRuntime:
 
 
 def _open_file(path: Path, kind: ModelKind, engine: str, options: EngineOptions) -> Engine:
+    if options.precision not in ("auto", "fp32"):
+        raise ValueError(
+            f"{path} runs in the precision it was exported in (fp32 or int8), not {options.precision}: "
+            f"{options.precision} runs a checkpoint on {_precision_runtimes(options.precision)}"
+        )
     row = file_runtime(path, engine)
     opened = file_engine(path, row.name, lambda: row.open_file(path, options), options.device)
     return _adapt(opened, kind, path)
@@ -182,6 +209,8 @@ def _auto(model: Recognizer, kind: ModelKind, options: EngineOptions, frame_size
             skipped.append(f"{row.name} does not run on {options.device}")
         elif row.missing_packages():
             skipped.append(f"{', '.join(row.missing_packages())} not installed ({row.install_hint()})")
+        elif not _runs_precision(row, options.precision):
+            skipped.append(f"{row.name} does not run {options.precision}")
         elif row.wrap_model is not None:
             reason = f"{row.name}: {'; '.join(skipped)}" if skipped else row.name
             return row.wrap_model(model, kind, options, reason)
@@ -219,6 +248,11 @@ def make_engine(
         return _auto(model, kind, options, size)
     row = ENGINE_RUNTIMES[engine]
     _require(row)
+    if not _runs_precision(row, options.precision):
+        raise ValueError(
+            f"the {row.name} engine does not run {options.precision} (it runs {', '.join(row.precisions)}): "
+            f"use --engine {_precision_runtimes(options.precision)}, or --precision fp32"
+        )
     if row.wrap_model is not None:
         return row.wrap_model(model, kind, options, f"{row.name} (asked for)")
     return _through_export(model, kind, row, options, size, fallback=False)
@@ -232,6 +266,8 @@ def streaming_engine(
     threads: int | None = None,
     onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
     cache_dir: str | Path | None = None,
+    precision: Precision = "fp32",
+    workload: Workload = DEFAULT_WORKLOAD,
 ) -> StreamingEngine:
     """A streaming engine for a uni-directional model or a ``tsm export --streaming`` file.
 
@@ -239,9 +275,15 @@ def streaming_engine(
     default; see the module docstring). ``frame_size``: export for these frames now rather than
     at the first frame. ``threads``: the runtime's CPU threads. ``onnx_exporter`` and ``cache_dir``
     (default :func:`~tsm.inference.export_cache_dir`): how and where the export cache exports.
-    The engine's ``reason`` says which runtime runs it and why.
+    ``precision``: "fp32" (the default), "bf16" (the torch engine, on a reduced-precision copy of
+    the model) or "auto" (bf16 where the CPU has AMX or AVX-512 BF16 and torch runs the model;
+    :mod:`tsm.inference.precision`). ``workload``: what else runs meanwhile
+    (:data:`~tsm.inference.engine_api.Workload`), for the runtime's own settings. The engine's
+    ``reason`` says which runtime runs it, in which precision, and why.
     """
-    options = EngineOptions(device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None)
+    options = EngineOptions(
+        device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None, precision, workload
+    )
     return make_engine(model, "stream", engine, frame_size, options)
 
 
@@ -253,8 +295,12 @@ def clip_engine(
     threads: int | None = None,
     onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
     cache_dir: str | Path | None = None,
+    precision: Precision = "fp32",
+    workload: Workload = DEFAULT_WORKLOAD,
 ) -> ClipEngine:
     """A clip engine (``engine(clips) -> logits``) for a model or an exported file (a clip model,
     or a streaming step run frame by frame); options as :func:`streaming_engine`."""
-    options = EngineOptions(device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None)
+    options = EngineOptions(
+        device, threads, onnx_exporter, Path(cache_dir) if cache_dir else None, precision, workload
+    )
     return make_engine(model, "clip", engine, frame_size, options)

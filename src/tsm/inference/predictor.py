@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,16 @@ from tsm.checkpoint import CheckpointInfo
 from tsm.data import TEST_VIEWS, DataConfig, as_data_config, load_clip
 from tsm.errors import one_line
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
-from tsm.inference.engine_api import ClipEngine
+from tsm.inference.engine_api import DEFAULT_WORKLOAD, ClipEngine, Workload
 from tsm.inference.engines import DEFAULT_ENGINE, clip_engine, is_exported_file
+from tsm.inference.precision import Precision
+from tsm.inference.prefetch import prefetched
 from tsm.inference.sources import exported_info, open_model
 from tsm.models import VIEW_AVERAGES, Recognizer, ViewAverage, average_views
+
+PREFETCH_VIDEOS = 2  # videos decoded ahead of the engine by Predictor.predict
+# What a video that cannot be read (or run) raises: it gets an error line, the others go on.
+READ_ERRORS = (OSError, ValueError, RuntimeError, IndexError)
 
 
 @dataclass
@@ -99,7 +105,8 @@ class Predictor:
     Recognizer is exported once at the test crop size for a runtime that runs files). Scores of
     all views (clips x crops) are averaged as logits (``average="logits"``, the reference's way)
     or as softmax probabilities (``"softmax"``, MMAction2's); by default as the checkpoint's
-    publisher does (``CheckpointInfo.view_average``).
+    publisher does (``CheckpointInfo.view_average``). ``precision`` ("fp32", "bf16", "auto") and
+    ``workload``: see :func:`~tsm.inference.clip_engine`.
     """
 
     def __init__(
@@ -115,6 +122,8 @@ class Predictor:
         threads: int | None = None,
         onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
         cache_dir: str | Path | None = None,
+        precision: Precision = "fp32",
+        workload: Workload = DEFAULT_WORKLOAD,
     ) -> None:
         if info is None and is_exported_file(model):
             info = exported_info(model)
@@ -127,7 +136,9 @@ class Predictor:
         size = None  # an exported file or an engine has its own
         if isinstance(model, Recognizer):
             size = prediction_data_config(info, model.num_segments, views, clips).test_crop_size
-        self.engine = clip_engine(model, engine, size, device, threads, onnx_exporter, cache_dir)
+        self.engine = clip_engine(
+            model, engine, size, device, threads, onnx_exporter, cache_dir, precision, workload
+        )
         self.data_config = prediction_data_config(info, self.engine.num_segments, views, clips)
         _check_frame_size(self.engine, self.data_config.test_crop_size)
         self.device = self.engine.device
@@ -142,16 +153,21 @@ class Predictor:
         model, info = open_model(checkpoint)
         return cls(model, info, **options)
 
+    def views(self, video: str | Path) -> Tensor:
+        """The test views of one video (V, T, 3, S, S): decoded, sampled, preprocessed."""
+        return load_clip(video, self.data_config)
+
     @torch.inference_mode()
-    def scores(self, video: str | Path) -> Tensor:
-        """Class probabilities (K,) of one video, averaged over the test views."""
-        views = load_clip(video, self.data_config).to(self.device)  # (V, T, 3, S, S)
-        scores = average_views(self.engine(views).unsqueeze(0), self.average)[0]
+    def scores_of_views(self, views: Tensor) -> Tensor:
+        """Class probabilities (K,) of one video's test views, averaged over them."""
+        scores = average_views(self.engine(views.to(self.device)).unsqueeze(0), self.average)[0]
         return (scores if self.average == "softmax" else scores.softmax(dim=0)).cpu()
 
-    def predict_video(self, video: str | Path) -> Prediction:
-        """The top-k classes of one video; raises on unreadable files."""
-        probabilities = self.scores(video)
+    def scores(self, video: str | Path) -> Tensor:
+        """Class probabilities (K,) of one video, averaged over the test views."""
+        return self.scores_of_views(self.views(video))
+
+    def _prediction(self, video: str | Path, probabilities: Tensor) -> Prediction:
         top = probabilities.topk(self.topk)
         return Prediction(
             path=str(video),
@@ -160,14 +176,31 @@ class Predictor:
             views=self.data_config.views_per_sample,
         )
 
-    def predict(self, videos: Iterable[str | Path]) -> list[Prediction]:
-        """Predictions for many videos; a file that cannot be read gets an ``error``, not an exception."""
+    def predict_video(self, video: str | Path) -> Prediction:
+        """The top-k classes of one video; raises on unreadable files."""
+        return self._prediction(video, self.scores(video))
+
+    def predict(self, videos: Iterable[str | Path], prefetch: int = PREFETCH_VIDEOS) -> list[Prediction]:
+        """Predictions for many videos; a file that cannot be read gets an ``error``, not an exception.
+        The next ``prefetch`` videos are decoded and preprocessed on another thread while the
+        engine runs (:func:`~tsm.inference.prefetch.prefetched`; 0: in turn, on this thread)."""
+
+        def loaded() -> Iterator[tuple[str | Path, Tensor | None, str | None]]:
+            for video in videos:
+                try:
+                    yield video, self.views(video), None
+                except READ_ERRORS as error:
+                    yield video, None, one_line(error)
+
         predictions = []
-        for video in videos:
-            try:
-                predictions.append(self.predict_video(video))
-            except (OSError, ValueError, RuntimeError, IndexError) as error:
-                predictions.append(Prediction(path=str(video), error=one_line(error)))
+        for video, views, error in prefetched(loaded(), prefetch):
+            if views is not None:
+                try:
+                    predictions.append(self._prediction(video, self.scores_of_views(views)))
+                    continue
+                except READ_ERRORS as failure:
+                    error = one_line(failure)
+            predictions.append(Prediction(path=str(video), error=error))
         return predictions
 
 

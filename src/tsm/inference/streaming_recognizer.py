@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from tsm.export import DEFAULT_ONNX_EXPORTER, OnnxExporter
-from tsm.inference.engine_api import StreamingEngine
+from tsm.inference.engine_api import DEFAULT_WORKLOAD, StreamingEngine, Workload
 from tsm.inference.engines import DEFAULT_ENGINE, FrameSize, streaming_engine
+from tsm.inference.precision import Precision
 from tsm.inference.stream_caches import StreamCaches
 from tsm.models import LabelSmoother, Recognizer
 
@@ -31,7 +32,9 @@ class StreamingRecognizer:
     :func:`~tsm.inference.streaming_engine`). Every engine takes frames of any size the same way:
     a runtime that runs exported files exports the model for the size of the first frames (or
     ``frame_size`` at once). Only the torch engine shares the model's weights, so that later
-    changes to them show; the others run what was exported. ``engine.reason`` says what runs.
+    changes to them show; the others run what was exported. ``precision`` ("fp32", "bf16",
+    "auto") and ``workload``: see :func:`~tsm.inference.streaming_engine`. ``engine.reason`` says
+    what runs.
     """
 
     def __init__(
@@ -45,8 +48,12 @@ class StreamingRecognizer:
         threads: int | None = None,
         onnx_exporter: OnnxExporter = DEFAULT_ONNX_EXPORTER,
         cache_dir: str | Path | None = None,
+        precision: Precision = "fp32",
+        workload: Workload = DEFAULT_WORKLOAD,
     ) -> None:
-        self.engine = streaming_engine(model, engine, frame_size, device, threads, onnx_exporter, cache_dir)
+        self.engine = streaming_engine(
+            model, engine, frame_size, device, threads, onnx_exporter, cache_dir, precision, workload
+        )
         self.num_classes = self.engine.num_classes
         self.streams = StreamCaches(self.engine)
         self.smoother = LabelSmoother(smooth_window, agree)

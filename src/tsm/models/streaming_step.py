@@ -132,6 +132,6 @@ class StreamingStep(nn.Module):
     @torch.no_grad()
     def cache_shapes(self, frame_shape: Sequence[int]) -> list[tuple[int, ...]]:
         """Shapes of the caches for frames of ``frame_shape`` (B, 3, H, W), found by one step."""
-        device = next(self.parameters()).device
-        _, *caches = self(torch.zeros(*frame_shape, device=device))
+        weight = next(self.parameters())
+        _, *caches = self(torch.zeros(*frame_shape, device=weight.device, dtype=weight.dtype))
         return [tuple(cache.shape) for cache in caches]

@@ -281,15 +281,18 @@ class Page {
   }
 
   /** Draw the current video frame: at its own size for a backend that resizes as the test pipeline
-   * does (fullFrames), else its short side scaled to what the pipeline resizes to. */
+   * does (fullFrames), else at the size the pipeline resizes it to (short side = its resize, long
+   * side rounded down as PyTorch does), so that the server's resize has nothing left to do. */
   grab() {
     const { videoWidth: width, videoHeight: height } = this.video;
     if (!width || !height || this.video.readyState < 2) return null;
     const info = this.backend.info;
     const target = info.fullFrames ? Infinity : info.resize || info.inputSize || 256;
-    const scale = Math.min(1, target / Math.min(width, height));
-    this.canvas.width = Math.round(width * scale);
-    this.canvas.height = Math.round(height * scale);
+    const short = Math.min(width, height);
+    const size = (side) => (side === short ? target : Math.floor((target * side) / short));
+    const scaled = target < short;  // frames smaller than the resize are sent as they are
+    this.canvas.width = scaled ? size(width) : width;
+    this.canvas.height = scaled ? size(height) : height;
     this.canvas.getContext('2d').drawImage(this.video, 0, 0, this.canvas.width, this.canvas.height);
     return this.canvas;
   }

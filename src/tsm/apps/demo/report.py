@@ -52,18 +52,22 @@ schedule), then tested on {test} held-out clips (one centre view):
 The online model also runs as a live stream would run it: one frame at a time, the shifted
 channels of the previous frame kept in caches, here over the same {test} test clips (the mean of
 the per-frame logits of a clip is the clip's logits). The engines run it interleaved clip by
-clip on {threads_all} CPU thread(s): PyTorch, ONNX Runtime on the fp32 and on an int8 model
-(static quantization, per-channel int8 weights, calibrated on {calibration} training clips), and,
-where executorch is installed, ExecuTorch (XNNPACK, what a phone runs) fp32 and int8 (PyTorch 2's
-quantization flow, calibrated on the same clips):
+clip on {threads_all} CPU thread(s): PyTorch in fp32 and in bf16 (a bf16 channels_last copy,
+BatchNorms folded: what `--precision auto` runs on a CPU with AMX or AVX-512 BF16), ONNX
+Runtime on the fp32 and on an int8 model (static quantization, per-channel int8 weights,
+calibrated on {calibration} training clips), and, where executorch is installed, ExecuTorch
+(XNNPACK, what a phone runs) fp32 and int8 (PyTorch 2's quantization flow, calibrated on the
+same clips):
 
 | online TSM engine | top-1 (%) | frames/s (one stream, batch 1) |
 |---|---|---|
 {engine_rows}
 
 ONNX Runtime int8 picks the fp32 model's class on {agreement:.1f}% of the test clips (largest
-logit difference {max_difference:.3g}){executorch_agreement}. At {size}x{size} px the network
-is so small that each engine's fixed cost per call weighs heavily in frames/s; see
+logit difference {max_difference:.3g}){executorch_agreement}. bf16 picks it on
+{bf16_agreement:.1f}% of them, top-1 {bf16_change:+.1f} points ({bf16_verdict}; this CPU:
+{bf16_cpu}). At {size}x{size} px the network is so small that each engine's fixed cost per call
+weighs heavily in frames/s; see
 `docs/benchmarks.md` for 224x224.
 
 Files: `metrics.json` (the numbers above), `training_curves.png`, `<model>/test/` (confusion
@@ -90,8 +94,13 @@ def write_readme(
         f"| {title} | {row['top1']:.1f} | {row['frames_per_second']:.0f} |"
         for title, row in engines["engines"].items()
     )
-    check = engines["int8_check"]
+    check, bf16 = engines["int8_check"], engines["bf16_check"]
+    bound = f"tsm's bound for bf16, {bf16['max_drop']:g} points"
     text = README.format(
+        bf16_agreement=bf16["agreement"],
+        bf16_change=engines["engines"]["PyTorch bf16"]["top1"] - engines["engines"]["PyTorch fp32"]["top1"],
+        bf16_verdict=f"within {bound}" if bf16["within"] else f"beyond {bound}: use --precision fp32",
+        bf16_cpu=bf16["cpu_bf16"] or "no native bf16, emulated",
         num_classes=len(class_names),
         classes=", ".join(class_names),
         rows=rows,

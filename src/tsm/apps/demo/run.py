@@ -23,6 +23,27 @@ from tsm.apps.demo.settings import DEMO_MODELS, DemoSettings
 from tsm.apps.demo.training import exit_with_parent, train_and_test
 
 
+def print_engines(engines: dict[str, Any], size: int) -> None:
+    """The online model's engines: top-1 and speed, int8's and bf16's agreement with fp32, and a
+    warning when bf16 loses more top-1 than tsm's ``--precision auto`` allows."""
+    print(f"online TSM streamed frame by frame (one stream, {size}x{size}):")
+    for title, row in engines["engines"].items():
+        print(f"  {title:<30} {row['top1']:6.1f}%   {row['frames_per_second']:8.0f} frames/s")
+    print(f"  int8 agrees with fp32 on {engines['int8_check']['agreement']:.1f}% of the test clips")
+    if "executorch_int8_check" in engines:
+        agreement = engines["executorch_int8_check"]["agreement"]
+        print(f"  ExecuTorch int8 agrees with fp32 on {agreement:.1f}% of the test clips")
+    bf16 = engines["bf16_check"]
+    rows = engines["engines"]
+    change = rows["PyTorch bf16"]["top1"] - rows["PyTorch fp32"]["top1"]
+    print(f"  bf16 agrees with fp32 on {bf16['agreement']:.1f}% of the test clips (top-1 {change:+.1f})")
+    if not bf16["within"]:
+        print(
+            f"  warning: bf16 loses {bf16['top1_drop']:.1f} points of top-1, more than "
+            f"{bf16['max_drop']:g}: run this model with --precision fp32"
+        )
+
+
 def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[str, Any]:
     """Train and test TSN, TSM and online TSM side by side on the synthetic task; write the
     results to ``out`` (README.md, metrics.json, curves, reports, checkpoints) and return the
@@ -87,12 +108,6 @@ def run_demo(settings: DemoSettings, out: str | Path = "demo-output") -> dict[st
     print(f"\ntest top-1 on {settings.test} held-out clips (chance {chance:.0f}%):")
     for name, result in results.items():
         print(f"  {DEMO_MODELS[name][0]:<30} {result['top1']:6.1f}%   ({result['wall_seconds']:.0f} s)")
-    print(f"online TSM streamed frame by frame (one stream, {settings.size}x{settings.size}):")
-    for title, row in engines["engines"].items():
-        print(f"  {title:<30} {row['top1']:6.1f}%   {row['frames_per_second']:8.0f} frames/s")
-    print(f"  int8 agrees with fp32 on {engines['int8_check']['agreement']:.1f}% of the test clips")
-    if "executorch_int8_check" in engines:
-        agreement = engines["executorch_int8_check"]["agreement"]
-        print(f"  ExecuTorch int8 agrees with fp32 on {agreement:.1f}% of the test clips")
+    print_engines(engines, settings.size)
     print(f"total {total:.0f} s; results in {out} (README.md, metrics.json, training_curves.png)")
     return metrics

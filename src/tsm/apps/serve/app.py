@@ -24,7 +24,7 @@ from tsm.apps.serve.window_runner import WindowRunner
 from tsm.checkpoint import CheckpointInfo
 from tsm.data import frame_transform
 from tsm.export.web import PAGE_ASSETS
-from tsm.inference import DEFAULT_ENGINE, Predictor, StreamingEngine
+from tsm.inference import DEFAULT_ENGINE, Precision, Predictor, StreamingEngine
 from tsm.models import Recognizer
 
 
@@ -37,17 +37,21 @@ def create_app(
     name: str | None = None,
     device: str | None = None,
     threads: int | None = None,
+    precision: Precision = "fp32",
 ) -> FastAPI:
     """The live-recognition app for ``model``: a Recognizer (with its checkpoint's ``info``:
     classes, pipeline), a checkpoint or published name, or an exported file.
 
     ``engine``: an engine name ("auto", the default everywhere, "torch", "onnxruntime", ...) or a
     streaming engine object; streams and uploads run on it (offline models on sliding windows
-    through the clip engine of that name). ``threads``: the engine's CPU threads. Mount the app
-    in another ASGI server or run it with uvicorn.
+    through the clip engine of that name). ``threads``: the engine's CPU threads. ``precision``:
+    "fp32", "bf16" or "auto" (:func:`~tsm.inference.streaming_engine`). Mount the app in another
+    ASGI server or run it with uvicorn.
     """
     settings = settings or ServeSettings()
-    served = serve_model(model, info, engine=engine, name=name, device=device, threads=threads)
+    served = serve_model(
+        model, info, engine=engine, name=name, device=device, threads=threads, precision=precision
+    )
     metrics = ServeMetrics(settings.max_streams)
     batcher = StreamBatcher(
         _runner(served, settings),
@@ -76,7 +80,7 @@ def create_app(
     app.state.settings = settings
     guarded = [Depends(require_token)]
     app.get("/healthz")(lambda: {"status": "ok"})
-    app.get("/info", dependencies=guarded)(lambda: _info(served, settings))
+    app.get("/info", dependencies=guarded)(lambda: _info(served, settings, batcher))
     app.get("/page-config.json")(lambda: _page_config(settings))
     app.get("/metrics", dependencies=guarded)(
         lambda: Response(metrics.text(), media_type=CONTENT_TYPE_LATEST)
@@ -98,8 +102,8 @@ def _runner(served: ServedModel, settings: ServeSettings) -> SlotRunner:
     return WindowRunner(served.engine, settings.max_streams, served.frame_size, every, served.device)
 
 
-def _info(served: ServedModel, settings: ServeSettings) -> dict[str, Any]:
-    info = {**served.describe(), "max_streams": settings.max_streams}
+def _info(served: ServedModel, settings: ServeSettings, batcher: StreamBatcher) -> dict[str, Any]:
+    info = {**served.describe(), "max_streams": settings.max_streams, "batching": batcher.policy.describe()}
     if served.kind == "clip":
         info["every"] = settings.every or served.engine.num_segments
         info["offline_reason"] = served.offline_reason

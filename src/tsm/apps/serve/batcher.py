@@ -1,4 +1,5 @@
-"""The batched engine: each tick, the newest waiting frame of every stream goes through one model call."""
+"""The batched engine: frames are decoded as they arrive, beside the engine; each tick, the newest
+decoded frame of the waiting streams goes through one model call (as many as the batch policy says)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
+from tsm.apps.serve.batch_policy import BatchPolicy
 from tsm.apps.serve.frames import FrameError, decode_frame
 from tsm.apps.serve.metrics import ServeMetrics
 from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition
@@ -52,11 +54,14 @@ class TickResult:
 
 
 class StreamBatcher:
-    """Slots, waiting frames and the tick loop; the model runs on one worker thread.
+    """Slots, waiting frames and the tick loop; frames are decoded on a decoding thread as they
+    arrive, the model runs on one worker thread, so that the two overlap.
 
     A stream that sends faster than the model keeps only its newest frame (the others are
-    counted as dropped), so nothing queues up. Streams, their frames and replies live on the
-    event loop; the runner (caches or windows) is touched by the worker thread only, in order.
+    counted as dropped, their decoding cancelled if it has not started), so nothing queues up.
+    Streams, their frames and replies live on the event loop; the runner (caches or windows) is
+    touched by the worker thread only, in order. How many waiting frames one call takes is the
+    :class:`BatchPolicy`'s choice (``settings.max_batch``, or measured).
     """
 
     def __init__(
@@ -74,12 +79,14 @@ class StreamBatcher:
         self.device = device
         self.settings = settings
         self.metrics = metrics
+        self.policy = BatchPolicy(settings.max_batch)
         self.streams: set[Stream] = set()
         self._free_rows = list(range(settings.max_streams - 1, -1, -1))
         self._wake = asyncio.Event()
         self._none_open = asyncio.Event()
         self._none_open.set()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-model")
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-decode")
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- streams (event loop) -------------------------------------------------------------------
@@ -100,16 +107,30 @@ class StreamBatcher:
         if stream in self.streams:
             self.streams.discard(stream)
             self._free_rows.append(stream.row)
+            if stream.waiting is not None:
+                stream.waiting.decoded.cancel()
             stream.waiting = None
             self.metrics.open_streams.set(len(self.streams))
             if not self.streams:
                 self._none_open.set()
 
     def submit(self, stream: Stream, data: bytes) -> None:
-        """A frame arrived: it becomes the stream's newest waiting frame."""
-        if stream.put_frame(data):
+        """A frame arrived: it becomes the stream's newest waiting frame, and its decoding starts
+        (the tick loop wakes when it is done)."""
+        arrived = time.perf_counter()
+        decoded = self._decoder.submit(self._decode, data)
+        loop = asyncio.get_running_loop()
+        decoded.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake.set))
+        if stream.put_frame(decoded, arrived):
             self.metrics.dropped.inc()
-        self._wake.set()
+
+    def _decode(self, data: bytes) -> Tensor:
+        """Decoding thread: the frame's model input (3, S, S), or a FrameError."""
+        start = time.perf_counter()
+        settings = self.settings
+        model_input = self.transform(decode_frame(data, settings.max_frame_bytes, settings.max_frame_pixels))
+        self.metrics.decode_seconds.observe(time.perf_counter() - start)
+        return model_input
 
     def reset(self, stream: Stream) -> None:
         """Restart the stream: zero state, frame numbers from 0, ``{"reset": true}`` acknowledged."""
@@ -135,11 +156,12 @@ class StreamBatcher:
         return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
 
     async def shutdown(self) -> None:
-        """Stop the tick loop and the worker thread."""
+        """Stop the tick loop, the decoding thread and the worker thread."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
+        self._decoder.shutdown(wait=True, cancel_futures=True)
         self._worker.shutdown(wait=True)
 
     # --- ticks ----------------------------------------------------------------------------------
@@ -159,36 +181,39 @@ class StreamBatcher:
             self._deliver(jobs, result)
 
     def _take(self) -> list[Job]:
-        """The newest frame of each waiting stream, the longest-waiting streams first, up to max_batch."""
-        ready = sorted((s for s in self.streams if s.waiting is not None), key=lambda s: s.waiting.arrived)
+        """The newest decoded frame of the ready streams, the longest waiting first, as many as
+        the batch policy says."""
+        ready = sorted((s for s in self.streams if s.ready), key=lambda s: s.waiting.arrived)
+        count = self.policy.size(len(ready))
+        if count < len(ready):
+            self._wake.set()  # the others go in the next call
         jobs = []
-        for stream in ready:
-            if len(jobs) == (self.settings.max_batch or len(ready)):
-                self._wake.set()  # the others go in the next call
-                break
-            frame = stream.take()
-            if frame is not None:
-                jobs.append(Job(stream, stream.generation, frame, stream.needs_clear))
-                stream.needs_clear = False
+        for stream in ready[:count]:
+            jobs.append(Job(stream, stream.generation, stream.take(), stream.needs_clear))
+            stream.needs_clear = False
         return jobs
 
     def _process(self, jobs: list[Job]) -> TickResult:
-        """Worker thread: clear fresh slots, decode and preprocess every frame, one engine call."""
+        """Worker thread: clear fresh slots, one engine call on the decoded frames."""
+        taken = time.perf_counter()
         self.runner.clear([job.stream.row for job in jobs if job.clear])
-        settings, frames, errors = self.settings, {}, {}
+        frames, errors = {}, {}
         for index, job in enumerate(jobs):
             try:
-                image = decode_frame(job.frame.data, settings.max_frame_bytes, settings.max_frame_pixels)
-                frames[index] = self.transform(image)
+                frames[index] = job.frame.decoded.result()
             except FrameError as error:
                 errors[index] = str(error)
         logits: list[Tensor | None] = [None] * len(jobs)
         if not frames:
             return TickResult(logits, errors, 0, None)
-        batch = torch.stack(list(frames.values())).to(self.device)
+        for index in frames:
+            self.metrics.queue_seconds.observe(taken - jobs[index].frame.arrived)
+        inputs = list(frames.values())
+        batch = (inputs[0].unsqueeze(0) if len(inputs) == 1 else torch.stack(inputs)).to(self.device)
         start = time.perf_counter()
         outputs = self.runner.run([jobs[index].stream.row for index in frames], batch)
         seconds = time.perf_counter() - start
+        self.policy.record(len(frames), seconds)
         self.metrics.step_seconds.observe(seconds)
         self.metrics.batch_size.observe(len(frames))
         for index, output in zip(frames, outputs, strict=True):

@@ -9,7 +9,8 @@ LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.067, 0.1, 0.15, 0.25
 
 
 class ServeMetrics:
-    """Open streams, frames, dropped and bad frames, engine step latency and batch sizes."""
+    """Open streams, frames, dropped and bad frames, batch sizes, and where a frame's time goes:
+    decoding, waiting for the engine, the engine call, arrival to reply."""
 
     def __init__(self, max_streams: int) -> None:
         self.registry = CollectorRegistry()
@@ -26,6 +27,18 @@ class ServeMetrics:
         self.step_seconds = Histogram(
             "tsm_serve_step_seconds",
             "time of one batched engine call",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decode_seconds = Histogram(
+            "tsm_serve_decode_seconds",
+            "decoding and preprocessing one frame (beside the engine, on the decoding thread)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_seconds = Histogram(
+            "tsm_serve_queue_seconds",
+            "from a frame's arrival to the start of the engine call that takes it",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )

@@ -15,6 +15,7 @@ from tsm.export import read_export_metadata
 from tsm.inference import (
     DEFAULT_ENGINE,
     ClipEngine,
+    Precision,
     StreamClipEngine,
     StreamingEngine,
     class_names_of,
@@ -103,12 +104,14 @@ def serve_model(
     name: str | None = None,
     device: str | torch.device | None = None,
     threads: int | None = None,
+    precision: Precision = "fp32",
 ) -> ServedModel:
     """Ready a model for serving: a Recognizer (with its checkpoint's ``info``), a checkpoint or
     published name, or an exported file. ``engine``: an engine name of the engine table ("auto",
     the default everywhere, "torch", "onnxruntime", ...) or a streaming engine object.
     ``device``: where it runs (default: the Recognizer's device, else the CPU). ``threads``: the
-    runtime's CPU threads."""
+    runtime's CPU threads. ``precision``: "fp32", "bf16" or "auto" (the torch engine's). The
+    engines are made for the "served" workload (frames decoded beside them)."""
     if isinstance(model, str | Path):
         name = name or Path(str(model)).name
         model, opened = open_model(model)
@@ -124,7 +127,13 @@ def serve_model(
         model.num_segments if isinstance(model, Recognizer) else read_export_metadata(model)["num_segments"]
     )
     size = prediction_data_config(info, segments).test_crop_size
-    options = {"frame_size": (size, size), "device": device, "threads": threads}
+    options = {
+        "frame_size": (size, size),
+        "device": device,
+        "threads": threads,
+        "precision": precision,
+        "workload": "served",
+    }
     if reason is not None:
         clip = clip_engine(model, engine, **options)
         return ServedModel(name or "model", info, clip, clip, reason)

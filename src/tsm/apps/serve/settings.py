@@ -16,7 +16,9 @@ class ServeSettings:
     Attributes:
         max_streams: WebSocket streams served at once; one more is closed with code 1013.
         max_batch: the most streams stacked into one engine call (the longest-waiting first);
-            None: all that wait. 1 recognises one stream at a time (no batching).
+            None: as many as pay, from the engine's measured cost per frame at each batch size
+            (:class:`~tsm.apps.serve.batch_policy.BatchPolicy`). 1 recognises one stream at a
+            time (no batching).
         every: offline (sliding-window) checkpoints: recognise every k-th frame; None: every T-th.
         idle_timeout: seconds without a message after which a stream is closed and its slot freed.
         max_frame_bytes, max_frame_pixels: the largest encoded frame and its width x height.

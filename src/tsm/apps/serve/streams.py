@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,11 @@ OUTBOX_LIMIT = 64
 
 @dataclass(frozen=True)
 class Waiting:
-    """A received frame the model has not taken yet."""
+    """A received frame the model has not taken yet, and its decoding (started on arrival: the
+    model input, or a FrameError)."""
 
     number: int
-    data: bytes
+    decoded: Future
     arrived: float  # time.perf_counter() at arrival
 
 
@@ -39,23 +41,34 @@ class Stream:
         self.close_code = 1000
         self.close_reason = ""
 
-    def put_frame(self, data: bytes) -> bool:
-        """Keep ``data`` as the newest frame; returns True when it replaced (dropped) a waiting one."""
+    def put_frame(self, decoded: Future, arrived: float | None = None) -> bool:
+        """Keep the frame being decoded into ``decoded`` as the newest; returns True when it replaced
+        (dropped) a waiting one, whose decoding is cancelled if it has not started."""
         replaced = self.waiting is not None
-        self.dropped += replaced
-        self.waiting = Waiting(self.received, data, time.perf_counter())
+        if replaced:
+            self.dropped += 1
+            self.waiting.decoded.cancel()
+        self.waiting = Waiting(self.received, decoded, time.perf_counter() if arrived is None else arrived)
         self.received += 1
         return replaced
 
+    @property
+    def ready(self) -> bool:
+        """A frame waits, decoded (or failed to decode), and the client keeps up with its replies."""
+        waiting = self.waiting
+        return waiting is not None and waiting.decoded.done() and self.outbox.qsize() < REPLIES_AHEAD
+
     def take(self) -> Waiting | None:
-        """The waiting frame, if the client keeps up with its replies."""
-        if self.waiting is None or self.outbox.qsize() >= REPLIES_AHEAD:
+        """The waiting frame, if it is ready."""
+        if not self.ready:
             return None
         waiting, self.waiting = self.waiting, None
         return waiting
 
     def restart(self) -> None:
         """Start afresh (a reset): frame numbers from 0, zero caches, no reply about older frames."""
+        if self.waiting is not None:
+            self.waiting.decoded.cancel()
         self.waiting = None
         self.received = 0
         self.latest = None
