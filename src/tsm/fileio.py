@@ -107,3 +107,19 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_named(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp_file)`` then rename onto ``path``, for writers that need the real file name
+    (they pick the format from its suffix): ``tmp_file`` has ``path``'s name, in a temporary folder
+    beside ``path`` that is removed afterwards. ``write`` may put other files in that folder."""
+    path = Path(path)
+    folder = temporary_path(path)
+    folder.mkdir(parents=True)
+    try:
+        target = folder / path.name
+        write(target)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return path

@@ -21,6 +21,7 @@ import copy
 import itertools
 import json
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,12 @@ def export_ready(model: Recognizer) -> Iterator[Recognizer]:
             module.training = training
 
 
+# PyTorch's exporters (torch.onnx.export, torch.jit.trace) keep global state while they trace:
+# two threads exporting at once (a server readying one model while it exports another) break each
+# other's graphs, so one file is written at a time in a process.
+_WRITING = threading.Lock()
+
+
 def export_model(
     model: Recognizer,
     path: str | Path,
@@ -242,7 +249,8 @@ def export_model(
         shapes = [("batch", *tensor.shape[1:]) for tensor in example]
         metadata = export_metadata(model, kind, *names, size, class_names, data_config, shapes)
         options = write_options(spec, {"exporter": onnx_exporter})
-        spec.write(network, example, path, names, metadata, **options)
+        with _WRITING:
+            spec.write(network, example, path, names, metadata, **options)
         if not check:
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)
