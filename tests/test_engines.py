@@ -342,7 +342,8 @@ def test_a_new_runtime_is_one_row_of_the_engine_table(frames, tmp_path, monkeypa
         open_file=TorchScriptRunner,
         auto_devices=("cpu",),
     )
-    monkeypatch.setattr(tsm.inference.engines, "ENGINE_RUNTIMES", {"jit": row, **tsm.inference.ENGINE_RUNTIMES})
+    runtimes = {"jit": row, **tsm.inference.ENGINE_RUNTIMES}
+    monkeypatch.setattr(tsm.inference.engines, "ENGINE_RUNTIMES", runtimes)
     assert tsm.inference.engine_names()[:2] == ("auto", "jit")
     model = random_eval_model("tsm_online_resnet18", num_segments=4)
     reference = StreamingRecognizer(model, engine="torch")

@@ -5,30 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from tsm.apps.serve.frames import FrameError, decode_frame
+from tsm.apps.serve.live_model import LiveModel
 from tsm.apps.serve.metrics import ServeMetrics
-from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition
+from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition, switch_reply
 from tsm.apps.serve.settings import ServeSettings
 from tsm.apps.serve.streams import Stream, Waiting
 
 LOG = logging.getLogger("tsm.serve")
 T = TypeVar("T")
-
-
-class SlotRunner(Protocol):
-    """Per-slot model state and one batched call (:class:`StepRunner`, :class:`WindowRunner`)."""
-
-    def clear(self, rows: Sequence[int]) -> None: ...
-
-    def run(self, rows: Sequence[int], frames: Tensor) -> list[Tensor | None]: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +42,7 @@ class TickResult:
     errors: dict[int, str]
     batch: int  # frames in the engine call
     model_ms: float | None
+    live: LiveModel  # the model that made them
 
 
 class StreamBatcher:
@@ -56,22 +50,12 @@ class StreamBatcher:
 
     A stream that sends faster than the model keeps only its newest frame (the others are
     counted as dropped), so nothing queues up. Streams, their frames and replies live on the
-    event loop; the runner (caches or windows) is touched by the worker thread only, in order.
+    event loop; the model (``live``: its runner's caches or windows) is used and replaced by the
+    worker thread only, in order, so a new model takes over between two engine calls.
     """
 
-    def __init__(
-        self,
-        runner: SlotRunner,
-        transform: Callable[[Tensor], Tensor],
-        class_names: Sequence[str],
-        device: torch.device,
-        settings: ServeSettings,
-        metrics: ServeMetrics,
-    ) -> None:
-        self.runner = runner
-        self.transform = transform
-        self.class_names = list(class_names)
-        self.device = device
+    def __init__(self, live: LiveModel, settings: ServeSettings, metrics: ServeMetrics) -> None:
+        self.live = live
         self.settings = settings
         self.metrics = metrics
         self.streams: set[Stream] = set()
@@ -89,7 +73,7 @@ class StreamBatcher:
             return None
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._tick_loop())
-        stream = Stream(self._free_rows.pop(), with_logits)
+        stream = Stream(self._free_rows.pop(), with_logits, self.live.version)
         self.streams.add(stream)
         self._none_open.clear()
         self.metrics.open_streams.set(len(self.streams))
@@ -155,7 +139,8 @@ class StreamBatcher:
             except Exception as error:  # a failing engine must not stop the server
                 LOG.exception("the engine failed on a batch of %d frames", len(jobs))
                 message = f"the model failed on this frame: {type(error).__name__}: {error}"
-                result = TickResult([None] * len(jobs), dict.fromkeys(range(len(jobs)), message), 0, None)
+                errors = dict.fromkeys(range(len(jobs)), message)
+                result = TickResult([None] * len(jobs), errors, 0, None, self.live)
             self._deliver(jobs, result)
 
     def _take(self) -> list[Job]:
@@ -174,26 +159,27 @@ class StreamBatcher:
 
     def _process(self, jobs: list[Job]) -> TickResult:
         """Worker thread: clear fresh slots, decode and preprocess every frame, one engine call."""
-        self.runner.clear([job.stream.row for job in jobs if job.clear])
+        live = self.live
+        live.runner.clear([job.stream.row for job in jobs if job.clear])
         settings, frames, errors = self.settings, {}, {}
         for index, job in enumerate(jobs):
             try:
                 image = decode_frame(job.frame.data, settings.max_frame_bytes, settings.max_frame_pixels)
-                frames[index] = self.transform(image)
+                frames[index] = live.transform(image)
             except FrameError as error:
                 errors[index] = str(error)
         logits: list[Tensor | None] = [None] * len(jobs)
         if not frames:
-            return TickResult(logits, errors, 0, None)
-        batch = torch.stack(list(frames.values())).to(self.device)
+            return TickResult(logits, errors, 0, None, live)
+        batch = torch.stack(list(frames.values())).to(live.device)
         start = time.perf_counter()
-        outputs = self.runner.run([jobs[index].stream.row for index in frames], batch)
+        outputs = live.runner.run([jobs[index].stream.row for index in frames], batch)
         seconds = time.perf_counter() - start
         self.metrics.step_seconds.observe(seconds)
         self.metrics.batch_size.observe(len(frames))
         for index, output in zip(frames, outputs, strict=True):
             logits[index] = output
-        return TickResult(logits, errors, len(frames), seconds * 1e3)
+        return TickResult(logits, errors, len(frames), seconds * 1e3, live)
 
     def _deliver(self, jobs: list[Job], result: TickResult) -> None:
         now = time.perf_counter()
@@ -201,6 +187,10 @@ class StreamBatcher:
             stream = job.stream
             if stream not in self.streams or stream.generation != job.generation:
                 continue  # closed or reset meanwhile: the reply is about a stream that is gone
+            if stream.model_version != result.live.version:  # the first reply of a new model
+                stream.model_version = result.live.version
+                stream.latest = None
+                stream.post(switch_reply(result.live.info))
             self.metrics.frame_seconds.observe(now - job.frame.arrived)
             if index in result.errors:
                 self.metrics.bad_messages.inc()
@@ -210,7 +200,7 @@ class StreamBatcher:
             logits = result.logits[index]
             fresh = logits is not None
             if fresh:
-                top = recognition(logits, self.class_names, self.settings.topk, stream.with_logits)
+                top = recognition(logits, result.live.class_names, self.settings.topk, stream.with_logits)
                 stream.latest = {**top, "model_ms": result.model_ms}
             reply = frame_reply(
                 job.frame.number, stream.latest or NO_RECOGNITION, fresh, stream.dropped, result.batch
