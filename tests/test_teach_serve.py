@@ -3,7 +3,9 @@ connections and get the new model's exact logits), reopening a project, and who 
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +128,7 @@ def test_a_run_switches_the_live_model_and_streams_get_its_exact_logits(server):
     assert status == 200 and {entry["class"] for entry in record["top"]} == set(CLASSES)
 
 
-def test_the_taught_model_downloads_as_a_checkpoint_and_an_onnx_step(server):
+def test_the_taught_model_downloads_as_a_checkpoint_an_onnx_step_and_a_web_folder(server):
     address, project, _ = server
     wait_until(lambda: (project / "models" / "run-001.safetensors").exists(), 120, "a taught model")
     status, body = http(address, "/teach/download/model")
@@ -136,6 +138,11 @@ def test_the_taught_model_downloads_as_a_checkpoint_and_an_onnx_step(server):
     step = project / "downloads" / "run-001" / "run-001-step.onnx"
     metadata = tsm.read_export_metadata(step)
     assert metadata["tsm_export"] == "stream" and metadata["class_names"] == CLASSES
+    status, body = http(address, "/teach/download/web")
+    assert status == 200, body[:300]
+    with zipfile.ZipFile(io.BytesIO(body)) as folder:
+        assert {"index.html", "tsm.js", "page-config.json", "model/model.onnx"} <= set(folder.namelist())
+        assert json.loads(folder.read("model/classes.json")) == CLASSES
     assert http_json(address, "/teach/download/exe")[0] == 404
     status, body = http_json(address, "/teach/download/model?run=../../base")
     assert status == 404 and "not a run's name" in body["error"]

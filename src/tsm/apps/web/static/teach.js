@@ -133,6 +133,7 @@ export class TeachPanel {
     image.src = withToken(clip.thumbnail);
     image.alt = `${clip.label}, ${clip.seconds} s`;
     image.loading = 'lazy';
+    image.addEventListener('error', () => image.remove(), { once: true });  // a clip put in the folder by hand
     const length = element('figcaption', '', `${clip.seconds.toFixed(1)} s`);
     const remove = element('button', 'delete', '×');
     Object.assign(remove, { type: 'button', title: 'Delete this clip' });
