@@ -91,9 +91,10 @@ def running_server(app: Any, timeout: float = 20.0) -> Iterator[str]:
         sock.close()
 
 
-def http(address: str, path: str, data: bytes | None = None) -> tuple[int, bytes]:
-    """GET (or POST ``data``) ``path``; the status and the body, errors included."""
-    request = urllib.request.Request(f"http://{address}{path}", data=data, method="POST" if data else "GET")
+def http(address: str, path: str, data: bytes | None = None, method: str | None = None) -> tuple[int, bytes]:
+    """GET (or POST ``data``, or ``method``) ``path``; the status and the body, errors included."""
+    method = method or ("POST" if data is not None else "GET")
+    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
@@ -101,9 +102,33 @@ def http(address: str, path: str, data: bytes | None = None) -> tuple[int, bytes
         return error.code, error.read()
 
 
-def http_json(address: str, path: str, data: bytes | None = None) -> tuple[int, Any]:
-    status, body = http(address, path, data)
+def http_json(
+    address: str, path: str, data: bytes | None = None, method: str | None = None
+) -> tuple[int, Any]:
+    status, body = http(address, path, data, method)
     return status, json.loads(body)
+
+
+def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field, as curl -F field=@filename sends it."""
+    boundary = "tsm-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(address: str, path: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://{address}{path}", data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def metric(address: str, name: str) -> float:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 
 import pytest
@@ -23,7 +21,9 @@ from serve_helpers import (
     http,
     http_json,
     metric,
+    multipart,
     png,
+    post,
     running_server,
     tiny_checkpoint,
     wait_until,
@@ -379,28 +379,6 @@ def test_predict_uploads_answer_as_tsm_predict_json(files, monkeypatch, tmp_path
     assert not list(tmp_path.iterdir())
 
 
-def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file field, as curl -F field=@filename sends it."""
-    boundary = "tsm-test-boundary"
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-        "Content-Type: video/mp4\r\n\r\n"
-    ).encode()
-    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def post(address: str, path: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"http://{address}{path}", data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_an_exported_step_serves_streams_and_uploads_raw_or_multipart(files, tmp_path):
     """tsm serve on a tsm export --streaming file: frames give the file's own logits (those of
     StreamingRecognizer on it), and POST /predict runs on the same file, whether the video comes as
@@ -412,7 +390,7 @@ def test_an_exported_step_serves_streams_and_uploads_raw_or_multipart(files, tmp
         model, step_file, streaming=True, frame_size=32, class_names=CLASSES, data_config=info.data_config
     )
     app = create_app(step_file, settings=ServeSettings(max_streams=2))
-    served = app.state.served
+    served = app.state.models.current
     assert served.name == "step.onnx" and served.engine.name == AUTO_ONNX and served.kind == "stream"
     streamer = StreamingRecognizer(step_file)
     transform = tsm.data.frame_transform(served.data_config)

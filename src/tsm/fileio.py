@@ -134,3 +134,19 @@ def replace_folder(out: str | Path, build: Callable[[Path], T]) -> T:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return result
+
+
+def atomic_write_named(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp_file)`` then rename onto ``path``, for writers that need the real file name
+    (they pick the format from its suffix): ``tmp_file`` has ``path``'s name, in a temporary folder
+    beside ``path`` that is removed afterwards. ``write`` may put other files in that folder."""
+    path = Path(path)
+    folder = temporary_path(path)
+    folder.mkdir(parents=True)
+    try:
+        target = folder / path.name
+        write(target)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return path

@@ -1,4 +1,5 @@
-"""``tsm serve --checkpoint CKPT``: live recognition in the browser, many streams sharing one engine."""
+"""``tsm serve --checkpoint CKPT``: live recognition in the browser, many streams sharing one engine;
+with ``--teach DIR``, a Teach panel that fine-tunes the model on clips recorded in the page."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ import argparse
 
 from tsm.cli.engine_options import add_engine_options
 from tsm.cli.smoothing_options import add_smoothing_options
+
+
+def _teach_options(args: argparse.Namespace):
+    """The teach project of ``--teach`` and the base model (``--checkpoint``, else the project's)."""
+    from tsm.apps.serve.server import LOCAL_HOSTS
+    from tsm.apps.teach import TeachLimits, TeachOptions, TeachProject
+
+    if args.host not in LOCAL_HOSTS and args.token is None:
+        raise ValueError(
+            f"--teach changes the served model and writes files: on --host {args.host} it needs --token "
+            "(or serve on 127.0.0.1)"
+        )
+    limits = TeachLimits(
+        max_clip_seconds=args.teach_max_seconds,
+        max_clips=args.teach_max_clips,
+        max_disk_mb=args.teach_max_disk_mb,
+    )
+    base = args.checkpoint or TeachProject(args.teach, limits=limits).base
+    if base is None:
+        raise ValueError(f"{args.teach} records no base model yet: give one with --checkpoint")
+    return TeachOptions(args.teach, limits), base
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"tsm serve needs the serve extra ({error.name} is missing): pip install 'tsm[serve]'"
         ) from None
+    teach, checkpoint = _teach_options(args) if args.teach else (None, args.checkpoint)
+    if checkpoint is None:
+        raise ValueError("tsm serve needs --checkpoint (or --teach DIR of a project that records its base)")
     settings = ServeSettings(
         max_streams=args.max_streams,
         max_batch=args.max_batch,
@@ -27,15 +52,9 @@ def run(args: argparse.Namespace) -> int:
         smooth_window=args.smooth_window,
         agree=args.agree,
     )
-    app = create_app(
-        args.checkpoint,
-        engine=args.engine,
-        settings=settings,
-        device=args.device,
-        threads=args.threads,
-        precision=args.precision,
-    )
-    served = app.state.served
+    options = {"engine": args.engine, "device": args.device, "threads": args.threads}
+    app = create_app(checkpoint, settings=settings, teach=teach, precision=args.precision, **options)
+    served = app.state.models.current
     how = "frame by frame" if served.kind == "stream" else "on sliding windows"
     print(f"{served.name}: {len(served.class_names)} classes, {how}, engine {served.engine.name}")
     print(f"engine: {served.engine.reason}")
@@ -43,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         segments = served.engine.num_segments
         every = settings.every or segments
         print(f"offline model: the last {segments} frames, recognised every {every} frames")
+    if teach is not None:
+        print(f"teach: clips and models in {teach.folder}, fine-tuning {checkpoint}")
     run_server(
         app,
         host=args.host,
@@ -67,9 +88,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--checkpoint",
-        required=True,
         help="checkpoint file, published model name, or exported file (tsm export: a --streaming step "
-        "runs frame by frame, a clip model on sliding windows; fp32 or int8)",
+        "runs frame by frame, a clip model on sliding windows; fp32 or int8); with --teach, the online "
+        "base model to fine-tune (default: the one the project records)",
+    )
+    parser.add_argument(
+        "--teach",
+        metavar="DIR",
+        help="teach mode: a Teach panel on the page records clips into the project folder DIR (made when "
+        "missing; an existing one is reopened and its last taught model served), fine-tunes the "
+        "checkpoint on them and serves the result live (docs/teach.md)",
+    )
+    parser.add_argument(
+        "--teach-max-seconds", type=float, default=10.0, help="teach: longest clip in seconds (default 10)"
+    )
+    parser.add_argument(
+        "--teach-max-clips", type=int, default=300, help="teach: most clips in the project (default 300)"
+    )
+    parser.add_argument(
+        "--teach-max-disk-mb", type=int, default=2000, help="teach: most disk the project uses (default 2000)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")

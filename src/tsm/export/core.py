@@ -22,6 +22,7 @@ import copy
 import itertools
 import json
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,12 @@ def export_ready(model: Recognizer) -> Iterator[Recognizer]:
             module.training = training
 
 
+# PyTorch's exporters (torch.onnx.export, torch.jit.trace) keep global state while they trace:
+# two threads exporting at once (a server readying one model while it exports another) break each
+# other's graphs, so one file is written at a time in a process.
+_WRITING = threading.Lock()
+
+
 def export_model(
     model: Recognizer,
     path: str | Path,
@@ -266,7 +273,8 @@ def export_model(
     with export_ready(model) as model:
         inputs = export_inputs(model, kind, size, class_names, data_config)
         options = write_options(spec, {"exporter": onnx_exporter})
-        spec.write(inputs.network, inputs.example, path, inputs.names, inputs.metadata, **options)
+        with _WRITING:
+            spec.write(inputs.network, inputs.example, path, inputs.names, inputs.metadata, **options)
         if not check:
             return None
         return verify_export(path, model, streaming=streaming, inputs=check_inputs)

@@ -3,7 +3,8 @@
  * shows the smoothed label, the top-5 classes, frames per second and latency.
  *
  * Which backend runs the model comes from `page-config.json`, served next to this page:
- *   {"backend": "server", "smoothWindow": 12, "agree": 2}   (tsm serve)
+ *   {"backend": "server", "smoothWindow": 12, "agree": 2}   (tsm serve; "teach": true adds the
+ *                                                            Teach panel of teach.js: tsm serve --teach)
  *   {"backend": "local", "model": "./model/", "smoothWindow": 12, "agree": 2} (a page that runs the model itself)
  * and is loaded as `./server-backend.js` or `./local-backend.js`. A backend module exports
  *
@@ -15,6 +16,8 @@
  *       (`logits`: all classes, needed for smoothing; `fresh: false`: no new recognition for
  *       this frame, the latest one repeated; `label: null`: nothing recognised yet)
  *     handlers.onState(state, detail): state is "connecting" | "connected" | "full" | "error" | "closed"
+ *     handlers.onSwitch(info): the backend now runs another model (backend.info is its info); the
+ *       stream starts afresh on it (tsm serve --teach, when a training run is done)
  *   backend.info  = {model, classes, numSegments, engine, inputSize?, resize?, fullFrames?}
  *     (`fullFrames: true`: the backend applies the test pipeline itself and gets each frame at its
  *     own size, so that its resize is the pipeline's; otherwise the page scales frames down to the
@@ -154,6 +157,14 @@ class Page {
     $('smoothing').textContent = `${this.smoother.window} / ${this.smoother.agree}`;
   }
 
+  /** The server switched the model (a teach run is done): new classes, smoothing from scratch. */
+  onSwitch(info) {
+    this.smoother.reset();
+    this.showInfo(info);
+    this.showLabel(null, `now serving ${info.model}`);
+    $('top').replaceChildren();
+  }
+
   onResult(result) {
     this.meter.add(result.latency_ms);
     $('frame').textContent = result.frame;
@@ -212,6 +223,7 @@ class Page {
       this.backend = await this.backendModule.connect(this.config, {
         onResult: (result) => current() && this.onResult(result),
         onState: (state, detail) => current() && this.setState(state, detail),
+        onSwitch: (info) => current() && this.onSwitch(info),
       });
     } catch (error) {
       this.setState('error', error.message);
@@ -297,15 +309,20 @@ class Page {
     return this.canvas;
   }
 
+  /** Send each new video frame once (requestVideoFrameCallback): the model's memory of past
+   * frames then spans the camera's time, not repeats of one frame at the display's rate. A browser
+   * without it gets every animation frame. A frame that comes while the backend is busy is dropped. */
   loop() {
+    const perFrame = 'requestVideoFrameCallback' in HTMLVideoElement.prototype;
+    const next = (tick) => (perFrame ? this.video.requestVideoFrameCallback(tick) : requestAnimationFrame(tick));
     const tick = () => {
       if (this.backend && !this.video.paused) {
         const canvas = this.grab();
         if (canvas) this.backend.send(canvas);
       }
-      requestAnimationFrame(tick);
+      next(tick);
     };
-    requestAnimationFrame(tick);
+    next(tick);
   }
 }
 
@@ -325,6 +342,11 @@ async function main() {
   await page.connect();
   page.loop();
   await page.useCamera();
+  if (config.teach) {
+    const { TeachPanel } = await import('./teach.js');
+    window.tsmTeach = new TeachPanel(page);
+    await window.tsmTeach.start();
+  }
 }
 
 if (document.getElementById('video')) main();

@@ -7,7 +7,7 @@
 
 const JPEG_QUALITY = 0.85;
 
-function withToken(path) {
+export function withToken(path) {
   const url = new URL(path, window.location.href);
   const token = new URLSearchParams(window.location.search).get('token');
   if (token) url.searchParams.set('token', token);
@@ -18,6 +18,11 @@ async function fetchInfo() {
   const response = await fetch(withToken('info'));
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.detail ?? `GET info answered ${response.status}`);
+  return toInfo(body);
+}
+
+/** The backend's `info` from the server's /info (or a `switched` message, which carries it). */
+function toInfo(body) {
   return {
     model: body.model,
     classes: body.classes,
@@ -46,6 +51,11 @@ export async function connect(config, handlers) {
   });
   socket.addEventListener('message', (event) => {
     const reply = JSON.parse(event.data);
+    if (reply.switched) {  // the server serves another model now; this stream starts afresh on it
+      backend.info = toInfo(reply.switched);
+      handlers.onSwitch?.(backend.info);
+      return;
+    }
     busy = false;
     if (reply.error) {
       console.warn('tsm serve:', reply.error);
@@ -60,7 +70,7 @@ export async function connect(config, handlers) {
     else handlers.onState(event.code === 1008 ? 'error' : 'closed', event.reason || `code ${event.code}`);
   });
 
-  return {
+  const backend = {
     info,
     send(canvas) {
       if (busy || socket.readyState !== WebSocket.OPEN) return false;
@@ -82,4 +92,5 @@ export async function connect(config, handlers) {
       socket.close(1000, 'page closed');
     },
   };
+  return backend;
 }

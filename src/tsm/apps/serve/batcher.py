@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from tsm.apps.serve.batch_policy import BatchPolicy
 from tsm.apps.serve.frames import FrameError, decode_frame
+from tsm.apps.serve.live_model import LiveModel
 from tsm.apps.serve.metrics import ServeMetrics
-from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition
+from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition, switch_reply
 from tsm.apps.serve.settings import ServeSettings
 from tsm.apps.serve.streams import Stream, Waiting
 
@@ -25,12 +26,13 @@ LOG = logging.getLogger("tsm.serve")
 T = TypeVar("T")
 
 
-class SlotRunner(Protocol):
-    """Per-slot model state and one batched call (:class:`StepRunner`, :class:`WindowRunner`)."""
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A received frame through the test pipeline of the model that was live when it arrived."""
 
-    def clear(self, rows: Sequence[int]) -> None: ...
-
-    def run(self, rows: Sequence[int], frames: Tensor) -> list[Tensor | None]: ...
+    version: int  # that model's LiveModel.version
+    model_input: Tensor  # (3, S, S)
+    data: bytes  # the encoded frame, to decode again if another model took over meanwhile
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class TickResult:
     errors: dict[int, str]
     batch: int  # frames in the engine call
     model_ms: float | None
+    live: LiveModel  # the model that made them
 
 
 class StreamBatcher:
@@ -59,24 +62,14 @@ class StreamBatcher:
 
     A stream that sends faster than the model keeps only its newest frame (the others are
     counted as dropped, their decoding cancelled if it has not started), so nothing queues up.
-    Streams, their frames and replies live on the event loop; the runner (caches or windows) is
-    touched by the worker thread only, in order. How many waiting frames one call takes is the
+    Streams, their frames and replies live on the event loop; the model (``live``: its runner's
+    caches or windows) is used and replaced by the worker thread only, in order, so a new model
+    takes over between two engine calls. How many waiting frames one call takes is the
     :class:`BatchPolicy`'s choice (``settings.max_batch``, or measured).
     """
 
-    def __init__(
-        self,
-        runner: SlotRunner,
-        transform: Callable[[Tensor], Tensor],
-        class_names: Sequence[str],
-        device: torch.device,
-        settings: ServeSettings,
-        metrics: ServeMetrics,
-    ) -> None:
-        self.runner = runner
-        self.transform = transform
-        self.class_names = list(class_names)
-        self.device = device
+    def __init__(self, live: LiveModel, settings: ServeSettings, metrics: ServeMetrics) -> None:
+        self.live = live
         self.settings = settings
         self.metrics = metrics
         self.policy = BatchPolicy(settings.max_batch)
@@ -96,7 +89,7 @@ class StreamBatcher:
             return None
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._tick_loop())
-        stream = Stream(self._free_rows.pop(), with_logits)
+        stream = Stream(self._free_rows.pop(), with_logits, self.live.version)
         self.streams.add(stream)
         self._none_open.clear()
         self.metrics.open_streams.set(len(self.streams))
@@ -118,19 +111,20 @@ class StreamBatcher:
         """A frame arrived: it becomes the stream's newest waiting frame, and its decoding starts
         (the tick loop wakes when it is done)."""
         arrived = time.perf_counter()
-        decoded = self._decoder.submit(self._decode, data)
+        decoded = self._decoder.submit(self._decode, data, self.live)
         loop = asyncio.get_running_loop()
         decoded.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake.set))
         if stream.put_frame(decoded, arrived):
             self.metrics.dropped.inc()
 
-    def _decode(self, data: bytes) -> Tensor:
-        """Decoding thread: the frame's model input (3, S, S), or a FrameError."""
+    def _decode(self, data: bytes, live: LiveModel) -> DecodedFrame:
+        """Decoding thread: the frame through ``live``'s test pipeline, or a FrameError."""
         start = time.perf_counter()
         settings = self.settings
-        model_input = self.transform(decode_frame(data, settings.max_frame_bytes, settings.max_frame_pixels))
+        image = decode_frame(data, settings.max_frame_bytes, settings.max_frame_pixels)
+        decoded = DecodedFrame(live.version, live.transform(image), data)
         self.metrics.decode_seconds.observe(time.perf_counter() - start)
-        return model_input
+        return decoded
 
     def reset(self, stream: Stream) -> None:
         """Restart the stream: zero state, frame numbers from 0, ``{"reset": true}`` acknowledged."""
@@ -177,7 +171,8 @@ class StreamBatcher:
             except Exception as error:  # a failing engine must not stop the server
                 LOG.exception("the engine failed on a batch of %d frames", len(jobs))
                 message = f"the model failed on this frame: {type(error).__name__}: {error}"
-                result = TickResult([None] * len(jobs), dict.fromkeys(range(len(jobs)), message), 0, None)
+                errors = dict.fromkeys(range(len(jobs)), message)
+                result = TickResult([None] * len(jobs), errors, 0, None, self.live)
             self._deliver(jobs, result)
 
     def _take(self) -> list[Job]:
@@ -195,30 +190,38 @@ class StreamBatcher:
 
     def _process(self, jobs: list[Job]) -> TickResult:
         """Worker thread: clear fresh slots, one engine call on the decoded frames."""
-        taken = time.perf_counter()
-        self.runner.clear([job.stream.row for job in jobs if job.clear])
+        taken, live = time.perf_counter(), self.live
+        live.runner.clear([job.stream.row for job in jobs if job.clear])
         frames, errors = {}, {}
         for index, job in enumerate(jobs):
             try:
-                frames[index] = job.frame.decoded.result()
+                frames[index] = self._model_input(job.frame.decoded.result(), live)
             except FrameError as error:
                 errors[index] = str(error)
         logits: list[Tensor | None] = [None] * len(jobs)
         if not frames:
-            return TickResult(logits, errors, 0, None)
+            return TickResult(logits, errors, 0, None, live)
         for index in frames:
             self.metrics.queue_seconds.observe(taken - jobs[index].frame.arrived)
         inputs = list(frames.values())
-        batch = (inputs[0].unsqueeze(0) if len(inputs) == 1 else torch.stack(inputs)).to(self.device)
+        batch = (inputs[0].unsqueeze(0) if len(inputs) == 1 else torch.stack(inputs)).to(live.device)
         start = time.perf_counter()
-        outputs = self.runner.run([jobs[index].stream.row for index in frames], batch)
+        outputs = live.runner.run([jobs[index].stream.row for index in frames], batch)
         seconds = time.perf_counter() - start
         self.policy.record(len(frames), seconds)
         self.metrics.step_seconds.observe(seconds)
         self.metrics.batch_size.observe(len(frames))
         for index, output in zip(frames, outputs, strict=True):
             logits[index] = output
-        return TickResult(logits, errors, len(frames), seconds * 1e3)
+        return TickResult(logits, errors, len(frames), seconds * 1e3, live)
+
+    def _model_input(self, decoded: DecodedFrame, live: LiveModel) -> Tensor:
+        """The decoded frame's model input for ``live`` (decoded again in the rare tick after a
+        switch to a model with another pipeline)."""
+        if decoded.version == live.version:
+            return decoded.model_input
+        settings = self.settings
+        return live.transform(decode_frame(decoded.data, settings.max_frame_bytes, settings.max_frame_pixels))
 
     def _deliver(self, jobs: list[Job], result: TickResult) -> None:
         now = time.perf_counter()
@@ -226,6 +229,10 @@ class StreamBatcher:
             stream = job.stream
             if stream not in self.streams or stream.generation != job.generation:
                 continue  # closed or reset meanwhile: the reply is about a stream that is gone
+            if stream.model_version != result.live.version:  # the first reply of a new model
+                stream.model_version = result.live.version
+                stream.latest = None
+                stream.post(switch_reply(result.live.info))
             self.metrics.frame_seconds.observe(now - job.frame.arrived)
             if index in result.errors:
                 self.metrics.bad_messages.inc()
@@ -235,7 +242,7 @@ class StreamBatcher:
             logits = result.logits[index]
             fresh = logits is not None
             if fresh:
-                top = recognition(logits, self.class_names, self.settings.topk, stream.with_logits)
+                top = recognition(logits, result.live.class_names, self.settings.topk, stream.with_logits)
                 stream.latest = {**top, "model_ms": result.model_ms}
             reply = frame_reply(
                 job.frame.number, stream.latest or NO_RECOGNITION, fresh, stream.dropped, result.batch

@@ -37,3 +37,9 @@ def frame_reply(
 def error_reply(message: str, frame: int | None = None) -> dict[str, Any]:
     """``{"error": ...}``, with the frame number when the error is about a frame."""
     return {"error": message} if frame is None else {"error": message, "frame": frame}
+
+
+def switch_reply(info: dict[str, Any]) -> dict[str, Any]:
+    """``{"switched": info}``: the server now serves another model (``info`` is its ``GET /info``);
+    the stream starts afresh on it, and the replies after this one are that model's."""
+    return {"switched": info}

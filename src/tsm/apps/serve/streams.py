@@ -27,9 +27,10 @@ class Waiting:
 class Stream:
     """The server side of one WebSocket stream; used on the event loop only."""
 
-    def __init__(self, row: int, with_logits: bool) -> None:
+    def __init__(self, row: int, with_logits: bool, model_version: int) -> None:
         self.row = row  # the slot: this stream's row in the engine's caches or windows
         self.with_logits = with_logits
+        self.model_version = model_version  # the served model its latest replies came from
         self.received = 0  # frames received since the start or the last reset
         self.dropped = 0  # frames replaced by a newer one before the model took them
         self.waiting: Waiting | None = None

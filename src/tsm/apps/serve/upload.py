@@ -30,33 +30,28 @@ class UploadRefused(Exception):
         self.status = status
 
 
-class UploadPredictor:
-    """Streams an upload into a temporary file (removed afterwards), within a byte limit, then
-    predicts on the model's worker thread (the streams' engine), one upload at a time."""
+async def _limited(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The request body, refused as soon as it passes the limit."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise UploadRefused(413, f"the upload is over the limit of {max_bytes} bytes")
+        yield chunk
 
-    def __init__(self, predictor: Predictor, batcher: StreamBatcher, max_bytes: int) -> None:
-        self.predictor = predictor
-        self.batcher = batcher
-        self.max_bytes = max_bytes
-        self._busy = asyncio.Lock()
 
-    async def _limited(self, request: Request) -> AsyncIterator[bytes]:
-        """The request body, refused as soon as it passes the limit."""
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise UploadRefused(413, f"the upload is over the limit of {self.max_bytes} bytes")
-            yield chunk
-
-    async def _receive(self, request: Request, path: Path) -> None:
-        """Write the uploaded video to ``path``: the body itself, or the form's one file field."""
-        body = self._limited(request)
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            with path.open("wb") as file:
-                async for chunk in body:
-                    file.write(chunk)
-            return
+async def receive_upload(request: Request, path: Path, max_bytes: int) -> None:
+    """Write the uploaded video to ``path``: the body itself, or the form's one file field, up to
+    ``max_bytes``; :class:`UploadRefused` says why not (too large, no file, empty)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise UploadRefused(413, f"the upload is over the limit of {max_bytes} bytes")
+    body = _limited(request, max_bytes)
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        with path.open("wb") as file:
+            async for chunk in body:
+                file.write(chunk)
+    else:
         try:
             form = await MultiPartParser(request.headers, body, max_files=1, max_fields=16).parse()
         except MultiPartException as error:
@@ -71,24 +66,31 @@ class UploadPredictor:
                 await asyncio.to_thread(shutil.copyfileobj, files[0].file, file)
         finally:
             await form.close()
+    if path.stat().st_size == 0:
+        raise UploadRefused(400, f"empty upload: {FORM_HINT}")
+
+
+class UploadPredictor:
+    """Streams an upload into a temporary file (removed afterwards), within a byte limit, then
+    predicts on the model's worker thread (the streams' engine), one upload at a time."""
+
+    def __init__(self, predictor: Predictor, batcher: StreamBatcher, max_bytes: int) -> None:
+        self.predictor = predictor  # replaced on the worker thread when the served model changes
+        self.batcher = batcher
+        self.max_bytes = max_bytes
+        self._busy = asyncio.Lock()
 
     async def __call__(self, request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            message = f"the upload is over the limit of {self.max_bytes} bytes"
-            return JSONResponse({"error": message}, status_code=413)
         if self._busy.locked():
             return JSONResponse({"error": "busy with another upload: try again"}, status_code=503)
         async with self._busy:
             with tempfile.TemporaryDirectory(prefix="tsm-serve-") as folder:
                 path = Path(folder) / "upload"  # the client never names a server path
                 try:
-                    await self._receive(request, path)
+                    await receive_upload(request, path, self.max_bytes)
                 except UploadRefused as refused:
                     return JSONResponse({"error": str(refused)}, status_code=refused.status)
-                if path.stat().st_size == 0:
-                    return JSONResponse({"error": f"empty upload: {FORM_HINT}"}, status_code=400)
-                [prediction] = await self.batcher.in_worker(self.predictor.predict, [path])
+                [prediction] = await self.batcher.in_worker(lambda: self.predictor.predict([path]))
         name = request.query_params.get("name", "upload")  # only echoed, never used as a path
         record = {**prediction.to_dict(), "path": name}
         if prediction.error is not None:
