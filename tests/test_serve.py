@@ -180,7 +180,7 @@ def test_frames_are_decoded_while_the_engine_runs(files):
         assert not engine.release.is_set() and metric(address, "tsm_serve_decode_seconds_count") == 2
         waiting = next(s.waiting for s in batcher.streams if s.ready)
         expected = tsm.data.frame_transform(info.data_config)(frames[1][0])
-        assert torch.equal(waiting.decoded.result(), expected)
+        assert torch.equal(waiting.decoded.result().model_input, expected)
         engine.release.set()
         assert [receive(client)["frame"] for client in clients] == [0, 0]
 

@@ -235,7 +235,7 @@ def test_tsm_fit_trains_on_the_project_with_its_config(base, taught, tmp_path, c
     served run's weights) makes tsm fit fine-tune every layer on it."""
     project, _, run, _, _ = taught
     config = yaml.safe_load((project.root / "fit.yaml").read_text())
-    assert config["init_from"] == str(project.model_path(run))
+    assert config["model"]["init"]["finetune_from"] == str(project.model_path(run))
     assert config["data"]["data_config"]["flip"] is False
     monkeypatch.chdir(tmp_path)
     arguments = ["fit", "--config", str(project.root / "fit.yaml"), "--data.train", str(project.clips_dir)]

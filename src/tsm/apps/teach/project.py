@@ -131,8 +131,7 @@ class TeachProject:
         right)."""
         architecture = {k: v for k, v in model.to_dict().items() if k not in ("num_classes", "num_segments")}
         config = {
-            "model": {"model": architecture},
-            "init_from": start,
+            "model": {"model": architecture, "init": {"finetune_from": start}},
             "data": {
                 "train": str(self.clips_dir.resolve()),
                 "num_segments": model.num_segments,
