@@ -388,15 +388,16 @@ def test_the_exports_are_one_table_that_follows_tsm_exports_formats(monkeypatch)
 
     assert {name: row.path for name, row in hub_exports().items()} == {
         "onnx": "exports/model.onnx",
+        "executorch": "exports/model.pte",
         "torchscript": "exports/model.pt",
         "int8": "exports/model_int8.onnx",
         "web": "exports/web",
     }
-    # A format tsm.export learns (ExecuTorch's .pte, say) is offered to Hub repos with no other change.
+    # A format tsm.export learns (a made-up one, say) is offered to Hub repos with no other change.
     monkeypatch.setitem(
-        FORMATS, "executorch", FORMATS["onnx"].__class__("executorch", (".pte",), "x", *[None] * 3)
+        FORMATS, "tflite", FORMATS["onnx"].__class__("tflite", (".tflite",), "x", *[None] * 3)
     )
-    assert hub_exports()["executorch"].path == "exports/model.pte"
+    assert hub_exports()["tflite"].path == "exports/model.tflite"
 
 
 def test_exports_are_written_checked_and_listed_and_refusals_leave_nothing(tmp_path) -> None:
@@ -420,7 +421,7 @@ def test_exports_are_written_checked_and_listed_and_refusals_leave_nothing(tmp_p
     )
     for exports, message in (
         (["int8"], "the int8 export is calibrated on real videos: give them"),
-        (["tflite"], "unknown export 'tflite': use onnx, torchscript, int8, web"),
+        (["tflite"], "unknown export 'tflite': use onnx, executorch, torchscript, int8, web"),
     ):
         with pytest.raises(ValueError, match=message):
             tsm.save_pretrained(
