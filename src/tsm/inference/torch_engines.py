@@ -42,23 +42,31 @@ def reduced_precision_copy(model: Recognizer, precision: str) -> Recognizer:
     return folded.to(dtype=_DTYPES[precision], memory_format=torch.channels_last)
 
 
-class TorchStreamingEngine:
-    """:class:`StreamingStep` in eager mode: ``engine(frames, *caches) -> (logits, *new_caches)``.
-    Caches come back in the engine's precision; float32 caches are accepted too."""
+class _TorchEngine:
+    """What both torch engines share: the model's facts, its precision and the input dtype."""
 
     name = TORCH
-    kind: ModelKind = "stream"
     frame_size = None  # any size
 
     def __init__(self, model: Recognizer, reason: str = TORCH) -> None:
-        self.step = StreamingStep(model)
-        self.num_caches = self.step.num_caches
         self.num_classes = model.num_classes
         self.num_segments = model.num_segments
         self.device = next(model.parameters()).device
         self.precision = _precision(model)
         self._dtype = None if self.precision == "fp32" else next(model.parameters()).dtype
         self.reason = reason
+
+
+class TorchStreamingEngine(_TorchEngine):
+    """:class:`StreamingStep` in eager mode: ``engine(frames, *caches) -> (logits, *new_caches)``.
+    Caches come back in the engine's precision; float32 caches are accepted too."""
+
+    kind: ModelKind = "stream"
+
+    def __init__(self, model: Recognizer, reason: str = TORCH) -> None:
+        super().__init__(model, reason)
+        self.step = StreamingStep(model)
+        self.num_caches = self.step.num_caches
 
     @torch.no_grad()  # not inference_mode: callers may write into the returned caches
     def __call__(self, frames: Tensor, *caches: Tensor) -> tuple[Tensor, ...]:
@@ -70,21 +78,14 @@ class TorchStreamingEngine:
         return self.step.cache_shapes(frame_shape)
 
 
-class TorchClipEngine:
+class TorchClipEngine(_TorchEngine):
     """``Recognizer.forward`` in eager mode: ``engine(clips) -> logits``."""
 
-    name = TORCH
     kind: ModelKind = "clip"
-    frame_size = None
 
     def __init__(self, model: Recognizer, reason: str = TORCH) -> None:
+        super().__init__(model, reason)
         self.model = model.eval()
-        self.num_classes = model.num_classes
-        self.num_segments = model.num_segments
-        self.device = next(model.parameters()).device
-        self.precision = _precision(model)
-        self._dtype = None if self.precision == "fp32" else next(model.parameters()).dtype
-        self.reason = reason
 
     @torch.no_grad()
     def __call__(self, clips: Tensor) -> Tensor:
