@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/tsm demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # The suite without the tests marked slow (the demo run, long exports): for quick edit-test loops.
 test-fast: $(VENV)/.installed-test
