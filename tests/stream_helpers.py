@@ -41,6 +41,21 @@ def random_eval_model(name: str, num_segments: int = 8, num_classes: int = 6, **
     return model.eval()
 
 
+def with_real_statistics(model: tsm.Recognizer, frames: torch.Tensor) -> tsm.Recognizer:
+    """``model`` in eval mode with BatchNorm statistics averaged over real decoded ``frames``
+    (F, 3, H, W), clip by clip, as a trained model's are: activations of the scale a quantizer or
+    an exporter meets in practice."""
+    segments = model.config.num_segments
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # the plain average of every batch seen
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(frames) - segments + 1, segments):
+            model(frames[start : start + segments].unsqueeze(0))
+    return model.eval()
+
+
 def offline_frame_logits(model: tsm.Recognizer, frames: torch.Tensor) -> torch.Tensor:
     """Per-frame logits (T, K) of the offline model on all of ``frames`` (T, 3, H, W): the reference
     a stream's logits equal frame by frame."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,3 +249,25 @@ def test_seeks_to_the_keyframe_before_the_wanted_frame(
     read_frames(_videos()[name], [FRAMES - 2])
     # From the keyframe (at most gop - 1 frames before) to the wanted frame, plus the B-frame delay.
     assert opened[-1].packets_after_seek <= gop + 4 < FRAMES - 2
+
+
+def _read_every_frame(path: str) -> None:
+    read_frames(path, range(FRAMES))
+
+
+@pytest.mark.skipif(int(av.__version__.split(".")[0]) < 18, reason="PyAV < 18 keeps no context per thread")
+def test_a_forked_worker_reads_frames_whatever_its_parent_converted_before() -> None:
+    """PyAV >= 18 keeps a swscale context per thread. A forked DataLoader worker inherits its parent's,
+    with the thread pool PyAV uses by default on several CPUs, and hung for ever freeing it: reading
+    frames there must finish."""
+    path = _videos()["gop5_bframes"]
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        frame.reformat(width=32, height=24, format="rgb24", threads=2)  # this thread's context: a pool
+    child = multiprocessing.get_context("fork").Process(target=_read_every_frame, args=(str(path),))
+    child.start()
+    child.join(timeout=60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0

@@ -12,7 +12,7 @@ import torch
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 import tsm
-from stream_helpers import decoded_frames, random_eval_model, synthetic_video
+from stream_helpers import decoded_frames, random_eval_model, synthetic_video, with_real_statistics
 from tsm.export import export_model, read_export_metadata, verify_export
 from tsm.models import StreamingStep
 
@@ -165,16 +165,9 @@ def test_streaming_step_is_the_exported_signature():
 # --- the check's rule: float64 PyTorch as the reference, PyTorch fp32's own error as the yardstick ---
 def real_statistics_model(frames: torch.Tensor) -> tsm.Recognizer:
     """The issue's case: an online MobileNetV2 TSM whose BatchNorm statistics come from real
-    decoded frames (a cumulative average over them), as a trained model's would."""
+    decoded frames, as a trained model's would."""
     model = tsm.create_model("tsm_online_mobilenet_v2", num_classes=27, num_segments=SEGMENTS)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # the plain average of every batch seen
-    model.train()
-    with torch.no_grad():
-        for start in range(0, len(frames) - SEGMENTS + 1, SEGMENTS):
-            model(frames[start : start + SEGMENTS].unsqueeze(0))
-    return model.eval()
+    return with_real_statistics(model, frames)
 
 
 @pytest.mark.slow  # MobileNetV2 at 224 px, 8 steps in float64

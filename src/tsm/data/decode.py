@@ -16,13 +16,17 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from PIL import Image, UnidentifiedImageError
 
 from tsm.data.camera import camera_help, camera_input
@@ -173,15 +177,27 @@ def probe(path: str | Path) -> VideoInfo:
     return _index(path).info
 
 
-# PyAV >= 17 converts with a new swscale thread pool (one thread per CPU) for every frame by
-# default: setting it up costs ~10x the conversion of a small frame, and a pool cannot be shared
-# across the fork of DataLoader workers. One thread per conversion: same pixels, no pool.
+# PyAV >= 17 converts with a swscale thread pool (one thread per CPU) by default: setting it up
+# costs ~10x the conversion of a small frame. PyAV >= 18 also keeps that context per thread, so a
+# forked DataLoader worker inherits its parent's one, pool included, and hangs for ever freeing it
+# (the pool's threads were not forked). Here: one thread per conversion, and contexts of this
+# process only.
 _SINGLE_THREADED = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+_converters = threading.local()
+
+
+def convert_frame(frame: av.VideoFrame, **options: Any) -> av.VideoFrame:
+    """``frame`` scaled and/or converted by swscale (``width``, ``height``, ``format``,
+    ``interpolation`` as PyAV's ``VideoFrame.reformat``), single-threaded, with a context made in
+    this process and thread: safe in forked workers whatever their parent converted before."""
+    if getattr(_converters, "pid", None) != os.getpid():
+        _converters.pid, _converters.reformatter = os.getpid(), VideoReformatter()
+    return _converters.reformatter.reformat(frame, **options, **_SINGLE_THREADED)
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as an (H, W, 3) uint8 RGB array."""
-    return frame.to_ndarray(format="rgb24", **_SINGLE_THREADED)
+    return convert_frame(frame, format="rgb24").to_ndarray()
 
 
 def _check_indices(indices: Sequence[int], num_frames: int, path: str | Path) -> list[int]:

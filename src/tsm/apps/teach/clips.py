@@ -10,7 +10,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from tsm.data import write_video
+from tsm.data import convert_frame, write_video
 from tsm.errors import one_line
 from tsm.fileio import atomic_write, atomic_write_named
 
@@ -55,7 +55,7 @@ def _timed_frames(path: Path, short_side: int | None, max_seconds: float) -> lis
             if timed and when - timed[0][0] > max_seconds:
                 raise ClipRefused(f"the video is longer than the limit of {max_seconds:g} s: trim it")
             width, height = _target_size(frame.width, frame.height, short_side)
-            scaled = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+            scaled = convert_frame(frame, width=width, height=height, format="rgb24", interpolation="AREA")
             timed.append((when, scaled.to_ndarray()))
     except av.FFmpegError as error:
         if not timed:

@@ -29,7 +29,13 @@ from av.video.frame import PictureType
 from tqdm import tqdm
 
 from tsm.data.datasets import VIDEO_EXTENSIONS
-from tsm.data.decode import DEFAULT_FRAME_TEMPLATE, VideoReadError, count_frame_files, probe
+from tsm.data.decode import (
+    DEFAULT_FRAME_TEMPLATE,
+    VideoReadError,
+    convert_frame,
+    count_frame_files,
+    probe,
+)
 from tsm.fileio import atomic_write, atomic_write_text, remove_abandoned_temporaries, temporary_path
 
 RESIZE_REPORT = "tsm_resize_report.txt"
@@ -127,7 +133,9 @@ def resize_video(
                 if fps:
                     frames = _resampled(frames, in_fps, fps, expected.duration)
                 for number, frame in enumerate(frames):
-                    picture = frame.reformat(width, height, format="yuv420p", interpolation="BILINEAR")
+                    picture = convert_frame(
+                        frame, width=width, height=height, format="yuv420p", interpolation="BILINEAR"
+                    )
                     picture.pts, picture.time_base = number, stream.codec_context.time_base
                     picture.pict_type = PictureType.NONE  # a decoded I-frame would force a keyframe
                     target.mux(stream.encode(picture))
@@ -191,7 +199,10 @@ def extract_video_frames(
             if short_side:
                 size = scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)
             for frame in source.decode(stream):
-                picture = frame.reformat(*(size or (None, None)), format="rgb24", interpolation="BILINEAR")
+                width, height = size or (None, None)
+                picture = convert_frame(
+                    frame, width=width, height=height, format="rgb24", interpolation="BILINEAR"
+                )
                 count += 1
                 picture.to_image().save(temporary / template.format(count), quality=quality)
         if count != expected.num_frames:
