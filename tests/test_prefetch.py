@@ -83,3 +83,19 @@ def test_stream_and_predict_give_the_same_results_with_and_without_prefetching(t
     serial, overlapped = (predictor.predict(videos, prefetch=depth) for depth in (0, 2))
     assert [p.to_dict() for p in serial] == [p.to_dict() for p in overlapped]
     assert overlapped[1].error is not None and overlapped[0].scores == overlapped[2].scores
+
+
+def test_the_producer_runs_torch_single_threaded_and_the_caller_keeps_its_threads():
+    """A second OpenMP team on the producer's thread would fight the torch engine's for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+
+        def thread_counts():
+            yield torch.get_num_threads()
+
+        assert list(prefetched(thread_counts(), depth=2)) == [1]
+        assert torch.get_num_threads() == 2
+        assert list(prefetched(thread_counts(), depth=0)) == [2]  # depth 0: the caller's own thread
+    finally:
+        torch.set_num_threads(before)

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+import torch
+
 T = TypeVar("T")
 _DONE = object()
 _POLL_SECONDS = 0.05  # how often a producer blocked on a full queue checks for an early stop
@@ -32,7 +34,9 @@ def _put(ready: queue.Queue, item: object, stop: threading.Event) -> bool:
 
 def _produce(items: Iterable[Any], ready: queue.Queue, stop: threading.Event) -> None:
     """Producer thread: every item into ``ready``, then the end mark or the error that ended it;
-    stops early, closing ``items``, once ``stop`` is set."""
+    stops early, closing ``items``, once ``stop`` is set. Its torch kernels (the preprocessing) run
+    on this thread alone: a second OpenMP team beside the engine's would fight it for the cores."""
+    torch.set_num_threads(1)  # this thread's setting only
     iterator = iter(items)
     try:
         for item in iterator:

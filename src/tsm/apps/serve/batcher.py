@@ -79,7 +79,14 @@ class StreamBatcher:
         self._none_open = asyncio.Event()
         self._none_open.set()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-model")
-        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-decode")
+        # The decoder's torch kernels run on its thread alone: a second OpenMP team beside the
+        # engine's would fight it for the cores (the torch engine's calls took twice as long).
+        self._decoder = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="tsm-serve-decode",
+            initializer=torch.set_num_threads,
+            initargs=(1,),
+        )
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- streams (event loop) -------------------------------------------------------------------
