@@ -425,3 +425,17 @@ def test_engine_choices_and_mismatches_are_clear_errors(files):
         create_app(offline, engine=StreamingStep(model))
     with pytest.raises(ValueError, match="max_streams must be a positive integer"):
         ServeSettings(max_streams=0)
+
+
+def test_the_decoding_thread_runs_torch_single_threaded_beside_the_engine(files):
+    """A second OpenMP team on the decoding thread made the torch engine's calls 2-3x as long."""
+    checkpoint, _, _ = files
+    model, info = tsm.load_checkpoint(checkpoint)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the suite runs single-threaded: a new thread would show 1 anyway
+    try:
+        batcher = create_app(model, info, engine="torch").state.batcher
+        assert batcher._decoder.submit(torch.get_num_threads).result(timeout=10) == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

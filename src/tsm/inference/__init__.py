@@ -26,7 +26,7 @@ from tsm.inference.engines import (
 from tsm.inference.export_cache import CACHE_VARIABLE, CachedExport, cached_export, export_cache_dir
 from tsm.inference.precision import BF16_MAX_DROP, PRECISIONS, Precision, bf16_feature, resolve_precision
 from tsm.inference.predictor import Prediction, Predictor, class_names_of, predict, prediction_data_config
-from tsm.inference.prefetch import prefetched
+from tsm.inference.prefetch import prefetched, single_threaded_torch
 from tsm.inference.sources import exported_info, open_model
 from tsm.inference.stream_caches import StreamCaches
 from tsm.inference.stream_clips import StreamClipEngine
@@ -73,6 +73,7 @@ __all__ = [
     "prediction_data_config",
     "prefetched",
     "resolve_precision",
+    "single_threaded_torch",
     "stream_predictions",
     "streaming_engine",
 ]

@@ -32,11 +32,17 @@ def _put(ready: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
+def single_threaded_torch() -> None:
+    """Run this thread's torch kernels on this thread alone (a per-thread setting). For a thread
+    that decodes and preprocesses beside a torch engine: a second OpenMP team there fought the
+    engine's for the cores (the engine's step took 2-3x as long)."""
+    torch.set_num_threads(1)
+
+
 def _produce(items: Iterable[Any], ready: queue.Queue, stop: threading.Event) -> None:
     """Producer thread: every item into ``ready``, then the end mark or the error that ended it;
-    stops early, closing ``items``, once ``stop`` is set. Its torch kernels (the preprocessing) run
-    on this thread alone: a second OpenMP team beside the engine's would fight it for the cores."""
-    torch.set_num_threads(1)  # this thread's setting only
+    stops early, closing ``items``, once ``stop`` is set; its torch kernels run single-threaded."""
+    single_threaded_torch()
     iterator = iter(items)
     try:
         for item in iterator:

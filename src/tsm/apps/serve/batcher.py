@@ -21,6 +21,7 @@ from tsm.apps.serve.metrics import ServeMetrics
 from tsm.apps.serve.replies import NO_RECOGNITION, error_reply, frame_reply, recognition, switch_reply
 from tsm.apps.serve.settings import ServeSettings
 from tsm.apps.serve.streams import Stream, Waiting
+from tsm.inference import single_threaded_torch
 
 LOG = logging.getLogger("tsm.serve")
 T = TypeVar("T")
@@ -79,13 +80,8 @@ class StreamBatcher:
         self._none_open = asyncio.Event()
         self._none_open.set()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-serve-model")
-        # The decoder's torch kernels run on its thread alone: a second OpenMP team beside the
-        # engine's would fight it for the cores (the torch engine's calls took twice as long).
         self._decoder = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="tsm-serve-decode",
-            initializer=torch.set_num_threads,
-            initargs=(1,),
+            max_workers=1, thread_name_prefix="tsm-serve-decode", initializer=single_threaded_torch
         )
         self._loop_task: asyncio.Task[None] | None = None
 
